@@ -1,0 +1,214 @@
+"""In-process video decoding and encoding with PyAV (libav / libx264).
+
+Frames cross this boundary as H×W×3 RGB uint8 arrays; :mod:`vqe.conventions` turns them into
+tensors. The encoder defaults are the official submission encoding: H.264, yuv420p, CRF 18,
+30 fps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+#: The official submission encoding.
+OFFICIAL_FPS = 30
+OFFICIAL_CODEC = "libx264"
+OFFICIAL_PIX_FMT = "yuv420p"
+OFFICIAL_CRF = 18
+
+
+class VideoError(RuntimeError):
+    """A video could not be opened, decoded or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float  # average frame rate of the stream
+    num_frames: int  # as stored in the container (0 when the container does not say)
+    duration: float  # seconds (0.0 when unknown)
+    codec: str
+    pix_fmt: str
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the first video stream's header without decoding frames."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.base_rate or 0
+            duration = 0.0
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            return VideoInfo(
+                path=path,
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                fps=float(rate),
+                num_frames=int(stream.frames or 0),
+                duration=duration,
+                codec=stream.codec_context.name,
+                pix_fmt=stream.codec_context.pix_fmt or "",
+            )
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"{path}: cannot read video header ({error})") from error
+
+
+def _decoded(path: Path) -> Iterator[tuple[float, np.ndarray]]:
+    """Every decoded frame as (presentation time in seconds, RGB uint8 array)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            fallback_step = 1.0 / float(stream.average_rate or OFFICIAL_FPS)
+            for index, frame in enumerate(container.decode(stream)):
+                time = frame.time if frame.time is not None else index * fallback_step
+                yield time, frame.to_ndarray(format="rgb24")
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"{path}: cannot decode video ({error})") from error
+
+
+def read_frames(path: str | Path, fps: float | None = None) -> Iterator[np.ndarray]:
+    """Yield a video's frames as H×W×3 RGB uint8 arrays.
+
+    With ``fps=None`` every decoded frame is yielded once. With a frame rate, the stream is
+    resampled to a constant rate the way ffmpeg's ``fps`` filter does it: output frame k shows the
+    input frame whose timestamp rounds to slot k; frames are repeated to fill gaps and dropped when
+    several land in one slot; the last frame is held until the end of its display time.
+    """
+    path = Path(path)
+    if fps is None:
+        for _, image in _decoded(path):
+            yield image
+        return
+    if fps <= 0:
+        raise ValueError(f"fps must be positive or None, got {fps}")
+
+    start: float | None = None
+    next_slot = 0
+    previous: tuple[float, np.ndarray] | None = None
+    last_step = 1.0 / fps
+    for time, image in _decoded(path):
+        if start is None:
+            start = time
+        slot = math.floor((time - start) * fps + 0.5)
+        if previous is not None:
+            last_step = max(time - previous[0], 1e-6)
+            # The previous frame fills every slot before this frame's slot.
+            while next_slot < slot:
+                yield previous[1]
+                next_slot += 1
+        previous = (time, image)
+    if previous is None or start is None:
+        raise VideoError(f"{path}: the video holds no frames")
+    end_slot = math.floor((previous[0] + last_step - start) * fps + 0.5)
+    while next_slot < end_slot:
+        yield previous[1]
+        next_slot += 1
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames to a video file; the defaults are the official encoding.
+
+    Use as a context manager; the frame size is taken from the first frame written and must be
+    even in both dimensions for ``yuv420p``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: int | Fraction = OFFICIAL_FPS,
+        crf: int = OFFICIAL_CRF,
+        codec: str = OFFICIAL_CODEC,
+        pix_fmt: str = OFFICIAL_PIX_FMT,
+        preset: str = "medium",
+    ) -> None:
+        self.path = Path(path)
+        self._fps = Fraction(fps)
+        self._options = {"crf": str(crf), "preset": preset}
+        self._codec = codec
+        self._pix_fmt = pix_fmt
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self.frames_written = 0
+
+    def _open(self, height: int, width: int) -> None:
+        if self._pix_fmt == "yuv420p" and (height % 2 or width % 2):
+            raise VideoError(
+                f"{self.path}: yuv420p needs even frame sizes, got {width}×{height}; "
+                "crop or pad the frames by one pixel"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._container = av.open(str(self.path), mode="w")
+            stream = self._container.add_stream(self._codec, rate=self._fps, options=self._options)
+        except (av.FFmpegError, OSError) as error:
+            raise VideoError(f"{self.path}: cannot open for writing ({error})") from error
+        stream.width, stream.height, stream.pix_fmt = width, height, self._pix_fmt
+        self._stream = stream
+
+    def write(self, image: np.ndarray) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"{self.path}: frames must be H×W×3 RGB uint8, got {image.dtype} {image.shape}"
+            )
+        if self._stream is None:
+            self._open(*image.shape[:2])
+        assert self._stream is not None and self._container is not None
+        if (image.shape[0], image.shape[1]) != (self._stream.height, self._stream.width):
+            raise VideoError(
+                f"{self.path}: frame {self.frames_written} is {image.shape[1]}×{image.shape[0]}, "
+                f"the video is {self._stream.width}×{self._stream.height}"
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            assert self._stream is not None
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_video(path: str | Path, frames: Iterator[np.ndarray] | list[np.ndarray], **options) -> int:
+    """Encode ``frames`` to ``path``; returns the number of frames written."""
+    with VideoWriter(path, **options) as writer:
+        for image in frames:
+            writer.write(image)
+        if writer.frames_written == 0:
+            raise VideoError(f"{path}: no frames to write")
+        return writer.frames_written
