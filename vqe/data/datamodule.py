@@ -1,0 +1,228 @@
+"""The Lightning datamodule: frame-index CSVs → train / val / test loaders of grouped batches.
+
+Built from ``configs/dataset/*.yaml`` with ``hydra.utils.instantiate(cfg.dataset)`` (the dataset
+config pulls the ``dataloader`` and ``augmentation`` groups in by interpolation), or directly
+with plain arguments.
+
+Stages:
+* **train** — ``train_csv`` rows that ``train_query`` selects, minus every held-out val video;
+  random (resized) crops to ``crop_size`` plus the configured augmentation, shuffled per epoch.
+* **val** — ``train_csv`` rows that ``val_query`` selects (no query: no validation); with
+  ``val_videos = N`` only the last N videos (sorted by subset, video id) of those rows are held
+  out. Whole videos are held out, so no frame of a val video is trained on.
+* **test** — ``test_csv`` rows that ``test_query`` selects.
+Val and test frames are whole, or centre-cropped / resized to ``eval_size`` — never random.
+
+Distributed training: the batch sampler splits batches over ranks itself, so the trainer must
+run with ``use_distributed_sampler=False``; :meth:`VQEDataModule.setup` raises otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from vqe import schema
+from vqe.data.datasets import FrameDataset, PairSynthesis, read_index
+from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
+from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
+
+Stage = Literal["fit", "validate", "test", "predict"]
+_VIDEO_KEY = [schema.SUBSET, schema.VIDEO_ID]
+
+
+def held_out_videos(candidates: pd.DataFrame, count: int | None) -> pd.DataFrame:
+    """The (subset, video_id) pairs to hold out: all candidates' videos, or the last ``count``."""
+    videos = candidates[_VIDEO_KEY].drop_duplicates().sort_values(_VIDEO_KEY)
+    if count is None:
+        return videos.reset_index(drop=True)
+    if count < 0:
+        raise ValueError(f"val_videos must be >= 0 or null, got {count}")
+    return videos.iloc[len(videos) - min(count, len(videos)) :].reset_index(drop=True)
+
+
+def _rows_of_videos(table: pd.DataFrame, videos: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows of ``table`` that belong to one of ``videos``."""
+    keys = pd.MultiIndex.from_frame(table[_VIDEO_KEY])
+    return pd.Series(keys.isin(pd.MultiIndex.from_frame(videos[_VIDEO_KEY])), index=table.index)
+
+
+class VQEDataModule(pl.LightningDataModule):
+    """Train / val / test loaders over a data root's frame-index CSVs.
+
+    Args:
+        path: data root holding the CSVs and frames; None uses the embedded demo set
+            (:func:`vqe.data.demo.ensure_demo`, resolved in :meth:`prepare_data` / :meth:`setup`).
+        train_csv, test_csv: index file names under the root.
+        train_query, val_query, test_query: pandas query expressions selecting each stage's rows.
+        val_videos: hold out only the last N videos of the ``val_query`` rows (None: all of them).
+        crop_size: training crop (int or [h, w]); None trains on whole frames.
+        eval_size, eval_fit: optional val/test ``center_crop`` or ``resize`` to [h, w].
+        augmentation: training augmentation; None crops only.
+        pair_synthesis, synthesis_subsets: on-the-fly inputs made from training targets
+            (see :class:`vqe.data.datasets.FrameDataset`); never used for val / test.
+        batch_size, eval_batch_size, drop_last, num_workers, pin_memory, persistent_workers:
+            DataLoader settings (``drop_last`` applies to training only).
+        seed: base of the per-epoch order and per-item augmentation seeds (None means 0).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        train_csv: str = schema.TRAIN_CSV,
+        test_csv: str = schema.TEST_CSV,
+        train_query: str | None = None,
+        val_query: str | None = None,
+        val_videos: int | None = None,
+        test_query: str | None = None,
+        crop_size: int | Sequence[int] | None = 256,
+        eval_size: int | Sequence[int] | None = None,
+        eval_fit: Literal["center_crop", "resize"] = "center_crop",
+        augmentation: Augmentation | None = None,
+        pair_synthesis: PairSynthesis | None = None,
+        synthesis_subsets: Sequence[str] = schema.SUPERVISED_SUBSETS,
+        batch_size: int = 8,
+        eval_batch_size: int = 1,
+        drop_last: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["pair_synthesis"])
+        self.path = path
+        self.train_csv, self.test_csv = train_csv, test_csv
+        self.train_query, self.val_query, self.test_query = train_query, val_query, test_query
+        self.val_videos = val_videos
+        self.train_transform = TrainTransform(as_size(crop_size, "crop_size"), augmentation)
+        self.eval_transform = EvalTransform(as_size(eval_size, "eval_size"), eval_fit)
+        self.pair_synthesis = pair_synthesis
+        self.synthesis_subsets = tuple(synthesis_subsets)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.drop_last = drop_last
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.persistent_workers = persistent_workers
+        self.seed = 0 if seed is None else int(seed)
+        self.train_set: FrameDataset | None = None
+        self.val_set: FrameDataset | None = None
+        self.test_set: FrameDataset | None = None
+        self._root: Path | None = None
+
+    # ------------------------------------------------------------------ data root
+
+    def data_root(self) -> Path:
+        """The data root: ``path``, or the demo set (fetched / unpacked on first use)."""
+        if self._root is None:
+            if self.path is None:
+                from vqe.data.demo import ensure_demo  # only needed when no root is given
+
+                root = Path(ensure_demo())
+            else:
+                root = Path(self.path).expanduser()
+            if not root.is_dir():
+                raise FileNotFoundError(
+                    f"dataset.path {root} is not a directory; point it at the data root"
+                )
+            self._root = root
+        return self._root
+
+    def prepare_data(self) -> None:
+        # Runs on one process per node before setup: unpacks the demo set once.
+        self.data_root()
+
+    # ------------------------------------------------------------------ datasets
+
+    def _check_trainer(self) -> None:
+        """Refuse Lightning's DistributedSampler injection, which would break the batch sampler."""
+        trainer = self.trainer
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if getattr(connector, "is_distributed", False) and getattr(
+            connector, "use_distributed_sampler", False
+        ):
+            raise RuntimeError(
+                "VQEDataModule splits batches over ranks itself; run the trainer with "
+                "use_distributed_sampler=False (trainer.use_distributed_sampler: false)"
+            )
+
+    def _dataset(self, csv_name: str, table: pd.DataFrame, train: bool) -> FrameDataset:
+        return FrameDataset(
+            self.data_root(),
+            table,
+            self.data_root() / csv_name,
+            transform=self.train_transform if train else self.eval_transform,
+            pair_synthesis=self.pair_synthesis if train else None,
+            synthesis_subsets=self.synthesis_subsets,
+            seed=self.seed,
+        )
+
+    def _build_fit_sets(self) -> None:
+        csv_path = self.data_root() / self.train_csv
+        train_rows = read_index(csv_path, self.train_query)
+        val_rows = train_rows.iloc[:0]
+        if self.val_query:
+            candidates = read_index(csv_path, self.val_query)
+            videos = held_out_videos(candidates, self.val_videos)
+            val_rows = candidates[_rows_of_videos(candidates, videos)].reset_index(drop=True)
+            train_rows = train_rows[~_rows_of_videos(train_rows, videos)].reset_index(drop=True)
+        if train_rows.empty:
+            raise ValueError(
+                f"{csv_path}: no training rows left (train_query={self.train_query!r}, "
+                f"val_query={self.val_query!r}, val_videos={self.val_videos!r}); loosen the queries"
+            )
+        self.train_set = self._dataset(self.train_csv, train_rows, train=True)
+        self.val_set = self._dataset(self.train_csv, val_rows, train=False)
+
+    def setup(self, stage: Stage | None = None) -> None:
+        self._check_trainer()
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            self._build_fit_sets()
+        if stage in (None, "test") and self.test_set is None:
+            table = read_index(self.data_root() / self.test_csv, self.test_query)
+            self.test_set = self._dataset(self.test_csv, table, train=False)
+
+    # ------------------------------------------------------------------ loaders
+
+    def _loader(self, dataset: FrameDataset | None, stage: str, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"VQEDataModule: call setup() before the {stage} loader")
+        transform = dataset.transform
+        batch_sampler = GroupedBatchSampler(
+            EpochPermutation(len(dataset), shuffle=train, seed=self.seed),
+            # Uncropped frames of different sizes cannot be stacked into one batch.
+            dataset.group_keys(by_size=transform is None or transform.output_size is None),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            drop_last=self.drop_last and train,
+            num_replicas=self.trainer.world_size if self.trainer is not None else None,
+            rank=self.trainer.global_rank if self.trainer is not None else None,
+        )
+        if train and len(batch_sampler) == 0:
+            raise ValueError(
+                f"{dataset.csv_path}: {len(dataset)} training rows make no full batch of "
+                f"{self.batch_size} in any (subset, has_target) group; "
+                "lower batch_size or set drop_last: false"
+            )
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            # DataLoader refuses persistent workers without workers.
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, "train", train=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is not None and len(self.val_set) == 0:
+            return []  # nothing held out: Lightning skips validation
+        return self._loader(self.val_set, "val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, "test", train=False)

@@ -1,0 +1,228 @@
+"""The frame dataset: rows of a frame-index CSV (see :mod:`vqe.schema`) → dicts of tensors.
+
+An item is ``{"x", "y" (rows with a target only), "subset", "video_id", "frame_index",
+"has_target", "source"}`` with ``x``/``y`` 3×H×W RGB float in [0, 1]. A batch never mixes rows
+with and without ``y``: :class:`vqe.data.sampler.GroupedBatchSampler` keeps them apart.
+
+Per-item randomness (crop, flips, jitter, synthesised degradations) is seeded from
+(seed, epoch, index), so an item is the same whichever worker loads it and whenever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from vqe import schema
+from vqe.conventions import bgr_uint8_to_tensor
+from vqe.data.sampler import FrameKey
+from vqe.data.transforms import PairTransform
+
+#: ``pair_synthesis(y, rng) -> x``: a degraded input made from a clean 3×H×W target, e.g.
+#: :class:`vqe.data.degradations.DegradationPipeline`.
+PairSynthesis = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+
+#: Columns every index must have; ``frame_index`` is derived when absent (official CSVs lack it).
+REQUIRED_COLUMNS = schema.FRAME_INDEX_COLUMNS
+_TEXT_COLUMNS = {
+    schema.IMG_SOURCE: str,
+    schema.IMG_TARGET: str,
+    schema.SUBSET: str,
+    schema.VIDEO_ID: str,
+}
+
+
+def _integer_column(table: pd.DataFrame, column: str, csv_path: Path, minimum: int) -> pd.Series:
+    """The column as int64, or an error naming the CSV, the column and the first bad row."""
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values < minimum) | (values % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{csv_path}: column {column!r} must hold integers >= {minimum}; "
+            f"row {row} has {table[column].iloc[row]!r}"
+        )
+    return values.astype(np.int64)
+
+
+def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
+    """Read a frame-index CSV, check its columns and values, and keep the rows ``query`` selects.
+
+    ``query`` is a :meth:`pandas.DataFrame.query` expression, e.g.
+    ``"subset == 'synthetic' and video_id in ['video_0001']"``. The index is reset to 0…n-1.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(
+            f"{csv_path}: frame index not found; build it with vqe.data.build or check dataset.path"
+        )
+    try:
+        table = pd.read_csv(csv_path, dtype=_TEXT_COLUMNS, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{csv_path}: cannot be read as a CSV frame index ({error})") from error
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{csv_path}: missing columns {missing}; a frame index has {list(schema.INDEX_COLUMNS)}"
+        )
+    bad_subsets = sorted(set(table[schema.SUBSET]) - set(schema.SUBSETS))
+    if bad_subsets:
+        raise ValueError(
+            f"{csv_path}: unknown {schema.SUBSET} values {bad_subsets}; "
+            f"expected one of {schema.SUBSETS}"
+        )
+    for column in (schema.HEIGHT, schema.WIDTH):
+        table[column] = _integer_column(table, column, csv_path, minimum=1)
+    if schema.FRAME_INDEX not in table.columns:
+        # Official indices list each video's frames in order; their rank is the frame index.
+        video_rows = table.groupby([schema.SUBSET, schema.VIDEO_ID], sort=False)
+        table[schema.FRAME_INDEX] = video_rows.cumcount()
+    table[schema.FRAME_INDEX] = _integer_column(table, schema.FRAME_INDEX, csv_path, minimum=0)
+    if query:
+        try:
+            table = table.query(query)
+        except Exception as error:  # pandas raises many types for a bad expression
+            raise ValueError(
+                f"{csv_path}: cannot apply query {query!r} ({type(error).__name__}: {error})"
+            ) from error
+    return table.reset_index(drop=True)
+
+
+def item_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
+    """The seed sequence of one item in one epoch; independent streams for each triple."""
+    return np.random.SeedSequence([seed, epoch, index])
+
+
+class FrameDataset(Dataset[dict[str, Any]]):
+    """Frames (and targets) listed by a frame index, read with OpenCV and converted to RGB [0, 1].
+
+    Args:
+        root: data root; the index's paths are relative to it.
+        index: the index rows (see :func:`read_index`).
+        csv_path: the CSV the rows come from, named in error messages.
+        transform: per-item transform; None returns whole frames unchanged.
+        pair_synthesis: when given, rows with a target whose subset is in ``synthesis_subsets``
+            get ``x = pair_synthesis(y, rng)`` (after the geometric transform, before the
+            photometric one) instead of reading their input file.
+        seed: base of the per-item seeds.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        index: pd.DataFrame,
+        csv_path: str | Path,
+        transform: PairTransform | None = None,
+        pair_synthesis: PairSynthesis | None = None,
+        synthesis_subsets: Sequence[str] = schema.SUPERVISED_SUBSETS,
+        seed: int = 0,
+    ) -> None:
+        unknown = sorted(set(synthesis_subsets) - set(schema.SUPERVISED_SUBSETS))
+        if unknown:
+            raise ValueError(
+                f"synthesis_subsets {unknown} are not supervised subsets "
+                f"{schema.SUPERVISED_SUBSETS}"
+            )
+        self.root = Path(root)
+        self.csv_path = Path(csv_path)
+        self.index = index.reset_index(drop=True)
+        self.transform = transform
+        self.pair_synthesis = pair_synthesis
+        self.synthesis_subsets = tuple(synthesis_subsets)
+        self.seed = seed
+        targets = self.index[schema.IMG_TARGET].fillna("").astype(str).str.strip()
+        self._has_target = (targets != "").to_numpy()
+
+    @classmethod
+    def from_csv(
+        cls, root: str | Path, csv_name: str, query: str | None = None, **kwargs: Any
+    ) -> FrameDataset:
+        csv_path = Path(root) / csv_name
+        return cls(root, read_index(csv_path, query), csv_path, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def has_target(self, row: int) -> bool:
+        return bool(self._has_target[row])
+
+    def group_keys(self, by_size: bool) -> list[Hashable]:
+        """One key per row: (subset, has_target), plus the CSV's (h, w) when ``by_size``."""
+        subsets = self.index[schema.SUBSET].tolist()
+        if not by_size:
+            return list(zip(subsets, self._has_target.tolist()))
+        heights, widths = self.index[schema.HEIGHT].tolist(), self.index[schema.WIDTH].tolist()
+        return list(zip(subsets, self._has_target.tolist(), heights, widths))
+
+    def _read(self, relative: str, row: int) -> torch.Tensor:
+        path = self.root / relative
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: frame listed in {self.csv_path} (row {row}) does not exist"
+            )
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(
+                f"{path}: frame listed in {self.csv_path} (row {row}) cannot be decoded as an image"
+            )
+        frame = bgr_uint8_to_tensor(image)
+        expected = (int(self.index.at[row, schema.HEIGHT]), int(self.index.at[row, schema.WIDTH]))
+        if tuple(frame.shape[1:]) != expected:
+            raise ValueError(
+                f"{path}: frame is {frame.shape[1]}×{frame.shape[2]} (h×w) but "
+                f"{self.csv_path} row {row} "
+                f"says {expected[0]}×{expected[1]}; rebuild the index"
+            )
+        return frame
+
+    def _synthesises(self, row: int) -> bool:
+        return (
+            self.pair_synthesis is not None
+            and self.has_target(row)
+            and self.index.at[row, schema.SUBSET] in self.synthesis_subsets
+        )
+
+    def __getitem__(self, key: int | FrameKey) -> dict[str, Any]:
+        row, epoch = (key.index, key.epoch) if isinstance(key, FrameKey) else (int(key), 0)
+        record = self.index.iloc[row]
+        streams = item_seed(self.seed, epoch, row).spawn(2)
+        generator = torch.Generator().manual_seed(int(streams[0].generate_state(1, np.uint64)[0]))
+        y = self._read(record[schema.IMG_TARGET], row) if self.has_target(row) else None
+
+        if self._synthesises(row):
+            assert y is not None and self.pair_synthesis is not None
+            if self.transform is not None:
+                (y,) = self.transform.geometric([y], generator)
+            x = self.pair_synthesis(y, np.random.default_rng(streams[1]))
+            if tuple(x.shape) != tuple(y.shape):
+                raise ValueError(
+                    f"pair_synthesis returned shape {tuple(x.shape)} for a target of "
+                    f"{tuple(y.shape)} "
+                    f"(row {row} of {self.csv_path}); it must keep the frame size"
+                )
+            if self.transform is not None:
+                x = self.transform.photometric(x, generator)
+        else:
+            # Both frames were checked against the row's (h, w), so they match each other too.
+            x = self._read(record[schema.IMG_SOURCE], row)
+            if self.transform is not None:
+                x, y = self.transform(x, y, generator)
+
+        item: dict[str, Any] = {
+            "x": x,
+            "subset": record[schema.SUBSET],
+            "video_id": record[schema.VIDEO_ID],
+            "frame_index": int(record[schema.FRAME_INDEX]),
+            "has_target": y is not None,
+            "source": str(record[schema.IMG_SOURCE]),
+        }
+        if y is not None:
+            item["y"] = y
+        return item
