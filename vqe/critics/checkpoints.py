@@ -1,0 +1,221 @@
+"""Reading critic weight files: state dicts, strict loading with readable errors, digests.
+
+Shared by every frozen critic (VQA, DOVER). The critics' weights come from files vqe cannot
+download, so every failure here says which file, which key and what to do about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+#: How many keys an error message lists per category before it summarises the rest.
+MAX_LISTED_KEYS = 12
+
+#: Lightning checkpoints keep the weights under this key.
+LIGHTNING_STATE_DICT_KEY = "state_dict"
+
+_DIGEST_CHARS = 16
+_HASH_CHUNK_BYTES = 1 << 20
+
+
+class CheckpointReadError(ValueError):
+    """A weights file exists but does not hold a readable state dict."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A state dict does not fit a module: missing or unexpected keys, or wrong shapes."""
+
+
+class CriticWeightsMissingError(FileNotFoundError):
+    """A critic's weights file was not given or does not exist (and random critics are off)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load`` on the CPU, refusing arbitrary pickles unless the file needs them.
+
+    Lightning checkpoints often pickle their hyper-parameters (``AttributeDict``,
+    ``Namespace``); those only load with full unpickling, which runs code from the file. We fall
+    back to it with a warning, since critic files are meant to come from the challenge
+    organisers or the DOVER authors.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as safe_error:
+        # Either the file pickles non-tensor objects, or it is not a checkpoint at all; only a
+        # successful full load tells the two apart.
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # any failure here means the same thing to the user
+            raise _unreadable(path, error) from error
+        reason = str(safe_error).splitlines()[0] if str(safe_error) else "unsupported objects"
+        warnings.warn(
+            f"{path}: not loadable with weights_only=True ({reason}); it was unpickled fully, "
+            "which runs code stored in the file. Only use files from a source you trust.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return loaded
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointReadError:
+    return CheckpointReadError(
+        f"{path}: cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}). "
+        "Check that the file is complete (not a truncated download or a Git LFS pointer) and "
+        "is the right one."
+    )
+
+
+def read_state_dict(path: Path | str, prefix: str | None = None) -> dict[str, Tensor]:
+    """Read the state dict stored in ``path``.
+
+    Accepts a Lightning checkpoint (a dict whose ``state_dict`` entry holds the weights) or a
+    plain state dict. ``prefix`` (e.g. ``"_model."``) is stripped from the keys that carry it;
+    keys without it are kept unchanged, so a plain state dict of the bare network reads the
+    same, and a stray key (e.g. a loss buffer of the training module) surfaces later as an
+    unexpected key in :func:`load_strict`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    loaded = _torch_load(path)
+    if not isinstance(loaded, Mapping):
+        raise CheckpointReadError(
+            f"{path}: expected a state dict or a Lightning checkpoint (a dict), "
+            f"got {type(loaded).__name__}"
+        )
+    nested = loaded.get(LIGHTNING_STATE_DICT_KEY)
+    raw = nested if isinstance(nested, Mapping) else loaded
+
+    state_dict: dict[str, Tensor] = {}
+    for key, value in raw.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointReadError(
+                f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
+                "the file is neither a plain state dict nor a Lightning checkpoint"
+            )
+        name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+        if name in state_dict:
+            raise CheckpointReadError(
+                f"{path}: key {key!r} collides with {name!r} once the prefix {prefix!r} is "
+                "stripped"
+            )
+        state_dict[name] = value
+    if not state_dict:
+        raise CheckpointReadError(f"{path}: the state dict is empty")
+    return state_dict
+
+
+# --------------------------------------------------------------------------- strict loading
+
+
+def _listed(title: str, items: list[str]) -> str:
+    shown = items[:MAX_LISTED_KEYS]
+    lines = [f"  {title} ({len(items)}):", *(f"    {item}" for item in shown)]
+    if len(items) > len(shown):
+        lines.append(f"    … and {len(items) - len(shown)} more")
+    return "\n".join(lines)
+
+
+def load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], source: Path | str) -> None:
+    """Load ``state_dict`` into ``module``, requiring exactly its keys and shapes.
+
+    Raises :class:`CheckpointMismatchError` naming ``source`` and listing the missing keys,
+    the unexpected keys and the shape mismatches (long lists are cut, with counts).
+    """
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    wrong_shape = [
+        f"{key}: file {tuple(state_dict[key].shape)}, model {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state_dict and state_dict[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        sections = [
+            _listed(title, items)
+            for title, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", wrong_shape),
+            )
+            if items
+        ]
+        raise CheckpointMismatchError(
+            f"{source}: the weights do not fit {type(module).__name__} "
+            f"({len(expected)} keys expected, {len(state_dict)} in the file).\n"
+            + "\n".join(sections)
+            + "\nCheck that the file is the right one for this critic and is not modified."
+        )
+    module.load_state_dict(state_dict, strict=True)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def weights_digest(path: Path | str) -> str:
+    """First 16 hex characters of the file's SHA-256: a cache key for loaded weights."""
+    sha = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK_BYTES):
+            sha.update(chunk)
+    return sha.hexdigest()[:_DIGEST_CHARS]
+
+
+# --------------------------------------------------------------------------- missing weights
+
+
+def resolve_weights(
+    path: Path | str | None,
+    allow_random: bool,
+    *,
+    critic: str,
+    file_name: str,
+    config_group: str,
+    where_to_get: str,
+) -> Path | None:
+    """Decide where a critic's weights come from.
+
+    Returns the resolved weights path when it exists; ``None`` when it does not but
+    ``allow_random`` is set (after a loud warning: the caller then builds a random critic);
+    otherwise raises :class:`CriticWeightsMissingError` saying where to get ``file_name`` and
+    which config keys to set.
+    """
+    if path is not None and str(path).strip() and Path(path).expanduser().is_file():
+        return Path(path).expanduser().resolve()
+
+    if path is None or not str(path).strip():
+        problem = "no weights file was given"
+    elif Path(path).expanduser().exists():
+        problem = f"the weights path {path} is not a file"
+    else:
+        problem = f"the weights file {path} does not exist"
+    if not allow_random:
+        raise CriticWeightsMissingError(
+            f"{critic}: {problem}. Get {file_name} {where_to_get} and set "
+            f"{config_group}.weights=/path/to/{file_name}, or set "
+            f"{config_group}.allow_random_critics=true to run with a randomly initialised "
+            f"{critic} whose scores are meaningless (tests and the demo only)."
+        )
+    message = (
+        f"{critic}: {problem}; using RANDOM weights because {config_group}.allow_random_critics"
+        f" is true. Its scores are MEANINGLESS — do not train or report results with them. "
+        f"Get {file_name} {where_to_get} and set {config_group}.weights."
+    )
+    log.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return None

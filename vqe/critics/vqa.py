@@ -1,0 +1,311 @@
+"""The Siamese VQA critic ("UnetLite" encoder + preference and auxiliary heads).
+
+``VQA(x1, x2, d1, d2) -> (p, aux1, aux2)``: ``p`` (N×1) is the probability that ``x1`` is
+preferred over ``x2``, clamped to [0, 1]; ``aux1``/``aux2`` (N×11) are the scores a1…a11 of each
+input, clamped to [-1, 1] (all grow with quality except a4, which falls). ``x1``/``x2`` are
+frames in the VQA's own convention (BGR, ``(v - 128) / 128``), exactly like the reference
+network; ``d1``/``d2`` are their DOVER scores. :meth:`VQA.compare` is the adapter that takes
+internal frames (RGB, [0, 1]) and converts them with :func:`vqe.conventions.to_vqa`.
+
+How the state-dict keys (``shared/fixtures/vqa_state_dict_keys.tsv``) map to the network
+----------------------------------------------------------------------------------------
+``_encoder.L`` (L = 0…4), one per level, with 32/64/128/256/512 output channels::
+
+    _encoder.L.B.0._ops.0.{0,1}   block B, 1×1 conv (no bias) + BatchNorm (+ ReLU6 at .2)
+    _encoder.L.B.1._ops.0.{0,1}   block B, 3×3 depthwise conv (no bias) + BatchNorm (+ ReLU6)
+    _encoder.L.S._excitation.*    squeeze-excite, S = number of blocks (2, 2, 3, 3, 3):
+        .0  1×1 conv C → 2C (no bias)   .1  BatchNorm(2C)   .2  ReLU6
+        .3  1×1 conv 2C → C (no bias)   .4  gate ReLU6(x + 3) / 6
+
+Only the first block of a level changes the channel count (its 1×1 conv); every BatchNorm
+has eps 1e-3. Levels are separated by 2×2 average pooling (four poolings); after the last
+level a global spatial mean gives 512 features, and the input's DOVER score is appended (513).
+
+``main_head`` (indices with weights: 1, 4, 7, 10, 13)::
+
+    0 Dropout, 1 Linear(1026→512), 2 ReLU6, 3 Dropout, 4 Linear(512→256), 5 ReLU6,
+    6 Dropout, 7 Linear(256→128), 8 ReLU6, 9 Dropout, 10 Linear(128→64), 11 ReLU6,
+    12 Dropout, 13 Linear(64→1)
+
+``aux_head``: 0 Linear(513→128), 1 ReLU6, 2 Linear(128→11).
+
+Choices where the fixture is silent (the most plausible reading, stated here so they can be
+checked against the real weights):
+
+* The squeeze-excite squeezes by a global spatial mean, and its gate is the ReLU6-based hard
+  sigmoid ``ReLU6(x + 3) / 6`` (MobileNetV3 style; "ReLU6 activations including the
+  squeeze-excite scale").
+* The parameter-free slots of the heads: ``main_head`` 0/3/6/9/12 are Dropout (inactive — a
+  critic is always in eval mode, so their rate does not matter) and 2/5/8/11 are ReLU6;
+  ``aux_head`` 1 is ReLU6. No sigmoid/tanh follows the last layers: the outputs are clamped.
+* Each input's 513-vector is ``[512 features, DOVER score]``; the main head sees
+  ``[x1's 513-vector, x2's 513-vector]``.
+* Pooling is floor-mode 2×2 average pooling, so frames need at least 16×16 pixels; the
+  3×3 depthwise convolutions pad by 1 (zero padding) and keep the size.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vqe.conventions import to_vqa
+from vqe.critics.checkpoints import load_strict, read_state_dict, resolve_weights
+from vqe.critics.frozen import load_once
+
+log = logging.getLogger(__name__)
+
+#: Output channels of the five encoder levels, and the number of conv blocks in each.
+LEVEL_CHANNELS = (32, 64, 128, 256, 512)
+LEVEL_BLOCKS = (2, 2, 3, 3, 3)
+#: Spatial size is halved between levels, so this is the smallest frame side the VQA accepts.
+MIN_SIDE = 2 ** (len(LEVEL_CHANNELS) - 1)
+BN_EPS = 1e-3
+SE_EXPANSION = 2
+FEATURES = LEVEL_CHANNELS[-1]
+#: Encoder features plus the DOVER score.
+EMBEDDING = FEATURES + 1
+MAIN_HEAD_WIDTHS = (512, 256, 128, 64)
+AUX_HIDDEN = 128
+NUM_AUX_SCORES = 11
+#: a4 (0-based index 3 of the auxiliary scores) falls with quality; all others grow.
+DECREASING_AUX_INDEX = 3
+#: Dropout rate in the main head; inactive in a frozen critic, kept for the module layout.
+HEAD_DROPOUT = 0.1
+
+#: Key prefix of the VQA weights inside the organisers' Lightning checkpoint.
+CHECKPOINT_PREFIX = "_model."
+WEIGHTS_FILE = "VQA.ckpt"
+CONFIG_GROUP = "model_vqa"
+WHERE_TO_GET = "from the NTIRE 2025 VQE challenge organisers' starter kit"
+#: Seed of the random critic used when no weights are available (tests, demo).
+RANDOM_SEED = 0
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class ConvBNReLU6(nn.Sequential):
+    """Convolution without bias, BatchNorm (eps 1e-3), ReLU6: keys ``0.weight``, ``1.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, groups: int = 1):
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                padding=kernel_size // 2,
+                groups=groups,
+                bias=False,
+            ),
+            nn.BatchNorm2d(out_channels, eps=BN_EPS),
+            nn.ReLU6(),
+        )
+
+
+class ConvOp(nn.Module):
+    """One convolution stage, stored under ``_ops.0`` as in the reference weights."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, groups: int = 1):
+        super().__init__()
+        self._ops = nn.Sequential(ConvBNReLU6(in_channels, out_channels, kernel_size, groups))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._ops(x)
+
+
+def separable_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1×1 conv (mixes channels) then 3×3 depthwise conv (spatial context)."""
+    return nn.Sequential(
+        ConvOp(in_channels, out_channels, kernel_size=1),
+        ConvOp(out_channels, out_channels, kernel_size=3, groups=out_channels),
+    )
+
+
+class ReLU6Gate(nn.Module):
+    """Hard sigmoid built from ReLU6: ``ReLU6(x + 3) / 6`` in [0, 1]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu6(x + 3.0) / 6.0
+
+
+class SqueezeExcite(nn.Module):
+    """Channel re-weighting from the global mean, through a 2× wider 1×1-conv bottleneck."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = channels * SE_EXPANSION
+        self._excitation = nn.Sequential(
+            nn.Conv2d(channels, hidden, kernel_size=1, bias=False),
+            nn.BatchNorm2d(hidden, eps=BN_EPS),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, channels, kernel_size=1, bias=False),
+            ReLU6Gate(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self._excitation(x.mean(dim=(2, 3), keepdim=True))
+
+
+def encoder_level(in_channels: int, out_channels: int, blocks: int) -> nn.Sequential:
+    layers = [separable_block(in_channels, out_channels)]
+    layers += [separable_block(out_channels, out_channels) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers, SqueezeExcite(out_channels))
+
+
+def main_head() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = 2 * EMBEDDING
+    for hidden in MAIN_HEAD_WIDTHS:
+        layers += [nn.Dropout(HEAD_DROPOUT), nn.Linear(width, hidden), nn.ReLU6()]
+        width = hidden
+    layers += [nn.Dropout(HEAD_DROPOUT), nn.Linear(width, 1)]
+    return nn.Sequential(*layers)
+
+
+def aux_head() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(EMBEDDING, AUX_HIDDEN), nn.ReLU6(), nn.Linear(AUX_HIDDEN, NUM_AUX_SCORES)
+    )
+
+
+# --------------------------------------------------------------------------- network
+
+
+def _check_frames(frames: Tensor, name: str) -> None:
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"VQA: {name} must be N×3×H×W, got shape {tuple(frames.shape)}")
+    if not frames.is_floating_point():
+        raise ValueError(f"VQA: {name} must be a floating-point tensor, got {frames.dtype}")
+    if min(frames.shape[-2:]) < MIN_SIDE:
+        raise ValueError(
+            f"VQA: {name} is {frames.shape[-2]}×{frames.shape[-1]}; the encoder halves the size "
+            f"four times, so both sides must be at least {MIN_SIDE} pixels"
+        )
+
+
+def _as_column(scores: Tensor, batch: int, name: str) -> Tensor:
+    """DOVER scores given as N or N×1 → N×1."""
+    if scores.ndim not in (1, 2) or scores.numel() != batch or scores.shape[0] != batch:
+        raise ValueError(
+            f"VQA: {name} must hold one DOVER score per frame (shape ({batch},) or ({batch}, 1)),"
+            f" got shape {tuple(scores.shape)}"
+        )
+    return scores.reshape(batch, 1)
+
+
+class VQA(nn.Module):
+    """Siamese preference critic; see the module docstring for the layout and conventions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        in_channels = (3, *LEVEL_CHANNELS[:-1])
+        self._encoder = nn.ModuleList(
+            encoder_level(c_in, c_out, blocks)
+            for c_in, c_out, blocks in zip(in_channels, LEVEL_CHANNELS, LEVEL_BLOCKS)
+        )
+        self.main_head = main_head()
+        self.aux_head = aux_head()
+
+    def encode(self, frames: Tensor) -> Tensor:
+        """N×3×H×W frames in the VQA convention → N×512 features."""
+        x = frames
+        for index, level in enumerate(self._encoder):
+            if index > 0:
+                x = F.avg_pool2d(x, kernel_size=2)
+            x = level(x)
+        return x.mean(dim=(2, 3))
+
+    def forward(
+        self, x1: Tensor, x2: Tensor, d1: Tensor, d2: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Frames in the VQA convention (BGR, (v−128)/128) and their DOVER scores →
+        (p N×1 in [0, 1], aux1 N×11 in [-1, 1], aux2 N×11 in [-1, 1])."""
+        _check_frames(x1, "x1")
+        _check_frames(x2, "x2")
+        batch = x1.shape[0]
+        if x2.shape[0] != batch:
+            raise ValueError(f"VQA: x1 and x2 hold {batch} and {x2.shape[0]} frames; pair them 1:1")
+        z1 = torch.cat([self.encode(x1), _as_column(d1, batch, "d1").to(x1.dtype)], dim=1)
+        z2 = torch.cat([self.encode(x2), _as_column(d2, batch, "d2").to(x2.dtype)], dim=1)
+        p = self.main_head(torch.cat([z1, z2], dim=1)).clamp(0.0, 1.0)
+        aux1 = self.aux_head(z1).clamp(-1.0, 1.0)
+        aux2 = self.aux_head(z2).clamp(-1.0, 1.0)
+        return p, aux1, aux2
+
+    def compare(
+        self, frames1: Tensor, frames2: Tensor, dover1: Tensor, dover2: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Adapter: internal frames (RGB, [0, 1], N×3×H×W) → :meth:`forward`'s outputs.
+
+        Differentiable: gradients reach ``frames1``/``frames2`` (and the DOVER scores).
+        """
+        return self(to_vqa(frames1), to_vqa(frames2), dover1, dover2)
+
+
+def higher_is_better(p: Tensor, aux: Tensor) -> Tensor:
+    """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12): every column grows with quality."""
+    oriented = aux.clone()
+    oriented[:, DECREASING_AUX_INDEX] = 1.0 - aux[:, DECREASING_AUX_INDEX]
+    return torch.cat([p, oriented], dim=1)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _random_vqa() -> VQA:
+    """A seeded random critic whose outputs still depend on the frames.
+
+    PyTorch's default init shrinks the signal about ten-fold per conv block, so after 13 blocks
+    the features would be ~1e-13 and the scores constant. He-normal convolutions keep the signal
+    alive (features ~1e-3), and a 0.5 bias on the last main-head layer keeps ``p`` inside the clamp, so
+    gradients reach the frames as they do with trained weights.
+    """
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's stream
+        torch.manual_seed(RANDOM_SEED)
+        model = VQA()
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        nn.init.constant_(cast(nn.Linear, model.main_head[-1]).bias, 0.5)
+    return model
+
+
+def _vqa_from_file(path: Path) -> VQA:
+    model = VQA()
+    load_strict(model, read_state_dict(path, prefix=CHECKPOINT_PREFIX), source=path)
+    return model
+
+
+def load_vqa(path: str | Path | None, allow_random: bool = False) -> VQA:
+    """The frozen VQA critic, on the CPU when first loaded; loaded once per process.
+
+    ``path`` is ``VQA.ckpt`` (a Lightning checkpoint whose ``state_dict`` keys carry the
+    ``_model.`` prefix) or a plain state dict; it is loaded strictly. Without a usable path
+    this raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError`, unless
+    ``allow_random`` is set: then a seeded random critic is returned with a loud warning.
+    """
+    weights = resolve_weights(
+        path,
+        allow_random,
+        critic="VQA",
+        file_name=WEIGHTS_FILE,
+        config_group=CONFIG_GROUP,
+        where_to_get=WHERE_TO_GET,
+    )
+    if weights is None:
+        critic = load_once("vqa", None, _random_vqa)
+    else:
+        critic = load_once("vqa", weights, lambda: _vqa_from_file(weights))
+        log.info("VQA critic loaded from %s", weights)
+    return cast(VQA, critic)
+
+
+def build_vqa(weights: str | Path | None = None, allow_random_critics: bool = False) -> VQA:
+    """Hydra entry point for ``configs/model_vqa``: the config keys → :func:`load_vqa`."""
+    return load_vqa(weights, allow_random=allow_random_critics)
