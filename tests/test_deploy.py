@@ -1,0 +1,159 @@
+"""Deploy graph: exact atlas LUT lookup, parity with the training graph, 4-D ops only."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data as natural_images
+from torch import nn
+
+from vqe.conventions import rgb_uint8_to_tensor
+from vqe.export.deploy import DeployEnhancer, atlas_lookup, build_deploy_model, lut_atlas
+from vqe.models.blocks import RepConvBlock
+from vqe.models.enhancer import Enhancer, enhancer_from_preset
+from vqe.models.lut import identity_lut, trilinear_lookup
+
+
+def trained_like(enhancer: Enhancer) -> Enhancer:
+    """Random weights, LUT bases and BN statistics in place of a real checkpoint."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in enhancer.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+        if enhancer.lut is not None:
+            enhancer.lut.basis[1:].normal_(0.0, 0.2)
+        for norm in enhancer.modules():
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.running_mean.uniform_(-0.3, 0.3)
+                norm.running_var.uniform_(0.5, 2.0)
+    return enhancer.eval()
+
+
+def natural_frames(height: int, width: int) -> torch.Tensor:
+    """Two real photographs (scikit-image's bundled astronaut and coffee), resized."""
+    photos = [rgb_uint8_to_tensor(natural_images.astronaut()),
+              rgb_uint8_to_tensor(natural_images.coffee())]
+    resized = [F.interpolate(p[None], size=(height, width), mode="area") for p in photos]
+    return torch.cat(resized)
+
+
+@pytest.mark.parametrize("size", [2, 5, 17, 33])
+def test_atlas_lookup_equals_trilinear_lookup(size: int) -> None:
+    torch.manual_seed(size)
+    luts = identity_lut(size)[None] + 0.3 * torch.randn(2, 3, size, size, size)
+    frames = torch.rand(2, 3, 9, 13)
+    frames[0, :, 0, :3] = torch.tensor([[0.0, 1.0, 0.5]] * 3).T  # cube faces and lattice points
+    frames[1, :, 0, 0] = torch.tensor([-0.2, 1.3, 1.0])  # out of range: clamped in both
+    expected = trilinear_lookup(frames, luts)
+    # fp32 rounding of positions in a ~200-texel atlas, times steps of up to ~1 per texel in
+    # these rough random LUTs, gives differences of ~1e-5.
+    assert torch.allclose(atlas_lookup(frames, lut_atlas(luts), size), expected, atol=5e-5)
+
+
+def test_atlas_layout() -> None:
+    size = 5
+    lut = torch.arange(3 * size**3, dtype=torch.float32).view(3, size, size, size)
+    atlas = lut_atlas(lut)
+    tile = size + 2
+    assert atlas.shape == (3, 2 * tile, 3 * tile)  # 5 slices, 3 per row
+    # Slice b = 4 sits in row 1, column 1; texel (g, r) at +1 past the replicated border.
+    assert torch.equal(atlas[:, tile + 1 : tile + 1 + size, tile + 1 : tile + 1 + size], lut[:, 4])
+    assert torch.equal(atlas[:, tile, tile + 1 : tile + 1 + size], lut[:, 4, 0])  # border row
+
+
+@pytest.mark.parametrize("preset", ["tiny", "lut_unet", "lut"])
+def test_deploy_graph_equals_training_graph(preset: str) -> None:
+    enhancer = trained_like(enhancer_from_preset(preset))
+    deploy = build_deploy_model(enhancer)
+    frames = torch.cat([torch.rand(2, 3, 36, 52), natural_frames(36, 52)])
+    with torch.no_grad():
+        expected = enhancer(frames)
+        assert not torch.allclose(expected, frames, atol=1e-2)  # a real transformation
+        assert (deploy(frames) - expected).abs().max().item() <= 1e-4
+
+
+def test_deploy_with_external_weights_matches_enhancer() -> None:
+    enhancer = trained_like(enhancer_from_preset("tiny"))
+    deploy = build_deploy_model(enhancer)
+    frames = natural_frames(24, 40)
+    weights = torch.tensor([[0.9, 0.2, -0.1], [1.1, 0.0, 0.3]])
+    with torch.no_grad():
+        expected = enhancer.forward_with_weights(frames, lut_weights=weights).frames
+        assert (deploy.enhance_with_weights(frames, weights) - expected).abs().max() <= 1e-4
+        assert torch.allclose(deploy.lut.predict_weights(frames),
+                              enhancer.predict_lut_weights(frames), atol=1e-6)
+
+
+def test_build_leaves_the_enhancer_untouched() -> None:
+    enhancer = enhancer_from_preset("tiny")
+    deploy = build_deploy_model(enhancer)
+    assert enhancer.training and not deploy.training
+    blocks = [m for m in enhancer.modules() if isinstance(m, RepConvBlock)]
+    deployed = [m for m in deploy.modules() if isinstance(m, RepConvBlock)]
+    assert blocks and not any(b.is_reparameterized for b in blocks)
+    assert all(b.is_reparameterized for b in deployed)
+    assert not any(p.requires_grad for p in deploy.parameters())
+
+
+def test_deploy_graph_has_no_tensor_above_four_dimensions() -> None:
+    deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = torch.jit.trace(deploy, torch.rand(1, 3, 32, 48)).inlined_graph
+    ranks = {}
+    for node in graph.nodes():
+        for value in node.outputs():
+            if isinstance(value.type(), torch.TensorType) and value.type().dim() is not None:
+                ranks[node.kind()] = max(ranks.get(node.kind(), 0), value.type().dim())
+    assert ranks["aten::grid_sampler"] == 4
+    assert max(ranks.values()) <= 4, {kind: rank for kind, rank in ranks.items() if rank > 4}
+
+
+def test_tiny_deploy_graph_converts_to_coreml_fp16() -> None:
+    """Conversion works on Linux (prediction needs macOS, which this test does not do)."""
+    ct = pytest.importorskip("coremltools")
+    deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
+    frames = torch.rand(1, 3, 32, 48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(deploy, frames)
+        mlmodel = ct.convert(
+            traced,
+            inputs=[ct.TensorType(name="frames", shape=tuple(frames.shape), dtype=np.float32)],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16,
+            minimum_deployment_target=ct.target.iOS16,
+        )
+    program = mlmodel.get_spec().mlProgram
+    op_types = {
+        op.type
+        for function in program.functions.values()
+        for block in function.block_specializations.values()
+        for op in block.operations
+    }
+    assert {"conv", "resample", "pixel_unshuffle", "pixel_shuffle"} <= op_types
+    assert isinstance(deploy, DeployEnhancer)
+
+
+def test_atlas_lookup_tolerates_fp16_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp16 sample positions and LUT values (as on the Neural Engine) stay within 1/255.
+
+    This CPU's own fp16 grid_sample is unusable (NaN), so the fp16 rounding is emulated:
+    positions and atlas are rounded to fp16 and sampled in fp32.
+    """
+    sample_fp32 = F.grid_sample
+
+    def sample_fp16_inputs(atlas: torch.Tensor, grid: torch.Tensor, **kwargs) -> torch.Tensor:
+        return sample_fp32(atlas.half().float(), grid.half().float(), **kwargs)
+
+    size = 33
+    lut = identity_lut(size)[None] ** 0.7  # a smooth brightening curve
+    frames = torch.rand(1, 3, 64, 64).half().float()
+    expected = trilinear_lookup(frames, lut)
+    monkeypatch.setattr(F, "grid_sample", sample_fp16_inputs)
+    looked_up = atlas_lookup(frames, lut_atlas(lut), size)
+    assert (looked_up - expected).abs().max().item() < 1.0 / 255

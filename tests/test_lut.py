@@ -1,0 +1,159 @@
+"""Stage 1: LUT layout, trilinear lookup, regularisers and the adaptive LUT stage."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from vqe.models.lut import (
+    LutStage,
+    identity_lut,
+    lut_monotonicity,
+    lut_regularisers,
+    lut_total_variation,
+    trilinear_lookup,
+    weight_sparsity,
+)
+
+
+def tiny_stage(num_luts: int = 3, lut_size: int = 5) -> LutStage:
+    return LutStage(num_luts, lut_size, predictor_channels=(4, 8), predictor_input_size=16,
+                    predictor_pooled_grid=2)
+
+
+@pytest.mark.parametrize("size", [2, 9, 33])
+def test_identity_lut_returns_the_input(size: int) -> None:
+    frames = torch.rand(2, 3, 7, 11)
+    frames[0, :, 0, 0] = torch.tensor([0.0, 1.0, 0.5])  # the cube's corners and centre too
+    luts = identity_lut(size).expand(2, 3, size, size, size)
+    assert torch.allclose(trilinear_lookup(frames, luts), frames, atol=1e-5, rtol=0)
+
+
+def test_identity_lut_layout() -> None:
+    lut = identity_lut(3)
+    # lut[c, b, g, r]: red runs along the last axis, blue along the third-to-last.
+    assert lut[0, 0, 0, 2] == 1.0 and lut[0, 2, 2, 0] == 0.0
+    assert lut[1, 0, 2, 0] == 1.0 and lut[1, 2, 0, 2] == 0.0
+    assert lut[2, 2, 0, 0] == 1.0 and lut[2, 0, 2, 2] == 0.0
+    assert lut[0, 1, 1, 1] == 0.5
+
+
+def test_lookup_is_trilinear_interpolation_of_the_corners() -> None:
+    torch.manual_seed(0)
+    lut = torch.rand(1, 3, 2, 2, 2)  # D = 2: the lattice is the cube's 8 corners
+    red, green, blue = 0.25, 0.5, 0.875
+    frame = torch.tensor([red, green, blue]).view(1, 3, 1, 1)
+    expected = torch.zeros(3)
+    for b, g, r in itertools.product((0, 1), repeat=3):
+        weight = (red if r else 1 - red) * (green if g else 1 - green) * (blue if b else 1 - blue)
+        expected += weight * lut[0, :, b, g, r]
+    assert torch.allclose(trilinear_lookup(frame, lut).view(3), expected, atol=1e-6)
+
+
+def test_lookup_reproduces_an_affine_colour_map() -> None:
+    size = 5
+    matrix = torch.tensor([[0.8, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.2, 0.7]])
+    offset = torch.tensor([0.05, -0.02, 0.1])
+    lut = torch.einsum("ij,jbgr->ibgr", matrix, identity_lut(size)) + offset.view(3, 1, 1, 1)
+    frames = torch.rand(1, 3, 5, 6)
+    expected = torch.einsum("ij,njhw->nihw", matrix, frames) + offset.view(1, 3, 1, 1)
+    assert torch.allclose(trilinear_lookup(frames, lut[None]), expected, atol=1e-5)
+
+
+def test_lookup_clamps_inputs_to_the_unit_cube() -> None:
+    frames = torch.tensor([-0.5, 1.5, 0.25]).view(1, 3, 1, 1)
+    looked_up = trilinear_lookup(frames, identity_lut(9)[None])
+    assert torch.allclose(looked_up.view(3), torch.tensor([0.0, 1.0, 0.25]), atol=1e-6)
+
+
+def test_lookup_is_differentiable_in_image_and_lut() -> None:
+    torch.manual_seed(1)
+    frames = (torch.rand(1, 3, 2, 3, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    lut = torch.rand(1, 3, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(trilinear_lookup, (frames, lut), eps=1e-6, atol=1e-5)
+
+
+def test_lookup_rejects_mismatched_luts() -> None:
+    with pytest.raises(ValueError, match="LUTs of shape"):
+        trilinear_lookup(torch.rand(2, 3, 4, 4), identity_lut(5)[None])
+
+
+# --------------------------------------------------------------------------- regularisers
+
+
+@pytest.mark.parametrize("size", [2, 5])
+def test_total_variation_of_known_luts(size: int) -> None:
+    identity = identity_lut(size)
+    assert lut_total_variation(identity).item() == pytest.approx(1.0 / (size - 1) ** 2)
+    assert lut_total_variation(torch.full((3, size, size, size), 0.3)).item() == 0.0
+    # A bank of LUTs averages: identity and constant → half the identity's value.
+    bank = torch.stack([identity, torch.zeros_like(identity)])
+    assert lut_total_variation(bank).item() == pytest.approx(0.5 / (size - 1) ** 2)
+
+
+@pytest.mark.parametrize("size", [2, 5])
+def test_monotonicity_of_known_luts(size: int) -> None:
+    identity = identity_lut(size)
+    assert lut_monotonicity(identity).item() == 0.0
+    assert lut_monotonicity(1.0 - identity).item() == pytest.approx(1.0 / (size - 1))
+    red_inverted = identity.clone()
+    red_inverted[0] = 1.0 - red_inverted[0]
+    assert lut_monotonicity(red_inverted).item() == pytest.approx(1.0 / (3 * (size - 1)))
+    # Green output falling with red input (a cross-channel effect) is allowed.
+    cross = identity.clone()
+    cross[1] = 1.0 - identity[0]
+    assert lut_monotonicity(cross).item() == 0.0
+
+
+def test_weight_sparsity_is_mean_l1_norm() -> None:
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.5, -0.25, 0.75]])
+    assert weight_sparsity(weights).item() == pytest.approx((1.0 + 1.5) / 2)
+
+
+def test_regulariser_dict_has_the_three_terms() -> None:
+    terms = lut_regularisers(torch.tensor([[1.0, 0.0]]), identity_lut(3)[None])
+    assert terms["lut_sparsity"].item() == 1.0
+    assert terms["lut_smoothness"].item() == pytest.approx(0.25)
+    assert terms["lut_monotonicity"].item() == 0.0
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def test_stage_starts_as_identity() -> None:
+    stage = tiny_stage()
+    frames = torch.rand(2, 3, 13, 17)
+    output = stage(frames)
+    assert torch.equal(output.weights, torch.tensor([[1.0, 0.0, 0.0]] * 2))
+    assert output.luts.shape == (2, 3, 5, 5, 5)
+    assert torch.allclose(output.frames, frames, atol=1e-5)
+    assert torch.equal(stage.basis[0], identity_lut(5))
+    assert not stage.basis[1:].any()
+
+
+def test_blend_is_the_weighted_sum_of_the_basis() -> None:
+    stage = tiny_stage(num_luts=2)
+    with torch.no_grad():
+        stage.basis[1] = torch.rand_like(stage.basis[1])
+    weights = torch.tensor([[0.5, 2.0]])
+    expected = 0.5 * stage.basis[0] + 2.0 * stage.basis[1]
+    assert torch.allclose(stage.blend(weights)[0], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="B×2 weights"):
+        stage.blend(torch.ones(1, 3))
+
+
+def test_external_weights_bypass_the_predictor() -> None:
+    stage = tiny_stage()
+    frames = torch.rand(1, 3, 8, 8)
+    smoothed = torch.tensor([[0.5, 0.0, 0.0]])  # half the identity LUT halves the frame
+    output = stage(frames, smoothed)
+    assert output.weights is smoothed
+    assert torch.allclose(output.frames, 0.5 * frames, atol=1e-5)
+
+
+def test_predictor_rejects_too_many_strided_convs() -> None:
+    with pytest.raises(ValueError, match="pooled_grid"):
+        LutStage(3, 5, predictor_channels=(4, 8, 16), predictor_input_size=8,
+                 predictor_pooled_grid=2)

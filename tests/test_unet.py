@@ -1,0 +1,100 @@
+"""Stage 2: the U-Net's shapes, identity at init, and re-parameterisation equivalence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vqe.models.blocks import RepConvBlock, reparameterize_blocks
+from vqe.models.unet import UNetStage, pad_to_multiple
+
+
+def tiny_unet(unshuffle: int = 2) -> UNetStage:
+    return UNetStage(widths=[8, 16, 16], encoder_depths=[1, 1], middle_depth=1,
+                     decoder_depths=[2, 1], unshuffle=unshuffle)
+
+
+def randomise_batch_norms(module: nn.Module) -> None:
+    """Give every BN non-trivial statistics and affine parameters, as after training."""
+    with torch.no_grad():
+        for norm in module.modules():
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.running_mean.uniform_(-0.5, 0.5)
+                norm.running_var.uniform_(0.5, 2.0)
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.2, 0.2)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 17, 23), (2, 3, 8, 8), (1, 3, 1, 5), (1, 3, 33, 40)])
+@pytest.mark.parametrize("unshuffle", [1, 2])
+def test_any_size_in_same_size_out_identity_at_init(shape: tuple[int, ...], unshuffle: int) -> None:
+    unet = tiny_unet(unshuffle).eval()  # (train-mode BN needs > 1 value per channel)
+    frames = torch.rand(shape)
+    output = unet(frames)
+    assert output.shape == frames.shape
+    assert torch.equal(output, frames)  # zero-initialised residual
+
+
+def test_pad_to_multiple_replicates_the_edges() -> None:
+    frames = torch.arange(6.0).view(1, 1, 2, 3)
+    padded = pad_to_multiple(frames, 4)
+    assert padded.shape == (1, 1, 4, 4)
+    assert padded[0, 0].tolist() == [[0, 1, 2, 2], [3, 4, 5, 5], [3, 4, 5, 5], [3, 4, 5, 5]]
+    assert pad_to_multiple(frames, 1) is frames
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "stride"), [(6, 6, 1), (4, 8, 2), (5, 3, 1)]
+)
+def test_rep_conv_block_fuses_to_one_equivalent_conv(
+    in_channels: int, out_channels: int, stride: int
+) -> None:
+    torch.manual_seed(0)
+    block = RepConvBlock(in_channels, out_channels, stride)
+    assert (block.identity is not None) == (in_channels == out_channels and stride == 1)
+    randomise_batch_norms(block)
+    block.eval()
+    features = torch.randn(2, in_channels, 9, 10)
+    multi_branch = block(features)
+    block.reparameterize()
+    assert block.is_reparameterized and block.conv3x3 is None and block.identity is None
+    assert isinstance(block.fused, nn.Conv2d) and block.fused.kernel_size == (3, 3)
+    assert torch.allclose(block(features), multi_branch, atol=1e-5)
+
+
+def test_fused_kernel_matches_hand_built_kernel() -> None:
+    """With identity BNs the fused kernel is k3 + pad(k1) + centre 1 on the diagonal."""
+    block = RepConvBlock(2, 2).eval()
+    with torch.no_grad():
+        for norm in (block.conv3x3[1], block.conv1x1[1], block.identity):
+            norm.running_var.fill_(1.0 - norm.eps)  # scale = 1 exactly
+    kernel, bias = block.fused_kernel_and_bias()
+    expected = block.conv3x3[0].weight.clone()
+    expected[:, :, 1, 1] += block.conv1x1[0].weight[:, :, 0, 0]
+    expected[0, 0, 1, 1] += 1.0
+    expected[1, 1, 1, 1] += 1.0
+    assert torch.allclose(kernel, expected, atol=1e-6)
+    assert torch.equal(bias, torch.zeros(2))
+
+
+def test_whole_unet_reparameterises_to_the_same_function() -> None:
+    torch.manual_seed(0)
+    unet = tiny_unet()
+    randomise_batch_norms(unet)
+    with torch.no_grad():
+        unet.tail.weight.normal_(0.0, 0.1)  # a non-zero residual, as after training
+    unet.eval()
+    frames = torch.rand(1, 3, 19, 26)
+    before = unet(frames)
+    reparameterize_blocks(unet)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in unet.modules())
+    assert torch.allclose(unet(frames), before, atol=1e-5)
+    assert not torch.allclose(before, frames, atol=1e-3)  # the comparison is not trivial
+
+
+def test_invalid_configuration_is_rejected() -> None:
+    with pytest.raises(ValueError, match="encoder_depths"):
+        UNetStage(widths=[8, 16], encoder_depths=[1, 1], middle_depth=1, decoder_depths=[1])
+    with pytest.raises(ValueError, match="stride"):
+        RepConvBlock(4, 4, stride=3)

@@ -1,0 +1,230 @@
+"""Inference speed of the enhancer presets, against the machine's own peak conv throughput.
+
+    python -m vqe.benchmarks.inference [--presets lut unet lut_unet] [--repeats 5] [--warmup 2]
+        [--paths eager channels_last compile] [--height 720 --width 1280] [--no-cuda] [--out DIR]
+
+Each preset's deploy graph (fused convs, atlas LUT — what ships, :mod:`vqe.export.deploy`) runs
+on one 1×3×height×width frame with untrained weights (speed does not depend on them):
+
+* CPU in fp32, and CUDA in fp16 and bf16 when a GPU is present;
+* paths: ``eager`` (NCHW), ``channels_last`` (NHWC memory format), ``compile``
+  (``torch.compile`` of the channels-last model; slow to compile, so opt-in on CPU).
+
+Time per frame is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones.
+GMAC/frame is counted as in :mod:`vqe.macs`. The peak is one large 3×3 convolution
+(64→64 channels on 360×640, 8.49 GMAC, the U-Net's busiest shape class), timed the same way in
+the same run on the same device and dtype, best of NCHW and NHWC; "of peak" is the preset's
+GMAC/s divided by it. Results are printed and written to ``--out`` (default
+``outputs/benchmarks/``) as ``inference.json`` and ``inference.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vqe.export.deploy import build_deploy_model
+from vqe.macs import count_macs
+from vqe.models.enhancer import enhancer_from_preset
+
+DEFAULT_OUT = Path("outputs/benchmarks")
+RESULT_NAME = "inference"
+PATHS = ("eager", "channels_last", "compile")
+PEAK_CHANNELS, PEAK_HEIGHT, PEAK_WIDTH = 64, 360, 640
+
+
+def median_ms(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of ``run`` in milliseconds, after ``warmup`` untimed calls."""
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        run()
+    synchronise()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronise()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def peak_conv_gmacs(device: torch.device, dtype: torch.dtype, warmup: int, repeats: int) -> dict:
+    """GMAC/s of one large 3×3 conv, the best of NCHW and NHWC memory formats."""
+    conv = nn.Conv2d(PEAK_CHANNELS, PEAK_CHANNELS, 3, padding=1).to(device, dtype).eval()
+    frame = torch.rand(1, PEAK_CHANNELS, PEAK_HEIGHT, PEAK_WIDTH, device=device, dtype=dtype)
+    macs = 9 * PEAK_CHANNELS**2 * PEAK_HEIGHT * PEAK_WIDTH
+    best_ms = float("inf")
+    with torch.inference_mode():
+        for memory_format in (torch.contiguous_format, torch.channels_last):
+            conv = conv.to(memory_format=memory_format)
+            features = frame.contiguous(memory_format=memory_format)
+            best_ms = min(best_ms, median_ms(lambda: conv(features), device, warmup, repeats))
+    return {"gmac": macs / 1e9, "ms": best_ms, "gmac_per_s": macs / 1e6 / best_ms}
+
+
+def prepare(
+    model: nn.Module, frame: torch.Tensor, path: str
+) -> tuple[Callable[[], object], torch.Tensor]:
+    """The callable to time for ``path`` and the input it takes."""
+    if path == "eager":
+        return model, frame
+    model = model.to(memory_format=torch.channels_last)
+    frame = frame.contiguous(memory_format=torch.channels_last)
+    if path == "channels_last":
+        return model, frame
+    if path == "compile":
+        return torch.compile(model), frame
+    raise ValueError(f"unknown path {path!r}; choose from {PATHS}")
+
+
+def benchmark_preset(
+    preset: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    paths: Sequence[str],
+    height: int,
+    width: int,
+    gmac_per_frame: float,
+    peak: dict,
+    warmup: int,
+    repeats: int,
+) -> list[dict]:
+    rows = []
+    base = build_deploy_model(enhancer_from_preset(preset)).to(device, dtype)
+    frame = torch.rand(1, 3, height, width, device=device, dtype=dtype)
+    for path in paths:
+        row = {"preset": preset, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
+               "path": path, "gmac_per_frame": gmac_per_frame}
+        try:
+            with torch.inference_mode():
+                run_model, model_input = prepare(base, frame, path)
+                compile_start = time.perf_counter()
+                run_model(model_input)  # first call: compiles on the compile path
+                row["first_call_s"] = time.perf_counter() - compile_start
+                ms = median_ms(lambda: run_model(model_input), device, warmup, repeats)
+        except Exception as error:  # a path this build/device lacks: report it, keep going
+            row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+            rows.append(row)
+            continue
+        gmac_per_s = gmac_per_frame * 1e3 / ms
+        row.update(ms_per_frame=ms, frames_per_s=1e3 / ms, gmac_per_s=gmac_per_s,
+                   fraction_of_peak=gmac_per_s / peak["gmac_per_s"])
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict) -> str:
+    head = f"| {row['preset']} | {row['device']} | {row['dtype']} | {row['path']} |"
+    if "error" in row:
+        return f"{head} failed: {row['error']} | | | | |"
+    return (
+        f"{head} {row['ms_per_frame']:.1f} | {row['frames_per_s']:.2f} | "
+        f"{row['gmac_per_frame']:.2f} | {row['gmac_per_s']:.1f} | "
+        f"{100 * row['fraction_of_peak']:.0f} % |"
+    )
+
+
+def markdown(result: dict) -> str:
+    env = result["environment"]
+    lines = [
+        f"Inference at 1×3×{result['height']}×{result['width']}, deploy graph, median of "
+        f"{result['repeats']} runs after {result['warmup']} warm-up; torch {env['torch']}, "
+        f"{env['cpu']} ({env['cpu_threads']} threads)"
+        + (f", {env['gpu']}" if env.get("gpu") else "") + ".",
+        "",
+        "| preset | device | dtype | path | ms/frame | frames/s | GMAC/frame | GMAC/s | of peak |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        *(format_row(row) for row in result["rows"]),
+        "",
+        "Peak conv throughput (one 3×3 conv, 64→64 channels, 360×640, best of NCHW/NHWC):",
+        "",
+        *(
+            f"- {key}: {peak['gmac_per_s']:.1f} GMAC/s "
+            f"({peak['ms']:.1f} ms for {peak['gmac']:.2f} GMAC)"
+            for key, peak in result["peaks"].items()
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def environment(cuda: bool) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu,
+           "cpu_threads": torch.get_num_threads()}
+    if cuda:
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vqe.benchmarks.inference",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["lut", "unet", "lut_unet"],
+                        help="model_vqe presets to time (default: lut unet lut_unet)")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=None,
+                        help="execution paths (default: eager channels_last on CPU, all on CUDA)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per measurement (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--no-cuda", action="store_true", help="skip the GPU even if present")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"result folder (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+
+    use_cuda = torch.cuda.is_available() and not args.no_cuda
+    targets = [(torch.device("cpu"), torch.float32, args.paths or ["eager", "channels_last"])]
+    if use_cuda:
+        cuda_paths = args.paths or list(PATHS)
+        targets += [(torch.device("cuda"), dtype, cuda_paths)
+                    for dtype in (torch.float16, torch.bfloat16)]
+
+    macs = {p: count_macs(enhancer_from_preset(p), args.height, args.width).total / 1e9
+            for p in args.presets}
+    result = {"height": args.height, "width": args.width, "repeats": args.repeats,
+              "warmup": args.warmup, "environment": environment(use_cuda), "peaks": {}, "rows": []}
+    for device, dtype, paths in targets:
+        key = f"{device.type} {str(dtype).removeprefix('torch.')}"
+        peak = peak_conv_gmacs(device, dtype, args.warmup, args.repeats)
+        result["peaks"][key] = peak
+        print(f"peak conv on {key}: {peak['gmac_per_s']:.1f} GMAC/s", flush=True)
+        for preset in args.presets:
+            result["rows"] += benchmark_preset(preset, device, dtype, paths, args.height,
+                                               args.width, macs[preset], peak, args.warmup,
+                                               args.repeats)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (args.out / f"{RESULT_NAME}.md").write_text(table)
+    print()
+    print(table)
+    print(f"wrote {args.out / (RESULT_NAME + '.json')} and {args.out / (RESULT_NAME + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+"""The enhancer: an image-adaptive 3-D LUT stage and a re-parameterisable U-Net stage."""
+
+from vqe.models.blocks import RepConvBlock, reparameterize_blocks
+from vqe.models.enhancer import Enhancer, EnhancerOutput, enhancer_from_preset
+from vqe.models.lut import (
+    LutStage,
+    LutStageOutput,
+    identity_lut,
+    lut_regularisers,
+    trilinear_lookup,
+)
+from vqe.models.unet import UNetStage
+
+__all__ = [
+    "Enhancer",
+    "EnhancerOutput",
+    "LutStage",
+    "LutStageOutput",
+    "RepConvBlock",
+    "UNetStage",
+    "enhancer_from_preset",
+    "identity_lut",
+    "lut_regularisers",
+    "reparameterize_blocks",
+    "trilinear_lookup",
+]

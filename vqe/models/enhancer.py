@@ -1,0 +1,123 @@
+"""The two-stage enhancer: image-adaptive 3-D LUT (light and colour) → U-Net (noise, artifacts).
+
+Frames go in and come out as RGB float in [0, 1], N×3×H×W (see :mod:`vqe.conventions`). Either
+stage can be left out (``lut: null`` / ``unet: null`` in the config) or frozen
+(``freeze_lut`` / ``freeze_unet``): a frozen stage has ``requires_grad=False`` and stays in eval
+mode, so its batch-norm statistics do not drift either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vqe.models.lut import LutStage, lut_regularisers
+from vqe.models.unet import UNetStage
+
+
+#: The Hydra config root; presets live in its ``model_vqe`` group.
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass
+class EnhancerOutput:
+    frames: torch.Tensor  # B×3×H×W enhanced frames in [0, 1]
+    lut_frames: torch.Tensor | None  # B×3×H×W after stage 1 (None without a LUT stage)
+    lut_weights: torch.Tensor | None  # B×N LUT blending weights used
+    luts: torch.Tensor | None  # B×3×D×D×D blended LUTs used
+
+
+def check_frames(frames: torch.Tensor, who: str) -> None:
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"{who}: expected N×3×H×W RGB frames, got shape {tuple(frames.shape)}")
+
+
+class Enhancer(nn.Module):
+    """LUT stage → U-Net stage; each optional and freezable."""
+
+    def __init__(
+        self,
+        lut: LutStage | None = None,
+        unet: UNetStage | None = None,
+        freeze_lut: bool = False,
+        freeze_unet: bool = False,
+    ) -> None:
+        super().__init__()
+        if lut is None and unet is None:
+            raise ValueError(
+                "Enhancer: enable at least one stage (model_vqe.lut or model_vqe.unet)"
+            )
+        self.lut = lut
+        self.unet = unet
+        self.freeze_lut = bool(freeze_lut) and lut is not None
+        self.freeze_unet = bool(freeze_unet) and unet is not None
+        for stage in self.frozen_stages():
+            stage.requires_grad_(False)
+        self.train()
+
+    def frozen_stages(self) -> list[nn.Module]:
+        stages = [(self.lut, self.freeze_lut), (self.unet, self.freeze_unet)]
+        return [stage for stage, frozen in stages if frozen and stage is not None]
+
+    def train(self, mode: bool = True) -> Enhancer:
+        super().train(mode)
+        for stage in self.frozen_stages():
+            stage.eval()
+        return self
+
+    def predict_lut_weights(self, frames: torch.Tensor) -> torch.Tensor:
+        """B×N LUT blending weights of each frame (to smooth over time for video)."""
+        if self.lut is None:
+            raise RuntimeError("Enhancer.predict_lut_weights: this enhancer has no LUT stage")
+        check_frames(frames, "Enhancer.predict_lut_weights")
+        return self.lut.predict_weights(frames)
+
+    def forward_with_weights(
+        self, frames: torch.Tensor, lut_weights: torch.Tensor | None = None
+    ) -> EnhancerOutput:
+        """Enhance and report the LUT stage's weights; ``lut_weights`` overrides the predictor."""
+        check_frames(frames, "Enhancer")
+        lut_frames = lut_weights_used = luts = None
+        enhanced = frames
+        if self.lut is not None:
+            stage_output = self.lut(frames, lut_weights)
+            enhanced = lut_frames = stage_output.frames
+            lut_weights_used, luts = stage_output.weights, stage_output.luts
+        elif lut_weights is not None:
+            raise ValueError("Enhancer: lut_weights given but this enhancer has no LUT stage")
+        if self.unet is not None:
+            enhanced = self.unet(enhanced)
+        return EnhancerOutput(
+            frames=enhanced.clamp(0.0, 1.0),
+            lut_frames=lut_frames,
+            lut_weights=lut_weights_used,
+            luts=luts,
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_weights(frames).frames
+
+    def regularisers(self, output: EnhancerOutput) -> dict[str, torch.Tensor]:
+        """LUT regularisers of one forward pass (empty without a LUT stage)."""
+        if output.lut_weights is None or output.luts is None:
+            return {}
+        return lut_regularisers(output.lut_weights, output.luts)
+
+
+def enhancer_from_preset(name: str, overrides: Sequence[str] = ()) -> Enhancer:
+    """Build ``configs/model_vqe/<name>.yaml``; ``overrides`` like ``"unet.widths=[8,16]"``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    group_overrides = [f"+model_vqe={name}", *(f"model_vqe.{item}" for item in overrides)]
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: reuse its search path
+        cfg = compose(overrides=group_overrides)
+    else:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(overrides=group_overrides)
+    return instantiate(cfg.model_vqe)
