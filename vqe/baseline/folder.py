@@ -1,0 +1,142 @@
+"""Run a per-video job over a folder: in parallel, with a progress bar, finishing the good videos
+and listing the bad ones.
+
+The job is ``job(source, destination) -> frames written``; it must be picklable (a module-level
+function or a :func:`functools.partial` of one) so worker processes can run it. Each output is
+written under a temporary name beside its final place and renamed only when the job succeeded,
+so a crash never leaves a half-written video that a rerun would take for finished. Existing
+outputs are left alone (reported as skipped) unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+VIDEO_SUFFIXES = (".mp4",)
+
+Job = Callable[[Path, Path], int]
+
+
+@dataclass
+class FolderReport:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # the output already existed
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # input, why (names the file)
+    ignored: list[Path] = field(default_factory=list)  # files in the folder that are not videos
+    frames: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [f"wrote {len(self.written)} videos ({self.frames} frames)"]
+        if self.skipped:
+            names = ", ".join(path.name for path in self.skipped[:5])
+            lines.append(
+                f"skipped {len(self.skipped)} whose output exists (pass --overwrite to redo "
+                f"them): {names}{' …' if len(self.skipped) > 5 else ''}"
+            )
+        if self.ignored:
+            names = ", ".join(path.name for path in self.ignored[:5])
+            lines.append(
+                f"ignored {len(self.ignored)} files that are not "
+                f"{'/'.join(VIDEO_SUFFIXES)}: {names}{' …' if len(self.ignored) > 5 else ''}"
+            )
+        if self.failed:
+            lines.append(f"FAILED {len(self.failed)}:")
+            lines += [f"  {reason}" for _, reason in self.failed]
+        return "\n".join(lines)
+
+
+def _partial_path(destination: Path) -> Path:
+    return destination.with_name(f".{destination.stem}.partial{destination.suffix}")
+
+
+def _run_one(job: Job, source: Path, destination: Path) -> tuple[int, str | None]:
+    """Run the job on a temporary output; (frames, None) or (0, the reason it failed)."""
+    partial = _partial_path(destination)
+    try:
+        frames = job(source, partial)
+        os.replace(partial, destination)
+        return frames, None
+    except Exception as error:  # any failure of one video must not stop the others
+        partial.unlink(missing_ok=True)
+        reason = str(error)  # VideoError messages already name the file
+        return 0, reason if str(source) in reason else f"{source}: {type(error).__name__}: {reason}"
+
+
+def plan_folder(dir_in: Path, dir_out: Path, overwrite: bool) -> tuple[list[Path], FolderReport]:
+    """The inputs to process and a report already holding the skipped and ignored files."""
+    if not dir_in.is_dir():
+        raise ValueError(f"{dir_in}: input folder not found")
+    if dir_out.resolve() == dir_in.resolve():
+        raise ValueError(f"{dir_out}: the output folder must differ from the input folder")
+    report = FolderReport()
+    todo = []
+    for path in sorted(dir_in.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            report.ignored.append(path)
+        elif (dir_out / path.name).exists() and not overwrite:
+            report.skipped.append(path)
+        else:
+            todo.append(path)
+    if not todo and not report.skipped:
+        raise ValueError(f"{dir_in}: no {'/'.join(VIDEO_SUFFIXES)} videos found")
+    return todo, report
+
+
+def process_folder(
+    dir_in: str | Path,
+    dir_out: str | Path,
+    job: Job,
+    workers: int | None = None,
+    overwrite: bool = False,
+    description: str = "videos",
+) -> FolderReport:
+    """Run ``job`` on every video of ``dir_in``, writing the same file names into ``dir_out``.
+
+    ``workers``: processes to use (default: one per CPU, at most one per video); 1 runs in this
+    process. Raises ValueError only for a bad folder; per-video failures go to the report.
+    """
+    dir_in, dir_out = Path(dir_in), Path(dir_out)
+    todo, report = plan_folder(dir_in, dir_out, overwrite)
+    dir_out.mkdir(parents=True, exist_ok=True)
+    workers = workers or min(os.cpu_count() or 1, max(len(todo), 1))
+    progress = tqdm(total=len(todo), desc=description, unit="video", file=sys.stderr)
+
+    def record(source: Path, frames: int, reason: str | None) -> None:
+        if reason is None:
+            report.written.append(dir_out / source.name)
+            report.frames += frames
+        else:
+            report.failed.append((source, reason))
+        progress.update()
+
+    if workers == 1 or len(todo) <= 1:
+        for source in todo:
+            record(source, *_run_one(job, source, dir_out / source.name))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {
+                pool.submit(_run_one, job, source, dir_out / source.name): source for source in todo
+            }
+            for future in as_completed(futures):
+                try:
+                    record(futures[future], *future.result())
+                except BrokenProcessPool as error:  # a worker died (out of memory, a crash)
+                    record(futures[future], 0, f"worker process died: {error}")
+    progress.close()
+    report.written.sort()
+    report.failed.sort()
+    return report

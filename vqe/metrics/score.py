@@ -1,0 +1,397 @@
+"""The official objective score of a submission: reading, validation and the formula.
+
+A submission folder holds two CSVs (names and columns from :mod:`vqe.schema`):
+
+- ``metrics_unsupervised.csv``: ``video_i, m_1 … m_12`` — per test video, the mean of the VQA's
+  ``[p, a1 … a11]`` for (enhanced, input);
+- ``metrics_supervised.csv``: ``video_i, rmse`` — per synthetic test video, the mean per-frame
+  RMSE on the ``(v − 128)/128`` scale.
+
+The score is ``S = [(m_1 + m_2 + m_3 + m_4 + (1 − m_5) + m_6 + … + m_12)/12] / mean(rmse)``,
+with the column means taken over the official video list.
+
+What counts as *missing* (the official rule fills it with −9999 for an ``m_*`` cell and 9999 for
+an ``rmse`` cell, after reporting it):
+
+- a cell that is empty or one of ``nan, na, n/a, null, none`` (any case);
+- a whole expected video id absent from the file: every cell of its row is missing.
+
+Everything else that is wrong is an error (:class:`SubmissionError`, one message listing every
+problem of both files): a missing file, missing / extra / repeated columns, rows with the wrong
+number of fields, empty / repeated / unknown video ids, non-numeric or infinite values, negative
+RMSE. With ``strict=True`` missing cells and missing video ids are errors too.
+
+Note that the rule is applied literally: a missing ``m_5`` counts as −9999, so its term
+``1 − m_5`` becomes 10000; the report warns about it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vqe.schema import (
+    DECREASING_SCORE_COLUMN,
+    OFFICIAL_SUPERVISED_VIDEOS,
+    OFFICIAL_UNSUPERVISED_VIDEOS,
+    RMSE,
+    SCORE_COLUMNS,
+    SUPERVISED_METRICS_CSV,
+    UNSUPERVISED_METRICS_CSV,
+    VIDEO_KEY,
+)
+
+#: The official fill values for missing cells.
+MISSING_SCORE = -9999.0
+MISSING_RMSE = 9999.0
+#: Cell texts (compared lower-case, without surrounding spaces) that mean "no value".
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+#: How many offending cells / ids one message lists before it summarises the rest.
+_LIST_LIMIT = 10
+
+
+class SubmissionError(ValueError):
+    """The submission cannot be scored; the message lists every problem found."""
+
+
+def official_video_ids(count: int) -> list[str]:
+    """The official video ids ``video_0001 … video_<count>`` of a test split."""
+    return [f"video_{index:04d}" for index in range(1, count + 1)]
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_LIST_LIMIT])
+    more = len(items) - _LIST_LIMIT
+    return shown + (f" … and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True)
+class MetricsTable:
+    """One metrics CSV after validation; missing cells are NaN, missing rows absent."""
+
+    path: Path
+    columns: tuple[str, ...]  # the value columns, in schema order
+    values: dict[str, list[float]]  # video id → values in ``columns`` order (NaN = missing)
+    missing_ids: tuple[str, ...]  # expected ids that have no row
+
+    def missing_cells(self) -> dict[str, int]:
+        """Number of missing (NaN) cells per column, not counting missing rows."""
+        counts = dict.fromkeys(self.columns, 0)
+        for row in self.values.values():
+            for column, value in zip(self.columns, row):
+                counts[column] += math.isnan(value)
+        return counts
+
+
+def _parse_cell(text: str) -> float | str:
+    """A cell's value, NaN when missing, or the reason it is invalid."""
+    if text.strip().lower() in MISSING_TOKENS:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        return "not a number"
+    if not math.isfinite(value):
+        return "not finite"
+    return value
+
+
+def read_metrics_csv(
+    path: str | Path,
+    value_columns: Sequence[str],
+    expected_ids: Sequence[str] | None,
+    strict: bool = False,
+) -> MetricsTable:
+    """Read and validate one metrics CSV.
+
+    ``expected_ids=None`` accepts whatever ids the file holds (a local subset); otherwise ids
+    outside the list are errors and ids absent from the file are reported as missing (an error
+    when ``strict``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: file not found; the results folder must hold it")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]  # blank lines carry nothing
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise SubmissionError(f"{path}: not a readable UTF-8 CSV ({error})") from error
+    if not rows:
+        raise SubmissionError(f"{path}: the file is empty; expected a header row {VIDEO_KEY},...")
+
+    header = rows[0]
+    wanted = (VIDEO_KEY, *value_columns)
+    problems: list[str] = []
+    repeated = sorted(name for name, count in Counter(header).items() if count > 1)
+    missing_columns = [name for name in wanted if name not in header]
+    extra_columns = [name for name in header if name not in wanted]
+    if repeated:
+        problems.append(f"repeated columns {repeated}")
+    if missing_columns:
+        problems.append(f"missing columns {missing_columns}")
+    if extra_columns:
+        problems.append(f"unexpected columns {extra_columns} (write the CSV without an index)")
+    if problems:
+        raise SubmissionError(
+            f"{path}: " + "; ".join(problems) + f"; the header must be {','.join(wanted)}"
+        )
+
+    positions = [header.index(name) for name in value_columns]
+    key_position = header.index(VIDEO_KEY)
+    values: dict[str, list[float]] = {}
+    bad_rows: list[str] = []
+    bad_cells: list[str] = []
+    empty_ids: list[str] = []
+    repeated_ids: list[str] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            bad_rows.append(f"line {line} has {len(row)} fields")
+            continue
+        video_id = row[key_position].strip()
+        if not video_id:
+            empty_ids.append(f"line {line}")
+            continue
+        if video_id in values:
+            repeated_ids.append(f"{video_id} (line {line})")
+            continue
+        parsed: list[float] = []
+        for column, position in zip(value_columns, positions):
+            cell = _parse_cell(row[position])
+            if isinstance(cell, str):
+                bad_cells.append(f"line {line} {column}={row[position]!r} ({cell})")
+                cell = math.nan
+            elif column == RMSE and cell < 0:
+                bad_cells.append(f"line {line} {column}={row[position]!r} (negative)")
+            parsed.append(cell)
+        values[video_id] = parsed
+
+    if bad_rows:
+        problems.append(f"rows with the wrong number of fields: {_listing(bad_rows)}")
+    if empty_ids:
+        problems.append(f"empty {VIDEO_KEY} at {_listing(empty_ids)}")
+    if repeated_ids:
+        problems.append(f"repeated {VIDEO_KEY}: {_listing(repeated_ids)}")
+    if bad_cells:
+        problems.append(f"invalid values: {_listing(bad_cells)}")
+
+    missing_ids: tuple[str, ...] = ()
+    if expected_ids is not None:
+        expected = set(expected_ids)
+        unknown = [video_id for video_id in values if video_id not in expected]
+        missing_ids = tuple(video_id for video_id in expected_ids if video_id not in values)
+        if unknown:
+            problems.append(
+                f"{len(unknown)} unknown {VIDEO_KEY} (expected {len(expected_ids)} videos "
+                f"{expected_ids[0]} … {expected_ids[-1]}; for a local subset score with "
+                f"subset mode): {_listing(unknown)}"
+            )
+        if strict and missing_ids:
+            problems.append(
+                f"expected {len(expected_ids)} rows, found {len(values)}; "
+                f"{len(missing_ids)} missing {VIDEO_KEY}: {_listing(list(missing_ids))}"
+            )
+    elif not values and not problems:
+        problems.append("no data rows")
+
+    table = MetricsTable(path, tuple(value_columns), values, missing_ids)
+    if strict:
+        nan_cells = {column: count for column, count in table.missing_cells().items() if count}
+        if nan_cells:
+            problems.append(f"missing cells per column {nan_cells} (strict mode)")
+    if problems:
+        raise SubmissionError(f"{path}: " + "; ".join(problems))
+    return table
+
+
+def official_score(means: Mapping[str, float]) -> float:
+    """The formula on column means: ``m_1 … m_12`` (with ``1 − m_5``) averaged, over mean rmse."""
+    terms = [
+        1.0 - means[column] if column == DECREASING_SCORE_COLUMN else means[column]
+        for column in SCORE_COLUMNS
+    ]
+    mean_rmse = means[RMSE]
+    if mean_rmse <= 0:
+        raise SubmissionError(
+            f"mean {RMSE} is {mean_rmse}; the score divides by it, so it must be > 0"
+        )
+    return math.fsum(terms) / len(terms) / mean_rmse
+
+
+def _filled_means(table: MetricsTable, fill: float) -> dict[str, float]:
+    """Column means over every expected video, with missing cells and rows counted as ``fill``."""
+    rows = len(table.values) + len(table.missing_ids)
+    means = {}
+    for index, column in enumerate(table.columns):
+        cells = [row[index] for row in table.values.values()]
+        cells = [fill if math.isnan(value) else value for value in cells]
+        cells += [fill] * len(table.missing_ids)
+        means[column] = math.fsum(cells) / rows
+    return means
+
+
+@dataclass
+class ScoreReport:
+    """Everything the scorer found: the score, the column means and what was missing."""
+
+    score: float
+    means: dict[str, float]  # m_1 … m_12 and rmse, after filling missing values
+    rows: dict[str, int]  # file name → rows scored (present + filled)
+    missing_cells: dict[str, int]  # column → missing cells in the file (rows present)
+    missing_ids: dict[str, list[str]]  # file name → expected ids without a row
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "score": self.score,
+            "means": self.means,
+            "counts": {
+                "rows": self.rows,
+                "missing_cells": self.missing_cells,
+                "missing_video_ids": {name: len(ids) for name, ids in self.missing_ids.items()},
+            },
+            "missing_video_ids": self.missing_ids,
+            "warnings": self.warnings,
+        }
+
+    def format(self) -> str:
+        lines = [f"{column:>6}  {mean:.4f}" for column, mean in self.means.items()]
+        lines += [f"warning: {text}" for text in self.warnings]
+        lines.append(f"score  {self.score:.4f}")
+        return "\n".join(lines)
+
+
+def score_submission(
+    results_dir: str | Path,
+    supervised_rows: int | None = OFFICIAL_SUPERVISED_VIDEOS,
+    unsupervised_rows: int | None = OFFICIAL_UNSUPERVISED_VIDEOS,
+    strict: bool = False,
+) -> ScoreReport:
+    """Validate and score the two CSVs in ``results_dir``.
+
+    ``supervised_rows`` / ``unsupervised_rows`` are the expected video counts (official ids
+    ``video_0001 …``); ``None`` scores whatever ids a file holds (a local subset).
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise SubmissionError(f"{results_dir}: not a folder; pass the folder holding the CSVs")
+    plan = (
+        (SUPERVISED_METRICS_CSV, (RMSE,), supervised_rows, MISSING_RMSE),
+        (UNSUPERVISED_METRICS_CSV, SCORE_COLUMNS, unsupervised_rows, MISSING_SCORE),
+    )
+    tables: list[tuple[MetricsTable, float]] = []
+    errors: list[str] = []
+    for name, columns, count, fill in plan:
+        if count is not None and count < 1:
+            raise ValueError(f"expected row count for {name} must be ≥ 1 or None, got {count}")
+        expected = official_video_ids(count) if count is not None else None
+        try:
+            tables.append((read_metrics_csv(results_dir / name, columns, expected, strict), fill))
+        except SubmissionError as error:
+            errors.append(str(error))
+    if errors:
+        raise SubmissionError("\n".join(errors))
+
+    means: dict[str, float] = {}
+    missing_cells: dict[str, int] = {}
+    rows: dict[str, int] = {}
+    missing_ids: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    for table, fill in tables:
+        name = table.path.name
+        means.update(_filled_means(table, fill))
+        missing_cells.update(table.missing_cells())
+        rows[name] = len(table.values) + len(table.missing_ids)
+        missing_ids[name] = list(table.missing_ids)
+        if table.missing_ids:
+            warnings.append(
+                f"{name}: {len(table.missing_ids)} missing {VIDEO_KEY} counted as {fill:g}: "
+                f"{_listing(list(table.missing_ids))}"
+            )
+    holes = {column: count for column, count in missing_cells.items() if count}
+    if holes:
+        warnings.append(f"missing cells counted as {MISSING_SCORE:g} / {MISSING_RMSE:g}: {holes}")
+    if missing_cells[DECREASING_SCORE_COLUMN] or missing_ids[UNSUPERVISED_METRICS_CSV]:
+        warnings.append(
+            f"a missing {DECREASING_SCORE_COLUMN} counts as {MISSING_SCORE:g}, so its term "
+            f"1 − {DECREASING_SCORE_COLUMN} is {1 - MISSING_SCORE:g} "
+            "(the official rule, kept as is)"
+        )
+    ordered = {column: means[column] for column in (*SCORE_COLUMNS, RMSE)}
+    return ScoreReport(official_score(ordered), ordered, rows, missing_cells, missing_ids, warnings)
+
+
+def write_json(report: ScoreReport, path: str | Path) -> bool:
+    """Write the report as JSON; returns whether an existing file was replaced."""
+    path = Path(path)
+    replaced = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return replaced
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive row count, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Score a VQE submission: metrics_supervised.csv + metrics_unsupervised.csv."
+    )
+    parser.add_argument("--results", required=True, type=Path, help="folder holding the two CSVs")
+    parser.add_argument("--json", type=Path, help="also write the report to this JSON file")
+    parser.add_argument(
+        "--supervised-rows",
+        type=_positive_int,
+        default=OFFICIAL_SUPERVISED_VIDEOS,
+        help=f"expected rows of {SUPERVISED_METRICS_CSV} (default: official %(default)s)",
+    )
+    parser.add_argument(
+        "--unsupervised-rows",
+        type=_positive_int,
+        default=OFFICIAL_UNSUPERVISED_VIDEOS,
+        help=f"expected rows of {UNSUPERVISED_METRICS_CSV} (default: official %(default)s)",
+    )
+    parser.add_argument(
+        "--subset",
+        action="store_true",
+        help="local subset: score whatever video ids the files hold (no row-count check)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat missing cells and missing video ids as errors instead of filling them",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = score_submission(
+            args.results,
+            supervised_rows=None if args.subset else args.supervised_rows,
+            unsupervised_rows=None if args.subset else args.unsupervised_rows,
+            strict=args.strict,
+        )
+    except SubmissionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(report.format())
+    if args.json is not None:
+        replaced = write_json(report, args.json)
+        print(f"{'replaced' if replaced else 'wrote'} {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
