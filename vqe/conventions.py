@@ -19,6 +19,9 @@ UINT8_MAX = 255.0
 VQA_OFFSET = 128.0
 VQA_SCALE = 128.0
 
+#: BT.601 luma weights for R, G, B (flicker, tone curves): Y = 0.299 R + 0.587 G + 0.114 B.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
 #: DOVER normalises RGB 0–255 with the ImageNet statistics (in 0–255 units).
 DOVER_MEAN = (123.675, 116.28, 103.53)
 DOVER_STD = (58.395, 57.12, 57.375)

@@ -49,3 +49,16 @@ DECREASING_SCORE_COLUMN = "m_5"
 #: Official row counts of the test submission.
 OFFICIAL_UNSUPERVISED_VIDEOS = 3000
 OFFICIAL_SUPERVISED_VIDEOS = 500
+
+# --------------------------------------------------------------------------- pairwise votes
+#: One row per P.910 vote: the two methods shown, the 1–5 vote (1 = strong preference for left),
+#: and optionally the deciding factor and the rater.
+VOTE_LEFT = "left"
+VOTE_RIGHT = "right"
+VOTE = "vote"
+VOTE_FACTOR = "factor"
+VOTE_RATER = "rater"
+VOTE_REQUIRED_COLUMNS = (VOTE_LEFT, VOTE_RIGHT, VOTE)
+VOTE_OPTIONAL_COLUMNS = (VOTE_FACTOR, VOTE_RATER)
+VOTE_FACTORS = ("colors", "brightness", "skintone")
+VOTE_VALUES = (1, 2, 3, 4, 5)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from vqe.conventions import UINT8_MAX
-from vqe.metrics.temporal import LUMA_WEIGHTS
+from vqe.conventions import LUMA_WEIGHTS
 from vqe.video import VideoWriter, read_frames
 
 _LEVELS = np.arange(256, dtype=np.float32) / UINT8_MAX  # LUT input values in [0, 1]

@@ -51,11 +51,14 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 
-LEFT, RIGHT, VOTE, FACTOR, RATER = "left", "right", "vote", "factor", "rater"
-REQUIRED_COLUMNS = (LEFT, RIGHT, VOTE)
-OPTIONAL_COLUMNS = (FACTOR, RATER)
-FACTORS = ("colors", "brightness", "skintone")
-VOTES = (1, 2, 3, 4, 5)
+from vqe import schema
+
+LEFT, RIGHT, VOTE = schema.VOTE_LEFT, schema.VOTE_RIGHT, schema.VOTE
+FACTOR, RATER = schema.VOTE_FACTOR, schema.VOTE_RATER
+REQUIRED_COLUMNS = schema.VOTE_REQUIRED_COLUMNS
+OPTIONAL_COLUMNS = schema.VOTE_OPTIONAL_COLUMNS
+FACTORS = schema.VOTE_FACTORS
+VOTES = schema.VOTE_VALUES
 #: Row v − 1: the weights of (left preferred, no preference, right preferred) for vote v.
 VOTE_OUTCOMES = np.array(
     [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]]

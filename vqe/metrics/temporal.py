@@ -39,11 +39,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqe.conventions import tensor_to_rgb_uint8
+from vqe.conventions import LUMA_WEIGHTS, tensor_to_rgb_uint8
 from vqe.video import read_frames
 
-#: BT.601 luma weights for R, G, B.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 DEFAULT_GRID = 4
 
 Frame = np.ndarray | torch.Tensor
