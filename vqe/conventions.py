@@ -37,6 +37,13 @@ def _check_hwc_uint8(image: np.ndarray, what: str) -> None:
         )
 
 
+def swap_rgb_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 RGB ↔ BGR (OpenCV) as a contiguous array; its own inverse. Pure numpy, so
+    frame writers in worker processes need no torch."""
+    _check_hwc_uint8(image, "swap_rgb_bgr_uint8")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
 def rgb_uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
     """H×W×3 RGB uint8 (PyAV ``rgb24``, PIL, scikit-image) → 3×H×W RGB float in [0, 1]."""
     _check_hwc_uint8(image, "rgb_uint8_to_tensor")
@@ -46,7 +53,7 @@ def rgb_uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
 def bgr_uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
     """H×W×3 BGR uint8 (OpenCV) → 3×H×W RGB float in [0, 1]."""
     _check_hwc_uint8(image, "bgr_uint8_to_tensor")
-    return rgb_uint8_to_tensor(image[:, :, ::-1])
+    return rgb_uint8_to_tensor(swap_rgb_bgr_uint8(image))
 
 
 def tensor_to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
@@ -59,7 +66,7 @@ def tensor_to_rgb_uint8(frame: torch.Tensor) -> np.ndarray:
 
 def tensor_to_bgr_uint8(frame: torch.Tensor) -> np.ndarray:
     """3×H×W RGB float in [0, 1] → H×W×3 BGR uint8 (OpenCV), rounded and clipped."""
-    return np.ascontiguousarray(tensor_to_rgb_uint8(frame)[:, :, ::-1])
+    return swap_rgb_bgr_uint8(tensor_to_rgb_uint8(frame))
 
 
 def rgb_to_bgr(frames: torch.Tensor) -> torch.Tensor:

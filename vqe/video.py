@@ -100,8 +100,12 @@ def read_frames(path: str | Path, fps: float | None = None) -> Iterator[np.ndarr
     """
     path = Path(path)
     if fps is None:
+        count = 0
         for _, image in _decoded(path):
+            count += 1
             yield image
+        if count == 0:
+            raise VideoError(f"{path}: the video holds no frames")
         return
     if fps <= 0:
         raise ValueError(f"fps must be positive or None, got {fps}")

@@ -1,0 +1,284 @@
+"""Build the frame index of the official layout: videos → PNG frames + ``train.csv``, ``test.csv``.
+
+    python -m vqe.data.build source_dir=DIR [out_dir=DIR] [fps=30|null] [workers=N]
+                             [shard=k/n] [overwrite=true] [progress=false]
+    python -m vqe.data.build source_dir=DIR [out_dir=DIR] merge=true
+
+What it writes (the *index root* is ``out_dir``, or ``source_dir`` when ``out_dir`` is not given):
+
+- Frames of ``<split>/<subset>/<name>_x.mp4`` go to ``<name>/x/frame_0001.png`` … (``_y`` to
+  ``<name>/y/``), under the index root at the same relative place as the video, extracted at
+  ``fps`` (default 30 like the official tool; ``null`` keeps every decoded frame). Synthetic jpg
+  pairs are indexed where they are and never copied.
+- One CSV per split present, ``train.csv``/``test.csv`` at the index root, with the columns of
+  :data:`vqe.schema.INDEX_COLUMNS`; paths are POSIX and relative to the index root (synthetic
+  frames outside it get ``../`` paths). The CSVs are the build's summary and are rewritten by
+  every build (the log says when one is replaced).
+
+Resuming: ``<name>/extraction.json`` is written after a video's last frame. A video with that
+marker, the same ``fps`` and source file size, and all its frames is skipped; one without it is
+extracted again. A marker from other settings is reported as a failure unless ``overwrite=true``.
+
+Shards: ``shard=k/n`` (1 <= k <= n) builds every n-th item of the sorted item list, starting at the
+k-th, so n machines can share one dataset. Each shard writes ``<split>.shard-k-of-n.csv``; the
+shard that finds all n shard files present merges them into ``<split>.csv`` (identical to an
+unsharded build). When the shards ran on different disks, copy their frames and shard CSVs into
+one index root and run ``merge=true``.
+
+Checks: an ``_x`` video without its ``_y`` (or the reverse), an unreadable video, x/y pairs of
+different length or frame size, synthetic folders with unmatched or differently sized frames and
+empty folders are each reported with the file they concern; every good video is still built and
+indexed. The command prints the failures and a summary table and exits with status 1 when
+anything failed (2 for bad arguments).
+
+Hydra writes nothing to the working directory: the run directory is ``.`` without changing into
+it, ``hydra.output_subdir`` is null and logging goes to stdout only (``configs/build.yaml``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import astuple, dataclass, field, fields
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from vqe.data.extract import Failure, ItemResult, Settings, process_item
+from vqe.data.index import (
+    index_file_name,
+    merge_shard_indexes,
+    merge_shards,
+    write_index,
+)
+from vqe.data.layout import (
+    SPLIT_ORDER,
+    SUBSET_ORDER,
+    Item,
+    list_items,
+    parse_shard,
+    select_shard,
+)
+from vqe.schema import SPLITS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BuildReport", "Failure", "SubsetCounts", "build_dataset", "merge_shards"]
+
+
+@dataclass
+class SubsetCounts:
+    videos: int = 0  # videos (or synthetic clips) indexed, reused ones included
+    frames: int = 0  # index rows
+    reused: int = 0  # videos whose complete earlier extraction was kept
+    failed: int = 0
+
+
+@dataclass
+class BuildReport:
+    index_root: Path
+    counts: dict[tuple[str, str], SubsetCounts] = field(default_factory=dict)  # (split, subset)
+    failed: list[Failure] = field(default_factory=list)
+    index_files: list[Path] = field(default_factory=list)  # CSVs written, shard and merged ones
+    frames_written: int = 0  # PNG files written by this run
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def add(self, result: ItemResult) -> None:
+        counts = self.counts.setdefault((result.item.split, result.item.subset), SubsetCounts())
+        if result.failure is not None:
+            counts.failed += 1
+            self.failed.append(result.failure)
+        if result.video is not None:
+            counts.videos += 1
+            counts.frames += result.video.frame_count
+            counts.reused += result.skipped
+        self.frames_written += result.frames_written
+
+    def summary_table(self) -> str:
+        keys = sorted(self.counts, key=lambda key: (SPLIT_ORDER[key[0]], SUBSET_ORDER[key[1]]))
+        columns = [column.name for column in fields(SubsetCounts)]
+        lines = [_table_row("split", "subset", columns)]
+        for split, subset in keys:
+            lines.append(_table_row(split, subset or "-", astuple(self.counts[split, subset])))
+        totals = [sum(values) for values in zip(*map(astuple, self.counts.values()), strict=True)]
+        lines.append(_table_row("total", "", totals or [0] * len(columns)))
+        return "\n".join(lines)
+
+    def failure_list(self) -> str:
+        lines = [f"{len(self.failed)} item(s) failed:"]
+        lines += [f"  {failure.item}: {failure.reason}" for failure in sorted(self.failed)]
+        return "\n".join(lines)
+
+
+def _table_row(split: str, subset: str, cells: Sequence[object]) -> str:
+    return f"{split:<6} {subset:<13}" + "".join(f"{cell:>8}" for cell in cells)
+
+
+def _checked_fps(fps: float | None) -> float | None:
+    if fps is None:
+        return None
+    if (
+        isinstance(fps, bool)
+        or not isinstance(fps, (int, float))
+        or not math.isfinite(fps)
+        or fps <= 0
+    ):
+        raise ValueError(f"fps must be a positive number or null (keep every frame), got {fps!r}")
+    return float(fps)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Workers forked from a process whose torch or OpenCV thread pools have run hang on their
+    # first parallel call. A fork server holding only the imported worker module forks clean
+    # workers without importing torch again for each; spawn where there is no fork (Windows).
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([process_item.__module__])
+    return context
+
+
+def _results(
+    items: list[Item], settings: Settings, workers: int, bar: tqdm
+) -> Iterator[ItemResult]:
+    if workers == 1:
+        for item in items:
+            yield process_item(item, settings)
+            bar.update()
+        return
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+        futures = {pool.submit(process_item, item, settings): item for item in items}
+        try:
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    yield future.result()
+                except BrokenProcessPool as error:
+                    reason = f"its worker process died ({error}); out of memory? try fewer workers"
+                    yield ItemResult(item, failure=Failure(item.name, reason))
+                bar.update()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _merge_complete_shards(index_root: Path, splits: list[str], count: int) -> list[Path]:
+    merged = []
+    for split in splits:
+        parts = [index_root / index_file_name(split, (k, count)) for k in range(1, count + 1)]
+        present = sum(path.exists() for path in parts)
+        if present == count:
+            merged.append(merge_shard_indexes(index_root, split, count))
+        else:
+            log.info(
+                "%s: %d of %d shard indexes present; the last shard to finish (or merge=true) "
+                "writes %s",
+                split,
+                present,
+                count,
+                index_file_name(split),
+            )
+    return merged
+
+
+def build_dataset(
+    source_dir: Path,
+    out_dir: Path | None = None,
+    fps: float | None = 30,
+    workers: int = 1,
+    shard: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> BuildReport:
+    """Extract and index every video under ``source_dir``; see the module docstring.
+
+    Raises ``ValueError``/``FileNotFoundError`` for bad arguments; problems with single videos are
+    returned in ``BuildReport.failed`` instead.
+    """
+    started = time.perf_counter()
+    fps = _checked_fps(fps)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    shard_spec = parse_shard(shard) if shard is not None else None
+    source_dir = Path(source_dir).absolute()
+    index_root = Path(out_dir).absolute() if out_dir is not None else source_dir
+
+    items = list_items(source_dir)
+    splits = sorted({item.split for item in items}, key=SPLITS.index)
+    if shard_spec is not None:
+        items = select_shard(items, *shard_spec)
+    index_root.mkdir(parents=True, exist_ok=True)
+    settings = Settings(index_root=index_root, fps=fps, overwrite=overwrite)
+
+    report = BuildReport(index_root=index_root)
+    videos = []
+    with tqdm(total=len(items), unit="video", desc="build", disable=not progress) as bar:
+        for result in _results(items, settings, workers, bar):
+            report.add(result)
+            if result.video is not None:
+                videos.append(result.video)
+    for split in splits:
+        path = index_root / index_file_name(split, shard_spec)
+        write_index(path, (video for video in videos if video.split == split))
+        report.index_files.append(path)
+    if shard_spec is not None:
+        report.index_files += _merge_complete_shards(index_root, splits, shard_spec[1])
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "built %d items in %.1f s: %d frames written, %d failed; index files: %s",
+        len(items),
+        report.seconds,
+        report.frames_written,
+        len(report.failed),
+        ", ".join(path.name for path in report.index_files),
+    )
+    return report
+
+
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="build")
+def main(config: DictConfig) -> None:
+    if OmegaConf.is_missing(config, "source_dir"):
+        print(
+            "error: source_dir is required: python -m vqe.data.build source_dir=DIR",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    out_dir = Path(config.out_dir) if config.out_dir is not None else None
+    try:
+        if config.merge:
+            for path in merge_shards(out_dir or Path(config.source_dir)):
+                print(f"wrote {path}")
+            return
+        report = build_dataset(
+            Path(config.source_dir),
+            out_dir=out_dir,
+            fps=config.fps,
+            workers=config.workers,
+            shard=config.shard,
+            overwrite=config.overwrite,
+            progress=config.progress,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if report.failed:
+        print(report.failure_list())
+    print(report.summary_table())
+    if report.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
