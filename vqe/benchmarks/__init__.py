@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print and save measured figures (python -m vqe.benchmarks.<name>)."""
