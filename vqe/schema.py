@@ -33,6 +33,12 @@ SUBSET_UNSUPERVISED = "unsupervised"  # */unsupervised: mp4 inputs without targe
 SUBSETS = (SUBSET_SYNTHETIC, SUBSET_REAL, SUBSET_UNSUPERVISED)
 SUPERVISED_SUBSETS = (SUBSET_SYNTHETIC, SUBSET_REAL)
 
+# --------------------------------------------------------------------------- DOVER cache
+#: ``<data root>/.dover_cache/<cache key>.csv`` maps each input frame to its DOVER score.
+DOVER_CACHE_DIR = ".dover_cache"
+DOVER_SCORE = "dover"
+DOVER_CACHE_COLUMNS = (IMG_SOURCE, DOVER_SCORE)
+
 # --------------------------------------------------------------------------- submission
 SUPERVISED_METRICS_CSV = "metrics_supervised.csv"
 UNSUPERVISED_METRICS_CSV = "metrics_unsupervised.csv"
