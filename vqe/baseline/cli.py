@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from vqe.baseline.folder import process_folder
+from vqe.folder_jobs import process_folder
 from vqe.baseline.tone import ToneSettings, tone_map_video
 
 

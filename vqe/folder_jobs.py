@@ -1,15 +1,21 @@
 """Run a per-video job over a folder: in parallel, with a progress bar, finishing the good videos
-and listing the bad ones.
+and listing the bad ones. Shared by the baseline (:mod:`vqe.baseline.cli`) and the enhancer
+(:mod:`vqe.enhance`).
 
 The job is ``job(source, destination) -> frames written``; it must be picklable (a module-level
 function or a :func:`functools.partial` of one) so worker processes can run it. Each output is
 written under a temporary name beside its final place and renamed only when the job succeeded,
 so a crash never leaves a half-written video that a rerun would take for finished. Existing
 outputs are left alone (reported as skipped) unless ``overwrite`` is set.
+
+Worker processes come from a fork server (spawn where there is none), as in
+:mod:`vqe.data.build`: a child forked from a process whose torch or OpenCV thread pools have run
+can hang on its first parallel call.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable
@@ -55,6 +61,16 @@ class FolderReport:
             lines.append(f"FAILED {len(self.failed)}:")
             lines += [f"  {reason}" for _, reason in self.failed]
         return "\n".join(lines)
+
+
+def pool_context(job: Job) -> multiprocessing.context.BaseContext:
+    """A fork-server context whose server has imported the job's module (spawn without fork)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    function = getattr(job, "func", job)  # a functools.partial names its function in .func
+    context.set_forkserver_preload([function.__module__])
+    return context
 
 
 def _partial_path(destination: Path) -> Path:
@@ -127,7 +143,7 @@ def process_folder(
         for source in todo:
             record(source, *_run_one(job, source, dir_out / source.name))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(job)) as pool:
             futures = {
                 pool.submit(_run_one, job, source, dir_out / source.name): source for source in todo
             }

@@ -1,0 +1,14 @@
+"""Export a trained enhancer to CoreML (default) or ONNX; see :mod:`vqe.export.cli`.
+
+    python export_coreml.py CKPT [--out PATH] [--height 720 --width 1280]
+        [--precision fp16|int8] [--format coreml|onnx] [--allow-over-budget] [--overwrite]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from vqe.export.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

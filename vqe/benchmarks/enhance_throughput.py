@@ -1,0 +1,205 @@
+"""End-to-end video enhancement throughput, its breakdown, and the exported package sizes.
+
+    python -m vqe.benchmarks.enhance_throughput [--preset lut_unet] [--frames 60]
+        [--height 720 --width 1280] [--batch-size 4] [--device auto] [--no-smoothing]
+        [--no-export] [--out DIR]
+
+**Throughput.** A synthetic clip (a slow pan and zoom across scikit-image's astronaut photo, the
+demo set's motion, ``--frames`` frames at ``--height``×``--width``, stored with the official
+encoding) is enhanced exactly as ``python -m vqe.enhance`` does it
+(:func:`vqe.enhance_stream.enhance_video`: PyAV decode, batches through the preset's deploy
+graph with LUT-weight smoothing, libx264 CRF 18 encode). Frames/s is frames over the wall time
+of the whole call; the time in each part (decode, model, encode) is measured inside the
+pipeline and given as a share of that wall time (the rest, "other", is the per-video set-up and
+the progress bookkeeping). One untimed batch warms the model up first. Untrained weights: speed
+does not depend on them (the encode a little, through the content).
+
+**Packages.** Unless ``--no-export``, the preset is exported at 1280×720 to CoreML fp16 and int8
+(:mod:`vqe.export.coreml`) and to ONNX (:mod:`vqe.export.onnx`); their sizes and conversion
+times are reported.
+
+Results are printed and written to ``--out`` (default ``outputs/benchmarks/``) as
+``enhance_throughput.json``, ``.md`` and ``.png`` (time per frame by part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqe.benchmarks.inference import environment
+from vqe.data.demo import load_photo, pan_zoom_clip
+from vqe.enhance_backends import TorchBackend, resolve_device
+from vqe.enhance_stream import EnhanceSettings, StageTimes, enhance_video
+from vqe.export.metadata import preset_source
+from vqe.models.enhancer import enhancer_from_preset
+from vqe.video import write_video
+
+DEFAULT_OUT = Path("outputs/benchmarks")
+RESULT_NAME = "enhance_throughput"
+PARTS = ("decode", "model", "encode", "other")
+
+
+def make_clip(path: Path, frames: int, height: int, width: int) -> Path:
+    """The benchmark's input video, in the official encoding."""
+    photo = load_photo("astronaut")
+    clip = pan_zoom_clip(photo, frames, width, height, np.random.default_rng(0))
+    write_video(path, ((frame * 255.0).round().astype(np.uint8) for frame in clip))
+    return path
+
+
+def time_enhancement(
+    clip: Path, workdir: Path, model: TorchBackend, settings: EnhanceSettings
+) -> dict:
+    """Enhance ``clip`` once (after one warm-up batch) and split the wall time by part."""
+    warmup = torch.rand(settings.batch_size, 3, 64, 64, device=model.device)
+    with torch.inference_mode():
+        model.enhance(warmup)
+    times = StageTimes()
+    start = time.perf_counter()
+    frames = enhance_video(clip, workdir / "enhanced.mp4", model, settings, times)
+    wall = time.perf_counter() - start
+    seconds = {"decode": times.decode_s, "model": times.model_s, "encode": times.encode_s}
+    seconds["other"] = max(wall - sum(seconds.values()), 0.0)
+    return {
+        "frames": frames,
+        "wall_s": wall,
+        "frames_per_s": frames / wall,
+        "ms_per_frame": {part: 1e3 * s / frames for part, s in seconds.items()},
+        "share": {part: s / wall for part, s in seconds.items()},
+    }
+
+
+def package_sizes(preset: str, workdir: Path) -> list[dict]:
+    """Export at 1280×720 to CoreML fp16 / int8 and ONNX; sizes and conversion times."""
+    from vqe.export.coreml import export_coreml
+    from vqe.export.onnx import export_onnx
+
+    enhancer, source = enhancer_from_preset(preset), preset_source(preset)
+    rows = []
+    for precision in ("fp16", "int8"):
+        start = time.perf_counter()
+        export = export_coreml(
+            enhancer, workdir / f"{preset}_{precision}.mlpackage", source, precision=precision
+        )
+        rows.append({"format": f"CoreML {precision}", "bytes": export.size_bytes,
+                     "conversion_s": export.conversion_s,
+                     "total_s": time.perf_counter() - start})  # fmt: skip
+    start = time.perf_counter()
+    onnx = export_onnx(enhancer, workdir / f"{preset}.onnx", source)
+    rows.append({"format": "ONNX fp32", "bytes": onnx.size_bytes, "conversion_s": onnx.export_s,
+                 "total_s": time.perf_counter() - start,
+                 "stage_graph_bytes": sum(p.stat().st_size for p in onnx.stage_graphs)})  # fmt: skip
+    return rows
+
+
+def markdown(result: dict) -> str:
+    env, run = result["environment"], result["enhancement"]
+    ms = run["ms_per_frame"]
+    lines = [
+        f"Enhancement of a {result['frames']}-frame {result['width']}×{result['height']} clip, "
+        f"preset `{result['preset']}` on {result['device']}, batch {result['batch_size']}, "
+        f"smoothing {'on' if result['smoothing'] else 'off'}; torch {env['torch']}, "
+        f"{env['cpu']} ({env['cpu_threads']} threads)"
+        + (f", {env['gpu']}" if env.get("gpu") else "")
+        + ".",
+        "",
+        f"**{run['frames_per_s']:.2f} frames/s** end to end "
+        f"({sum(ms.values()):.0f} ms per frame).",
+        "",
+        "| part | ms/frame | share |",
+        "|---|---:|---:|",
+        *(f"| {part} | {ms[part]:.1f} | {100 * run['share'][part]:.0f} % |" for part in PARTS),
+    ]
+    if result.get("packages"):
+        lines += [
+            "",
+            "Exported at 1280×720:",
+            "",
+            "| format | size | conversion | whole export (incl. MAC count, checks) |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {row['format']} | {row['bytes'] / 1e6:.2f} MB | {row['conversion_s']:.1f} s "
+                f"| {row['total_s']:.1f} s |"
+                for row in result["packages"]
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ms = result["enhancement"]["ms_per_frame"]
+    figure, axis = plt.subplots(figsize=(7, 1.8))
+    left = 0.0
+    for part, colour in zip(PARTS, ("#4c72b0", "#dd8452", "#55a868", "#999999")):
+        axis.barh([0], [ms[part]], left=left, color=colour, label=f"{part} {ms[part]:.0f} ms")
+        left += ms[part]
+    axis.set_yticks([])
+    axis.set_xlabel("ms per frame")
+    axis.set_title(
+        f"{result['preset']} at {result['width']}×{result['height']} on {result['device']}: "
+        f"{result['enhancement']['frames_per_s']:.2f} frames/s"
+    )
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, frameon=False)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vqe.benchmarks.enhance_throughput", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--preset", default="lut_unet", help="model_vqe preset (default lut_unet)")
+    parser.add_argument("--frames", type=int, default=60, help="clip length (default 60)")
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--batch-size", type=int, default=4, help="frames per model call")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, …")
+    parser.add_argument("--no-smoothing", action="store_true", help="time without the LUT EMA")
+    parser.add_argument("--no-export", action="store_true", help="skip the package sizes")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.batch_size < 1:
+        parser.error("--frames and --batch-size must be ≥ 1")
+
+    device = resolve_device(args.device)
+    settings = EnhanceSettings(args.batch_size, not args.no_smoothing, progress=False)
+    model = TorchBackend(enhancer_from_preset(args.preset), device)
+    result = {"preset": args.preset, "frames": args.frames, "height": args.height,
+              "width": args.width, "batch_size": args.batch_size, "device": str(device),
+              "smoothing": settings.smoothing,
+              "environment": environment(device.type == "cuda")}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="vqe-enhance-bench-") as folder:
+        workdir = Path(folder)
+        clip = make_clip(workdir / "input.mp4", args.frames, args.height, args.width)
+        result["enhancement"] = time_enhancement(clip, workdir, model, settings)
+        print(f"{result['enhancement']['frames_per_s']:.2f} frames/s", flush=True)
+        if not args.no_export:
+            result["packages"] = package_sizes(args.preset, workdir)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = {suffix: args.out / f"{RESULT_NAME}.{suffix}" for suffix in ("json", "md", "png")}
+    paths["json"].write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    paths["md"].write_text(table)
+    plot(result, paths["png"])
+    print()
+    print(table)
+    print("wrote " + ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""Training-step time of the enhancer with the critics off, VQA only, and VQA + DOVER.
+
+    python -m vqe.benchmarks.train_step [--preset lut_unet] [--batch 8] [--height 368 --width 640]
+        [--modes off vqa vqa_dover] [--dover 4x1] [--device cpu|cuda] [--precision 32|bf16]
+        [--repeats 3] [--warmup 1] [--threads N] [--out DIR]
+
+One optimizer step of the training system on a batch of ``--batch`` random frames (data
+loading excluded), timed part by part with the classes training uses (``Enhancer``,
+:class:`~vqe.training.critics.CriticScorer`'s critics, :class:`~vqe.losses.WeightedLoss`, Adam):
+
+* ``off`` — supervised MSE only: no critic is called (``loss=supervised``);
+* ``vqa`` — MSE + the VQA objective with DOVER(ŷ) reused from the input's cached score, i.e. no
+  DOVER pass (``critics.enhanced_dover=input``);
+* ``vqa_dover`` — the default training: DOVER(ŷ) computed every step without gradient, with
+  the clip setting ``--dover TxK`` (default: official 32x3 on CUDA, the cheaper 4x1 on the
+  CPU, where 32x3 takes tens of seconds per frame — labelled in the table);
+* ``vqa_dover_grad`` (opt-in) — DOVER(ŷ) differentiable plus the DOVER loss term.
+
+DOVER(x) comes from the on-disk cache in training, so it costs nothing per step and is
+precomputed here. Parts: enhancer forward, DOVER(ŷ), VQA forward, loss, backward (through the
+critics to the enhancer), optimizer step; each is synchronised on CUDA so that the parts add up
+to the step (the median step is reported alongside). ``--precision bf16`` runs the forward
+passes under bf16 autocast (``trainer.precision=bf16-mixed``). Critics have random weights:
+speed does not depend on them. Results are printed and written to ``--out`` (default
+``outputs/benchmarks/``) as ``train_step.json`` and ``train_step.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
+from vqe.critics.vqa import load_vqa
+from vqe.losses import (
+    CriticScores,
+    DoverQuality,
+    LossInputs,
+    SupervisedMSE,
+    VQAObjective,
+    WeightedLoss,
+)
+from vqe.models.enhancer import enhancer_from_preset
+from vqe.training.critics import CriticScorer
+
+DEFAULT_OUT = Path("outputs/benchmarks")
+RESULT_NAME = "train_step"
+MODES = ("off", "vqa", "vqa_dover", "vqa_dover_grad")
+DEFAULT_MODES = ("off", "vqa", "vqa_dover")
+PARTS = ("enhancer_forward", "dover_enhanced", "vqa_forward", "loss", "backward", "optimizer")
+
+
+def parse_setting(text: str) -> tuple[int, int]:
+    try:
+        frames, clips = (int(part) for part in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--dover {text!r}: expected TxK, e.g. 32x3") from error
+    return frames, clips
+
+
+class PartTimer:
+    """Wall time per named part, synchronising the device at each boundary."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.times: dict[str, float] = {}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        self._sync()
+        start = time.perf_counter()
+        yield
+        self._sync()
+        self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
+
+
+def build_step(
+    mode: str, preset: str, device: torch.device, dover_setting: tuple[int, int], bf16: bool
+) -> Callable[[torch.Tensor, torch.Tensor, PartTimer], None]:
+    """A closure running one timed training step of ``mode`` on (inputs, targets)."""
+    enhancer = enhancer_from_preset(preset).to(device).train()
+    optimizer = torch.optim.Adam([p for p in enhancer.parameters() if p.requires_grad], lr=1e-4)
+    terms: dict = {"mse": SupervisedMSE()}
+    weights = {"mse": 1.0}
+    scorer = None
+    if mode != "off":
+        frames, clips = dover_setting
+        differentiable = mode == "vqa_dover_grad"
+        settings = DoverSettings(frames, clips, differentiable=differentiable)
+        dover = DoverCritic(load_dover(None, allow_random=True), settings)
+        enhanced_dover = "input" if mode == "vqa" else "online"
+        scorer = CriticScorer(load_vqa(None, allow_random=True), dover, "online", enhanced_dover)
+        terms["vqa"], weights["vqa"] = VQAObjective(), 1.0
+        if differentiable:
+            terms["dover"], weights["dover"] = DoverQuality(), 1.0
+    loss = WeightedLoss(terms, weights)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
+    dover_input: torch.Tensor | None = None
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor, timer: PartTimer) -> None:
+        nonlocal dover_input
+        if scorer is not None and dover_input is None:  # the cache: computed once, not timed
+            with torch.no_grad():
+                dover_input = scorer.dover(inputs)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            with timer.part("enhancer_forward"):
+                output = enhancer.forward_with_weights(inputs)
+            critics = None
+            if scorer is not None:
+                assert dover_input is not None
+                with timer.part("dover_enhanced"):
+                    dover_enhanced = (
+                        scorer.dover(output.frames)
+                        if scorer.enhanced_dover == "online"
+                        else dover_input
+                    )
+                with timer.part("vqa_forward"):
+                    p, aux_enhanced, aux_input = scorer.vqa.on(output.frames).compare(
+                        output.frames, inputs, dover_enhanced, dover_input
+                    )
+                critics = CriticScores(p, aux_enhanced, aux_input, dover_enhanced, dover_input)
+            with timer.part("loss"):
+                total = loss(LossInputs(inputs, output, targets, critics)).total
+        with timer.part("backward"):
+            total.backward()
+        with timer.part("optimizer"):
+            optimizer.step()
+
+    return step
+
+
+def benchmark_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    shape = (args.batch, 3, args.height, args.width)
+    inputs = torch.rand(shape, generator=generator).to(device)
+    targets = torch.rand(shape, generator=generator).to(device)
+    step = build_step(mode, args.preset, device, args.dover, args.precision == "bf16")
+    for _ in range(args.warmup):
+        step(inputs, targets, PartTimer(device))
+    runs = []
+    for _ in range(args.repeats):
+        timer = PartTimer(device)
+        step(inputs, targets, timer)
+        runs.append(timer.times)
+    parts = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in PARTS}
+    step_s = statistics.median(sum(run.values()) for run in runs)
+    row = {"mode": mode, "step_s": step_s, "parts_s": parts}
+    if mode != "off":
+        frames, clips = args.dover
+        official = (frames, clips) == (32, 3)
+        row["dover_setting"] = f"T={frames}, K={clips}" + ("" if official else " (cheaper)")
+    return row
+
+
+def describe(mode: str, row: dict) -> str:
+    return {
+        "off": "critics off (MSE only)",
+        "vqa": "VQA only (DOVER(ŷ) := cached DOVER(x))",
+        "vqa_dover": f"VQA + DOVER(ŷ) no grad, {row.get('dover_setting', '')}",
+        "vqa_dover_grad": f"VQA + DOVER(ŷ) with grad + DOVER term, {row.get('dover_setting', '')}",
+    }[mode]
+
+
+def markdown(result: dict) -> str:
+    env = result["environment"]
+    header = (
+        f"Training step of `{result['preset']}` on a batch of {result['batch']} frames at "
+        f"{result['height']}×{result['width']}, {result['device']}, precision "
+        f"{result['precision']}; median of {result['repeats']} steps after {result['warmup']} "
+        f"warm-up; torch {env['torch']}, {env['cpu']} ({env['cpu_threads']} threads)"
+        + (f", {env['gpu']}" if env.get("gpu") else "")
+        + ". Random critics; data loading excluded; DOVER(x) from the cache (not timed)."
+    )
+    columns = " | ".join(name.replace("_", " ") for name in PARTS)
+    lines = [
+        header,
+        "",
+        f"| critics | step (s) | {columns} |",
+        "|---|---:|" + "---:|" * len(PARTS),
+    ]
+    for row in result["rows"]:
+        total = sum(row["parts_s"].values()) or 1.0
+        shares = " | ".join(
+            f"{row['parts_s'][name]:.3f} ({100 * row['parts_s'][name] / total:.0f} %)"
+            for name in PARTS
+        )
+        lines.append(f"| {describe(row['mode'], row)} | {row['step_s']:.3f} | {shares} |")
+    lines += ["", "Cells: seconds per step (share of the step)."]
+    return "\n".join(lines) + "\n"
+
+
+def environment(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = {"torch": torch.__version__, "cpu": cpu, "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vqe.benchmarks.train_step", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--preset", default="lut_unet", help="model_vqe preset (default lut_unet)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--height", type=int, default=368)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(DEFAULT_MODES))
+    parser.add_argument(
+        "--dover",
+        type=parse_setting,
+        default=None,
+        help="DOVER clip setting TxK (default 32x3 on CUDA, 4x1 on CPU)",
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when present"
+    )
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0 or args.batch < 1:
+        parser.error("--repeats and --batch must be >= 1, --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device_name)
+    if args.dover is None:
+        args.dover = (32, 3) if device.type == "cuda" else (4, 1)
+
+    result = {
+        "preset": args.preset,
+        "batch": args.batch,
+        "height": args.height,
+        "width": args.width,
+        "device": device.type,
+        "precision": args.precision,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "environment": environment(device),
+        "rows": [],
+    }
+    for mode in args.modes:
+        row = benchmark_mode(mode, args, device)
+        result["rows"].append(row)
+        print(f"{describe(mode, row)}: {row['step_s']:.3f} s/step", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (args.out / f"{RESULT_NAME}.md").write_text(table)
+    print()
+    print(table)
+    print(f"wrote {args.out / (RESULT_NAME + '.json')} and {args.out / (RESULT_NAME + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Evaluate a checkpoint without training: the test loop of ``train_vqe.py`` on its own.
+
+    python -m vqe.evaluate ckpt=<run dir>/checkpoints/last.ckpt \
+        [dataset.path=… model_vqa.weights=… model_dover.weights=…] [trainer=gpu]
+
+Writes ``metrics_supervised.csv`` and ``metrics_unsupervised.csv`` (official schema),
+``score.json`` and ``flicker.csv`` into the run directory (``outputs/evaluate/<date>_<time>/``,
+or ``paths.output_dir=…``) and prints the objective score, with a progress bar. The enhancer is
+rebuilt from the ``model_vqe`` config stored in the checkpoint, so the training config is not
+needed. With ``dataset.path`` null it evaluates on the demo set's test split, with random
+critics allowed (as the demo training run does). ``evaluate(cfg)`` is the importable function.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
+from vqe.training.callbacks import SubmissionWriter
+from vqe.training.checkpoints import enhancer_from_checkpoint
+from vqe.training.module import VQEModule
+from vqe.training.train import build, check_dataset_path
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt`` on ``cfg.dataset``'s test split; returns the SubmissionWriter results."""
+    check_dataset_path(cfg.dataset.path)
+    pl.seed_everything(int(cfg.seed), workers=True)
+    enhancer, model_config = enhancer_from_checkpoint(cfg.ckpt, key="ckpt")
+    datamodule = build(cfg.dataset)
+    module = VQEModule(
+        enhancer, metric_critics=build(cfg.evaluation.critics), model_config=model_config
+    )
+    writer = SubmissionWriter(cfg.paths.output_dir, subset=cfg.evaluation.subset)
+    trainer: pl.Trainer = build(cfg.trainer, callbacks=[writer, TQDMProgressBar()], logger=False)
+    trainer.test(module, datamodule=datamodule)
+    return {"output_dir": str(cfg.paths.output_dir), "ckpt": str(cfg.ckpt), **writer.results}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+"""Training losses: each term a small module, combined by the weights of ``configs/loss/``.
+
+A term maps one :class:`LossInputs` (input frames, the enhancer's output, the target when the
+batch has one, the critics' scores when the loss needs them) to a scalar. It says what it needs
+(``needs_target``, ``needs_lut``, ``needs_critics``); :class:`WeightedLoss` applies the terms
+whose needs the batch meets — a supervised term is skipped on a batch without targets — and
+returns the weighted total and every applied term, so each can be logged on its own.
+
+Terms:
+
+* :class:`VQAObjective` — the official objective: MSE of ``[p, a1, a2, a3, 1 − a4, a5 … a11]``
+  (every score oriented to grow with quality) against 1, from ``VQA(ŷ, x, dover(ŷ), dover(x))``.
+* :class:`SupervisedMSE`, :class:`SupervisedL1` — pixel losses against the target.
+* :class:`CosineColour` — 1 − cosine similarity of the RGB vectors of output and target pixels
+  (hue and saturation errors, whatever the brightness).
+* :class:`LPIPSLoss` — LPIPS (the ``lpips`` package) against the target. Its backbone weights
+  are read from a local file (torchvision's classification checkpoint); nothing is downloaded.
+* :class:`LutSmoothness`, :class:`LutMonotonicity`, :class:`LutSparsity` — the LUT regularisers
+  of :mod:`vqe.models.lut` on the LUTs and blending weights the forward pass used.
+* :class:`DoverQuality` — ``1 − DOVER(ŷ)``; it only trains when the training DOVER is
+  differentiable (``model_dover.differentiable=true``), and says so otherwise.
+
+:func:`build_loss` builds a :class:`WeightedLoss` from a ``configs/loss`` node, instantiating only
+the terms with a non-zero weight (so an unused LPIPS needs no weights file).
+
+Nothing here leaves torch: no ``.item()``, no uint8, no in-place edits of graph tensors —
+gradients reach the enhanced frames through every term, the critics included.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vqe.critics.frozen import CriticHandle
+from vqe.critics.vqa import DECREASING_AUX_INDEX
+from vqe.models.enhancer import EnhancerOutput
+from vqe.models.lut import lut_monotonicity, lut_total_variation, weight_sparsity
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class CriticScores:
+    """What ``VQA(ŷ, x, dover(ŷ), dover(x))`` says about one batch."""
+
+    p: Tensor  # N×1, probability that the enhanced frame is preferred over the input
+    aux_enhanced: Tensor  # N×11 auxiliary scores a1…a11 of the enhanced frames (raw: a4 falls)
+    aux_input: Tensor  # N×11 the same for the inputs
+    dover_enhanced: Tensor  # N fused DOVER scores of the enhanced frames
+    dover_input: Tensor  # N fused DOVER scores of the inputs
+
+    def metric_row(self) -> Tensor:
+        """N×12 ``[p, a1 … a11]`` of the enhanced frames, raw: the m_1 … m_12 of the CSV."""
+        return torch.cat([self.p, self.aux_enhanced], dim=1)
+
+
+@dataclass
+class LossInputs:
+    inputs: Tensor  # N×3×H×W input frames, RGB [0, 1]
+    output: EnhancerOutput  # the enhancer's forward pass on them
+    target: Tensor | None = None  # N×3×H×W target frames, on supervised batches only
+    critics: CriticScores | None = None  # on losses that need the critics
+
+
+@dataclass
+class LossResult:
+    total: Tensor  # the weighted sum of the applied terms
+    terms: dict[str, Tensor]  # each applied term, unweighted
+
+
+def oriented_scores(p: Tensor, aux: Tensor) -> Tensor:
+    """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12), built by concatenation (no in-place edit),
+    so every column grows with quality."""
+    falling = DECREASING_AUX_INDEX
+    return torch.cat(
+        [p, aux[:, :falling], 1.0 - aux[:, falling : falling + 1], aux[:, falling + 1 :]], dim=1
+    )
+
+
+# --------------------------------------------------------------------------- terms
+
+
+class LossTerm(nn.Module):
+    """One loss term: ``forward(inputs) -> scalar``. Class flags say what a batch must carry."""
+
+    needs_target = False
+    needs_lut = False
+    needs_critics = False
+
+    def applies_to(self, inputs: LossInputs) -> bool:
+        if self.needs_target and inputs.target is None:
+            return False
+        if self.needs_lut and inputs.output.luts is None:
+            return False
+        return not (self.needs_critics and inputs.critics is None)
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        raise NotImplementedError
+
+
+def _target(inputs: LossInputs) -> Tensor:
+    assert inputs.target is not None  # guarded by applies_to
+    return inputs.target
+
+
+def _critics(inputs: LossInputs) -> CriticScores:
+    assert inputs.critics is not None  # guarded by applies_to
+    return inputs.critics
+
+
+class VQAObjective(LossTerm):
+    """MSE of the oriented VQA scores ``[p, a1, a2, a3, 1 − a4, a5 … a11]`` against 1."""
+
+    needs_critics = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        critics = _critics(inputs)
+        scores = oriented_scores(critics.p, critics.aux_enhanced)
+        return F.mse_loss(scores, torch.ones_like(scores))
+
+
+class SupervisedMSE(LossTerm):
+    needs_target = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return F.mse_loss(inputs.output.frames, _target(inputs))
+
+
+class SupervisedL1(LossTerm):
+    needs_target = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return F.l1_loss(inputs.output.frames, _target(inputs))
+
+
+class CosineColour(LossTerm):
+    """Mean over pixels of 1 − cos(angle between the output's and the target's RGB vectors)."""
+
+    needs_target = True
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps  # keeps black pixels (zero vectors) finite
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        similarity = F.cosine_similarity(inputs.output.frames, _target(inputs), dim=1, eps=self.eps)
+        return (1.0 - similarity).mean()
+
+
+class LutSmoothness(LossTerm):
+    """Total variation of the blended LUTs (:func:`vqe.models.lut.lut_total_variation`)."""
+
+    needs_lut = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        assert inputs.output.luts is not None
+        return lut_total_variation(inputs.output.luts)
+
+
+class LutMonotonicity(LossTerm):
+    """How much an output channel falls along its own input axis (:func:`lut_monotonicity`)."""
+
+    needs_lut = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        assert inputs.output.luts is not None
+        return lut_monotonicity(inputs.output.luts)
+
+
+class LutSparsity(LossTerm):
+    """L1 norm of the per-frame LUT blending weights (:func:`weight_sparsity`)."""
+
+    needs_lut = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        assert inputs.output.lut_weights is not None
+        return weight_sparsity(inputs.output.lut_weights)
+
+
+class DoverQuality(LossTerm):
+    """``mean(1 − DOVER(ŷ))``: needs a differentiable training DOVER to move the model."""
+
+    needs_critics = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        dover = _critics(inputs).dover_enhanced
+        if torch.is_grad_enabled() and not dover.requires_grad:
+            raise RuntimeError(
+                "loss term 'dover' has a non-zero weight but DOVER(enhanced) carries no "
+                "gradient; set model_dover.differentiable=true, or loss.weights.dover=0"
+            )
+        return (1.0 - dover).mean()
+
+
+# --------------------------------------------------------------------------- LPIPS
+
+#: The torchvision classification checkpoints the ``lpips`` package would download, by net.
+LPIPS_BACKBONE_FILES = {
+    "alex": "alexnet-owt-7be5be79.pth",
+    "vgg": "vgg16-397923af.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
+_TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+class LPIPSWeightsMissingError(FileNotFoundError):
+    """An LPIPS weights file is absent and a random backbone was not allowed."""
+
+
+def default_backbone_path(net: str) -> Path:
+    """Where torchvision caches the backbone checkpoint (``torch.hub.get_dir()/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONE_FILES[net]
+
+
+def _backbone_state(network: nn.Module, checkpoint: Mapping[str, Tensor], path: Path) -> dict:
+    """torchvision's ``features.<i>.<param>`` → lpips' ``slice<k>.<i>.<param>`` (same layers,
+    cut into slices; the slice names keep torchvision's layer index)."""
+    mapped: dict[str, Tensor] = {}
+    missing: list[str] = []
+    for name in network.state_dict():
+        _, index, rest = name.split(".", 2)
+        source = f"features.{index}.{rest}"
+        if source in checkpoint:
+            mapped[name] = checkpoint[source]
+        else:
+            missing.append(source)
+    if missing:
+        raise ValueError(
+            f"{path}: not a torchvision classification checkpoint of this LPIPS backbone; "
+            f"missing {missing[:4]}{' …' if len(missing) > 4 else ''}"
+        )
+    return mapped
+
+
+def build_lpips_network(
+    net: str = "alex",
+    backbone_weights: str | Path | None = None,
+    allow_random_backbone: bool = False,
+    linear_weights: str | Path | None = None,
+) -> nn.Module:
+    """An ``lpips.LPIPS`` network that never downloads anything.
+
+    The package's own constructor would fetch the torchvision backbone (``pretrained=True`` on
+    the trunk); it is built with ``pnet_rand=True`` instead and the backbone is loaded here from
+    ``backbone_weights`` (default: torchvision's cache file, :func:`default_backbone_path`). The
+    calibrated linear layers come from ``linear_weights`` (default: the file shipped inside the
+    ``lpips`` package). A missing backbone file raises :class:`LPIPSWeightsMissingError`, unless
+    ``allow_random_backbone``: then the backbone stays random, with a loud warning.
+    """
+    import lpips  # imported late: only losses that use LPIPS pay for it
+
+    if net not in LPIPS_BACKBONE_FILES:
+        raise ValueError(f"LPIPS net {net!r}: choose one of {sorted(LPIPS_BACKBONE_FILES)}")
+    linear_path = (
+        Path(linear_weights).expanduser()
+        if linear_weights
+        else Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+    )
+    if not linear_path.is_file():
+        raise LPIPSWeightsMissingError(
+            f"LPIPS linear-layer weights {linear_path} not found; reinstall the lpips package "
+            "(it ships them) or set loss.terms.lpips.linear_weights"
+        )
+    backbone_path = (
+        Path(backbone_weights).expanduser() if backbone_weights else default_backbone_path(net)
+    )
+    with warnings.catch_warnings():  # torchvision's deprecation notice for `pretrained=False`
+        warnings.simplefilter("ignore", UserWarning)
+        network = lpips.LPIPS(
+            net=net, pnet_rand=True, pretrained=True, model_path=str(linear_path), verbose=False
+        )
+    if backbone_path.is_file():
+        checkpoint = torch.load(backbone_path, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, Mapping):
+            raise ValueError(f"{backbone_path}: expected a state dict, got {type(checkpoint)}")
+        network.net.load_state_dict(_backbone_state(network.net, checkpoint, backbone_path))
+        log.info("LPIPS %s backbone loaded from %s", net, backbone_path)
+    elif allow_random_backbone:
+        message = (
+            f"LPIPS: backbone weights {backbone_path} not found; using a RANDOM {net} backbone "
+            "because allow_random_backbone is true. LPIPS values are MEANINGLESS — tests and the "
+            "demo only."
+        )
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    else:
+        raise LPIPSWeightsMissingError(
+            f"LPIPS: backbone weights {backbone_path} not found (nothing is downloaded). Get "
+            f"{_TORCHVISION_URL}{LPIPS_BACKBONE_FILES[net]} and put it there, or set "
+            "loss.terms.lpips.backbone_weights=/path/to/it, or set loss.weights.lpips=0"
+        )
+    return network
+
+
+class LPIPSLoss(LossTerm):
+    """LPIPS distance between output and target (inputs in [0, 1]), averaged over the batch.
+
+    The LPIPS network is frozen and held in a :class:`~vqe.critics.frozen.CriticHandle`, so it is
+    neither saved in checkpoints nor optimised, and follows the frames' device.
+    """
+
+    needs_target = True
+
+    def __init__(
+        self,
+        net: str = "alex",
+        backbone_weights: str | Path | None = None,
+        allow_random_backbone: bool = False,
+        linear_weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.network = CriticHandle(
+            build_lpips_network(net, backbone_weights, allow_random_backbone, linear_weights)
+        )
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return self.network(inputs.output.frames, _target(inputs), normalize=True).mean()
+
+
+# --------------------------------------------------------------------------- combination
+
+
+class NoApplicableLossError(RuntimeError):
+    """No weighted term applies to a batch (e.g. supervised terms on an unsupervised batch)."""
+
+
+class WeightedLoss(nn.Module):
+    """``Σ weight · term(inputs)`` over the terms that apply to the batch."""
+
+    def __init__(self, terms: Mapping[str, LossTerm], weights: Mapping[str, float]) -> None:
+        super().__init__()
+        unknown = sorted(set(weights) - set(terms))
+        unweighted = sorted(set(terms) - set(weights))
+        if unknown or unweighted:
+            raise ValueError(
+                f"loss: weights without a term {unknown}, terms without a weight {unweighted}; "
+                "every loss.weights key needs a loss.terms entry and vice versa"
+            )
+        if not terms:
+            raise ValueError("loss: no term has a non-zero weight; set some loss.weights.<name>")
+        for name, weight in weights.items():
+            if not math.isfinite(float(weight)):
+                raise ValueError(f"loss.weights.{name} is {weight}; weights must be finite")
+        self.terms = nn.ModuleDict(dict(terms))
+        self.weights = {name: float(weight) for name, weight in weights.items()}
+
+    @property
+    def needs_critics(self) -> bool:
+        return any(term.needs_critics for term in self.terms.values())
+
+    def forward(self, inputs: LossInputs) -> LossResult:
+        values: dict[str, Tensor] = {}
+        for name, term in self.terms.items():
+            if term.applies_to(inputs):
+                values[name] = term(inputs)
+        if not values:
+            raise NoApplicableLossError(
+                f"no loss term applies to this batch (target: {inputs.target is not None}, "
+                f"terms: {sorted(self.terms)}); a batch without targets needs a critic term "
+                "(loss.weights.vqa > 0), or restrict dataset.train_query to supervised subsets"
+            )
+        total = torch.stack([self.weights[name] * value for name, value in values.items()]).sum()
+        return LossResult(total=total, terms=values)
+
+
+def build_loss(cfg: Mapping[str, Any]) -> WeightedLoss:
+    """A :class:`WeightedLoss` from a ``configs/loss`` node (``weights`` + ``terms``).
+
+    Only terms with a non-zero weight are instantiated (``hydra.utils.instantiate``).
+    """
+    from hydra.utils import instantiate
+
+    weights = dict(cfg["weights"])
+    term_configs = cfg["terms"]
+    missing = sorted(
+        name for name, weight in weights.items() if weight and name not in term_configs
+    )
+    if missing:
+        raise ValueError(
+            f"loss.weights {missing} have no loss.terms entry; known terms: {sorted(term_configs)}"
+        )
+    active = {name: float(weight) for name, weight in weights.items() if weight}
+    terms = {name: instantiate(term_configs[name]) for name in active}
+    for name, term in terms.items():
+        if not isinstance(term, LossTerm):
+            raise TypeError(f"loss.terms.{name} built a {type(term).__name__}, not a LossTerm")
+    return WeightedLoss(terms, active)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss (or one of its terms) is NaN or infinite; the run stops."""
+
+
+def check_finite(result: LossResult, step: int) -> None:
+    """Raise :class:`NonFiniteLossError` naming the step and every term when the loss is not
+    finite. One host sync per call; it reads values, it is not part of the loss path."""
+    values = torch.stack([result.total.detach(), *(v.detach() for v in result.terms.values())])
+    if bool(torch.isfinite(values).all()):
+        return
+    listed = ", ".join(
+        f"{name}={float(value):.6g}" for name, value in zip(["total", *result.terms], values)
+    )
+    raise NonFiniteLossError(
+        f"non-finite loss at global step {step}: {listed}. Lower optimizer.lr, check the data "
+        "of this step, or resume from the last checkpoint"
+    )
+
+
+__all__ = [
+    "CosineColour",
+    "CriticScores",
+    "DoverQuality",
+    "LPIPSLoss",
+    "LPIPSWeightsMissingError",
+    "LossInputs",
+    "LossResult",
+    "LossTerm",
+    "LutMonotonicity",
+    "LutSmoothness",
+    "LutSparsity",
+    "NoApplicableLossError",
+    "NonFiniteLossError",
+    "SupervisedL1",
+    "SupervisedMSE",
+    "VQAObjective",
+    "WeightedLoss",
+    "build_loss",
+    "build_lpips_network",
+    "check_finite",
+    "default_backbone_path",
+    "oriented_scores",
+]

@@ -1,0 +1,150 @@
+"""Enhancer weights from Lightning checkpoints written by ``train_vqe.py``.
+
+Two uses, distinct from Lightning's own resume (``ckpt_path=…``, which restores the whole
+training state — optimizer, scheduler, loops, callbacks):
+
+* **Stage initialisation** (``init_from=<checkpoint>``): :func:`init_enhancer` copies the
+  previous stage's enhancer weights into a freshly built enhancer, stage by stage. Every stage
+  (``lut``, ``unet``) the checkpoint holds is loaded **strictly** into the same stage of the new
+  model (shapes and keys must match: same preset); a stage the new model has but the checkpoint
+  lacks keeps its fresh initialisation (stage 1 → stage 2 adds the U-Net); a stage the checkpoint
+  has but the new model lacks is an error (its weights would be silently dropped).
+* **Evaluation** (``python -m vqe.evaluate ckpt=…``): :func:`enhancer_from_checkpoint` rebuilds
+  the enhancer from the ``model_vqe`` config stored in the checkpoint's hyper-parameters and
+  loads its weights strictly.
+
+Critics are never in these checkpoints (:class:`~vqe.critics.frozen.CriticHandle`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vqe.models.enhancer import Enhancer
+
+log = logging.getLogger(__name__)
+
+#: The LightningModule attribute holding the enhancer, i.e. the key prefix of its weights.
+ENHANCER_PREFIX = "enhancer."
+#: Hyper-parameter holding the resolved ``model_vqe`` config (see VQEModule).
+MODEL_CONFIG_KEY = "model_config"
+STAGES = ("lut", "unet")
+
+
+class CheckpointError(ValueError):
+    """The checkpoint cannot be used for what was asked."""
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
+    """Load a checkpoint dict on the CPU; ``key`` names the config key in error messages."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{key}={path}: no such checkpoint; point it at a .ckpt written by train_vqe.py "
+            "(<run dir>/checkpoints/last.ckpt or the best-*.ckpt beside it)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file it cannot unpickle
+        raise CheckpointError(f"{key}={path}: cannot be read as a checkpoint ({error})") from error
+    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+        raise CheckpointError(
+            f"{key}={path}: not a Lightning checkpoint (no 'state_dict'); use a .ckpt written "
+            "by train_vqe.py"
+        )
+    return dict(checkpoint)
+
+
+def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Tensor]:
+    """The enhancer's weights of a checkpoint, without the ``enhancer.`` prefix."""
+    state = {
+        name[len(ENHANCER_PREFIX) :]: value
+        for name, value in checkpoint["state_dict"].items()
+        if name.startswith(ENHANCER_PREFIX)
+    }
+    if not state:
+        raise CheckpointError(f"{path}: holds no enhancer weights (no '{ENHANCER_PREFIX}*' keys)")
+    return state
+
+
+def _stage_states(state: Mapping[str, Tensor], path: str | Path) -> dict[str, dict[str, Tensor]]:
+    stages: dict[str, dict[str, Tensor]] = {}
+    for name, value in state.items():
+        stage, _, rest = name.partition(".")
+        if stage not in STAGES:
+            raise CheckpointError(f"{path}: unexpected enhancer key {name!r}")
+        stages.setdefault(stage, {})[rest] = value
+    return stages
+
+
+def init_enhancer(enhancer: Enhancer, path: str | Path, key: str = "init_from") -> list[str]:
+    """Load the stages ``path`` holds into ``enhancer`` (strictly, per stage); returns them.
+
+    See the module docstring for the rules.
+    """
+    stages = _stage_states(enhancer_state_dict(read_checkpoint(path, key), path), path)
+    for stage, state in stages.items():
+        module = getattr(enhancer, stage)
+        if module is None:
+            raise CheckpointError(
+                f"{key}={path}: the checkpoint has a {stage!r} stage but model_vqe.{stage} is "
+                "null; use a model_vqe preset with that stage"
+            )
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{key}={path}: its {stage!r} stage does not match model_vqe.{stage} (was it "
+                f"trained with another preset?): {error}"
+            ) from error
+    fresh = [
+        stage for stage in STAGES if getattr(enhancer, stage) is not None and stage not in stages
+    ]
+    log.info(
+        "initialised the enhancer from %s: loaded %s; freshly initialised %s",
+        path,
+        sorted(stages) or "nothing",
+        fresh or "nothing",
+    )
+    return sorted(stages)
+
+
+def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhancer, dict]:
+    """Rebuild the enhancer a checkpoint was trained with and load its weights strictly.
+
+    Returns the enhancer (in eval mode) and its ``model_vqe`` config.
+    """
+    from hydra.utils import instantiate
+
+    checkpoint = read_checkpoint(path, key)
+    model_config = checkpoint.get("hyper_parameters", {}).get(MODEL_CONFIG_KEY)
+    if not isinstance(model_config, Mapping):
+        raise CheckpointError(
+            f"{key}={path}: the checkpoint does not record its model_vqe config "
+            f"(hyper_parameters.{MODEL_CONFIG_KEY}); was it written by train_vqe.py?"
+        )
+    enhancer = instantiate(dict(model_config))
+    if not isinstance(enhancer, Enhancer):
+        raise CheckpointError(f"{key}={path}: its model config built a {type(enhancer).__name__}")
+    try:
+        enhancer.load_state_dict(enhancer_state_dict(checkpoint, path), strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{key}={path}: weights do not match its model config: {error}")
+    return enhancer.eval(), dict(model_config)
+
+
+__all__ = [
+    "ENHANCER_PREFIX",
+    "MODEL_CONFIG_KEY",
+    "CheckpointError",
+    "enhancer_from_checkpoint",
+    "enhancer_state_dict",
+    "init_enhancer",
+    "read_checkpoint",
+]
