@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqe.critics.frozen import CriticHandle
-from vqe.critics.vqa import DECREASING_AUX_INDEX
+from vqe.critics.vqa import higher_is_better
 from vqe.models.enhancer import EnhancerOutput
 from vqe.models.lut import lut_monotonicity, lut_total_variation, weight_sparsity
 
@@ -79,15 +79,6 @@ class LossInputs:
 class LossResult:
     total: Tensor  # the weighted sum of the applied terms
     terms: dict[str, Tensor]  # each applied term, unweighted
-
-
-def oriented_scores(p: Tensor, aux: Tensor) -> Tensor:
-    """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12), built by concatenation (no in-place edit),
-    so every column grows with quality."""
-    falling = DECREASING_AUX_INDEX
-    return torch.cat(
-        [p, aux[:, :falling], 1.0 - aux[:, falling : falling + 1], aux[:, falling + 1 :]], dim=1
-    )
 
 
 # --------------------------------------------------------------------------- terms
@@ -128,7 +119,7 @@ class VQAObjective(LossTerm):
 
     def forward(self, inputs: LossInputs) -> Tensor:
         critics = _critics(inputs)
-        scores = oriented_scores(critics.p, critics.aux_enhanced)
+        scores = higher_is_better(critics.p, critics.aux_enhanced)
         return F.mse_loss(scores, torch.ones_like(scores))
 
 
@@ -441,5 +432,4 @@ __all__ = [
     "build_lpips_network",
     "check_finite",
     "default_backbone_path",
-    "oriented_scores",
 ]

@@ -29,15 +29,14 @@ import functools
 import json
 import platform
 import resource
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vqe.benchmarks.timing import median_seconds
 from vqe.critics.dover import DOVER, DoverSettings, load_dover
 
 DEFAULT_OUT = Path("outputs/benchmarks")
@@ -56,27 +55,6 @@ def parse_setting(text: str, differentiable: bool = False) -> DoverSettings:
     return DoverSettings(
         num_frames=frames, num_technical_clips=clips, differentiable=differentiable
     )
-
-
-def median_s(
-    run: Callable[[], object], device: torch.device, warmup: int, repeats: int
-) -> float:
-    """Median wall time of ``run`` in seconds, after ``warmup`` untimed calls."""
-
-    def synchronise() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        run()
-    synchronise()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronise()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -133,7 +111,7 @@ def dover_rows(
 
             reset_peak(frame.device)
             run = functools.partial(score_once, dover, frame, used)
-            seconds = median_s(run, frame.device, warmup, repeats)
+            seconds = median_seconds(run, frame.device, warmup, repeats)
             row = {
                 "critic": "DOVER",
                 "setting": f"T={used.num_frames}, K={used.num_technical_clips}",
@@ -161,7 +139,7 @@ def vqa_rows(
     other = frame.flip(-1)
     reset_peak(frame.device)
     with torch.no_grad():
-        seconds = median_s(
+        seconds = median_seconds(
             lambda: vqa.compare(frame, other, scores, scores),
             frame.device,
             warmup,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vqe.benchmarks.timing import median_seconds
 from vqe.export.deploy import build_deploy_model
 from vqe.macs import count_macs
 from vqe.models.enhancer import enhancer_from_preset
@@ -39,25 +39,6 @@ DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "inference"
 PATHS = ("eager", "channels_last", "compile")
 PEAK_CHANNELS, PEAK_HEIGHT, PEAK_WIDTH = 64, 360, 640
-
-
-def median_ms(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of ``run`` in milliseconds, after ``warmup`` untimed calls."""
-
-    def synchronise() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        run()
-    synchronise()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronise()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def peak_conv_gmacs(device: torch.device, dtype: torch.dtype, warmup: int, repeats: int) -> dict:
@@ -70,7 +51,7 @@ def peak_conv_gmacs(device: torch.device, dtype: torch.dtype, warmup: int, repea
         for memory_format in (torch.contiguous_format, torch.channels_last):
             conv = conv.to(memory_format=memory_format)
             features = frame.contiguous(memory_format=memory_format)
-            best_ms = min(best_ms, median_ms(lambda: conv(features), device, warmup, repeats))
+            best_ms = min(best_ms, 1e3 * median_seconds(lambda: conv(features), device, warmup, repeats))
     return {"gmac": macs / 1e9, "ms": best_ms, "gmac_per_s": macs / 1e6 / best_ms}
 
 
@@ -113,7 +94,7 @@ def benchmark_preset(
                 compile_start = time.perf_counter()
                 run_model(model_input)  # first call: compiles on the compile path
                 row["first_call_s"] = time.perf_counter() - compile_start
-                ms = median_ms(lambda: run_model(model_input), device, warmup, repeats)
+                ms = 1e3 * median_seconds(lambda: run_model(model_input), device, warmup, repeats)
         except Exception as error:  # a path this build/device lacks: report it, keep going
             row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
             rows.append(row)

@@ -249,10 +249,14 @@ class VQA(nn.Module):
 
 
 def higher_is_better(p: Tensor, aux: Tensor) -> Tensor:
-    """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12): every column grows with quality."""
-    oriented = aux.clone()
-    oriented[:, DECREASING_AUX_INDEX] = 1.0 - aux[:, DECREASING_AUX_INDEX]
-    return torch.cat([p, oriented], dim=1)
+    """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12): every column grows with quality.
+
+    Built by concatenation, without in-place edits, so it is safe inside a loss graph.
+    """
+    falling = DECREASING_AUX_INDEX
+    return torch.cat(
+        [p, aux[:, :falling], 1.0 - aux[:, falling : falling + 1], aux[:, falling + 1 :]], dim=1
+    )
 
 
 # --------------------------------------------------------------------------- loading
