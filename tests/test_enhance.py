@@ -92,7 +92,7 @@ def test_folder_is_enhanced_into_the_submission_layout(
         output = dir_out / source.name
         info = probe(output)
         assert (info.codec, info.pix_fmt, info.fps) == ("h264", OFFICIAL_PIX_FMT, OFFICIAL_FPS)
-        source_frames = list(read_frames(source))
+        source_frames = list(read_frames(source, fps=OFFICIAL_FPS))  # the official extraction
         output_frames = list(read_frames(output))
         assert len(output_frames) == len(source_frames)
         assert output_frames[0].shape == source_frames[0].shape == (180, 320, 3)
@@ -125,7 +125,7 @@ def test_corrupt_inputs_are_listed_and_the_rest_finish(
     assert output.read_bytes() == b"marker"
     assert "skipped 1" in capsys.readouterr().out
     assert main([*arguments, "--overwrite"]) == 1
-    assert len(list(read_frames(output))) == len(list(read_frames(good)))
+    assert len(list(read_frames(output))) == len(list(read_frames(good, fps=OFFICIAL_FPS)))
 
 
 def test_a_bad_checkpoint_stops_before_any_video(
@@ -228,3 +228,23 @@ def test_mlpackage_is_refused_off_macos(
                  "--dir_out", str(tmp_path / "out")])  # fmt: skip
     assert code == 1
     assert "only on macOS" in capsys.readouterr().err
+
+
+def test_a_20_fps_input_keeps_its_duration_at_30_fps(
+    demo: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    # The demo's unsupervised clips run at 20 fps, like the ~19 fps webcam clips.
+    source = demo / "test" / "unsupervised" / "video_0012_x.mp4"
+    assert probe(source).fps == pytest.approx(20.0)
+    for fps, name in ((OFFICIAL_FPS, "resampled"), (None, "one_for_one")):
+        dir_in = tmp_path / f"in_{name}"
+        dir_in.mkdir()
+        (dir_in / source.name).write_bytes(source.read_bytes())
+        dir_out = tmp_path / name
+        arguments = ["--ckpt", str(checkpoint), "--dir_in", str(dir_in), "--dir_out", str(dir_out)]
+        assert main([*arguments, "--no-progress", "--fps", str(fps).lower()]) == 0
+    resampled = probe(tmp_path / "resampled" / source.name)
+    one_for_one = probe(tmp_path / "one_for_one" / source.name)
+    assert resampled.num_frames == len(list(read_frames(source, fps=OFFICIAL_FPS))) == 15
+    assert one_for_one.num_frames == len(list(read_frames(source))) == 10
+    assert resampled.duration == pytest.approx(probe(source).duration, abs=0.05)

@@ -64,3 +64,14 @@ def test_size_change_midway_is_refused(tmp_path: Path) -> None:
         writer.write(_ramp(1)[0])
         with pytest.raises(video.VideoError, match="frame 1"):
             writer.write(_ramp(1, height=16)[0])
+
+
+def test_parse_fps_and_expected_counts(tmp_path: Path) -> None:
+    assert video.parse_fps("30") == 30.0 and video.parse_fps("None") is None
+    with pytest.raises(ValueError, match="'-5'"):
+        video.parse_fps("-5")
+    path = tmp_path / "clip.mp4"
+    video.write_video(path, _ramp(10), fps=20)
+    info = video.probe(path)
+    assert video.frames_at(info, None) == 10
+    assert video.frames_at(info, 30) == len(list(video.read_frames(path, fps=30)))

@@ -7,8 +7,9 @@
 
 Every ``*.mp4`` directly in ``--dir_in`` is decoded with PyAV, enhanced in batches (streaming;
 memory bounded by one batch, :mod:`vqe.enhance_stream`) with the LUT weights smoothed over time,
-and encoded with the official settings — H.264, yuv420p, CRF 18, 30 fps, frames kept one for
-one — under **the same file name** in ``--dir_out``. That is the submission layout:
+and encoded with the official settings — H.264, yuv420p, CRF 18, 30 fps; inputs at another rate
+are resampled to 30 fps first like the official frame extraction (``--fps``) — under **the same
+file name** in ``--dir_out``. That is the submission layout:
 ``dir_out/video_XXXX_x.mp4`` for each ``dir_in/video_XXXX_x.mp4``. Files that are not mp4 are
 listed as ignored.
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from vqe.enhance_backends import ModelSpec, load_backend
 from vqe.enhance_stream import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, EnhanceSettings, enhance_job
 from vqe.folder_jobs import FolderReport, process_folder
+from vqe.video import OFFICIAL_FPS, parse_fps
 
 
 def enhance_folder(
@@ -90,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="auto", help="torch device for --ckpt: auto (default), cpu, cuda, …"
     )
+    parser.add_argument(
+        "--fps", type=parse_fps, default=OFFICIAL_FPS,
+        help=f"resample inputs to this rate before enhancing (default {OFFICIAL_FPS}, the "
+        "official extraction rate, so outputs keep the input's duration); 'none' keeps every "
+        "decoded frame one for one",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--no-progress", action="store_true", help="no per-video progress bars")
@@ -107,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             smoothing=not args.no_smoothing,
             alpha=args.smoothing_alpha,
             progress=not args.no_progress,
+            fps=args.fps,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -18,7 +18,9 @@ each frame as before. There is no scene-cut detection: after a cut the colour fo
 scene within about 1/α frames.
 
 The model comes from :mod:`vqe.enhance_backends`; output frames are encoded with the official
-settings (:class:`vqe.video.VideoWriter`: H.264, yuv420p, CRF 18, 30 fps), one for one.
+settings (:class:`vqe.video.VideoWriter`: H.264, yuv420p, CRF 18, 30 fps). Inputs at another
+rate are first resampled to 30 fps as the official frame extraction does (``fps``), so the
+output keeps the input's duration; ``fps=None`` keeps the decoded frames one for one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tqdm import tqdm
 
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.enhance_backends import FrameEnhancer, ModelSpec, load_backend
-from vqe.video import VideoError, VideoWriter, probe, read_frames
+from vqe.video import OFFICIAL_FPS, VideoError, VideoWriter, frames_at, probe, read_frames
 
 DEFAULT_ALPHA = 0.1
 DEFAULT_BATCH_SIZE = 4
@@ -46,6 +48,9 @@ class EnhanceSettings:
     smoothing: bool = True  # EMA over the LUT weights (see module doc)
     alpha: float = DEFAULT_ALPHA  # weight of the newest frame in the EMA
     progress: bool = True  # a progress bar per video
+    # Inputs are resampled to this rate before enhancement, like the official 30-fps frame
+    # extraction, so that the 30-fps output lasts as long as the input; None: one for one.
+    fps: float | None = OFFICIAL_FPS
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -135,13 +140,13 @@ def enhance_video(
 ) -> int:
     """Enhance ``source`` into ``destination`` (official encoding); returns frames written."""
     times = times if times is not None else StageTimes()
-    total = probe(source).num_frames or None  # also fails early, naming the file, if unreadable
+    total = frames_at(probe(source), settings.fps)  # probe fails early, naming the file
     bar = tqdm(
         total=total, desc=source.name, unit="frame", leave=False, disable=not settings.progress
     )
     try:
         with VideoWriter(destination) as writer:
-            for image in enhance_frames(read_frames(source), model, settings, times):
+            for image in enhance_frames(read_frames(source, settings.fps), model, settings, times):
                 start = time.perf_counter()
                 writer.write(image)
                 times.encode_s += time.perf_counter() - start

@@ -74,6 +74,27 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoError(f"{path}: cannot read video header ({error})") from error
 
 
+def parse_fps(text: str) -> float | None:
+    """Command-line frame rate: a positive number, or ``none`` to keep every decoded frame."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = 0.0
+    if not fps > 0:
+        raise ValueError(f"a frame rate must be a positive number or 'none', got {text!r}")
+    return fps
+
+
+def frames_at(info: VideoInfo, fps: float | None) -> int | None:
+    """How many frames :func:`read_frames` will yield at ``fps``, from the header (None when the
+    header does not say); for progress bars."""
+    if fps is None:
+        return info.num_frames or None
+    return round(info.duration * fps) or None
+
+
 def _decoded(path: Path) -> Iterator[tuple[float, np.ndarray]]:
     """Every decoded frame as (presentation time in seconds, RGB uint8 array)."""
     try:

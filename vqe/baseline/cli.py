@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vqe.folder_jobs import process_folder
 from vqe.baseline.tone import ToneSettings, tone_map_video
+from vqe.video import OFFICIAL_FPS, parse_fps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.time_constant,
         help="frames for the curve to move 63%% of the way to a new estimate",
     )
+    parser.add_argument(
+        "--fps",
+        type=parse_fps,
+        default=OFFICIAL_FPS,
+        help=f"resample inputs to this rate first (default {OFFICIAL_FPS}, the official "
+        "extraction rate); 'none' keeps every decoded frame one for one",
+    )
     return parser
 
 
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = process_folder(
             args.dir_in,
             args.dir_out,
-            partial(tone_map_video, settings=settings),
+            partial(tone_map_video, settings=settings, fps=args.fps),
             workers=args.workers,
             overwrite=args.overwrite,
             description="baseline",

@@ -26,7 +26,7 @@ import numpy as np
 
 from vqe.conventions import UINT8_MAX
 from vqe.conventions import LUMA_WEIGHTS
-from vqe.video import VideoWriter, read_frames
+from vqe.video import OFFICIAL_FPS, VideoWriter, read_frames
 
 _LEVELS = np.arange(256, dtype=np.float32) / UINT8_MAX  # LUT input values in [0, 1]
 _HISTOGRAM_BINS = 32
@@ -165,12 +165,19 @@ class ToneMapper:
         return cv2.LUT(frame, ToneCurve.from_vector(self._current).lut())
 
 
-def tone_map_video(source: Path, destination: Path, settings: ToneSettings | None = None) -> int:
+def tone_map_video(
+    source: Path,
+    destination: Path,
+    settings: ToneSettings | None = None,
+    fps: float | None = OFFICIAL_FPS,
+) -> int:
     """Map every frame of ``source`` (streamed) and encode ``destination`` with the official
-    encoding (H.264, yuv420p, CRF 18, 30 fps; frames kept one for one). Returns frames written."""
+    encoding (H.264, yuv420p, CRF 18, 30 fps). The input is first resampled to ``fps`` (the
+    official 30-fps extraction, so the output keeps its duration; None: frames one for one).
+    Returns frames written."""
     mapper = ToneMapper(settings)
     with VideoWriter(destination) as writer:
-        for frame in read_frames(source):
+        for frame in read_frames(source, fps):
             writer.write(mapper(frame))
     if writer.frames_written == 0:
         raise ValueError(f"{source}: the video holds no frames")

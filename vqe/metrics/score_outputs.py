@@ -1,0 +1,503 @@
+"""Score a folder of enhanced videos the way the training test loop scores a checkpoint.
+
+    python -m vqe.metrics.score_outputs --enhanced DIR --data-root ROOT [--split test]
+        --vqa VQA.ckpt --dover DOVER.pth [--allow-random-critics] --out RESULTS
+        [--fps 30] [--dover-num-frames 32] [--dover-technical-clips 3] [--batch-size 8]
+        [--device auto] [--official] [--overwrite] [--no-progress]
+
+This lets the baseline, any external method — anything that writes videos — be scored exactly
+like ``python -m vqe.evaluate`` scores a checkpoint. It writes ``metrics_unsupervised.csv``,
+``metrics_supervised.csv`` and ``score.json`` into ``--out`` and prints the objective score.
+
+**Expected names in ``--enhanced``** (one folder may hold both):
+
+* ``video_XXXX_x.mp4`` — the enhanced ``ROOT/<split>/unsupervised/video_XXXX_x.mp4``, same file
+  name (what ``vqe.enhance`` and the baseline write);
+* ``video_XXXX.mp4`` — the enhanced synthetic video ``video_XXXX``, i.e. the enhancer's output
+  for ``python -m vqe.metrics.synthetic_inputs`` (which encodes ``…/synthetic/video_XXXX/x/*.jpg``
+  as ``video_XXXX.mp4``, losslessly by default).
+
+Enhanced videos must keep their input's frames one for one (both tools do).
+
+**Same functions as the test loop.** Per frame, the unsupervised rows get ``[p, a1 … a11]`` from
+:class:`~vqe.training.critics.CriticScorer` (``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` in float32,
+``exact=True``; DOVER(x) computed on the decoded input frame, which is what the test loop's cache
+holds for the stored frame), the synthetic rows the RMSE of
+:func:`~vqe.conventions.vqa_scale_rmse` against the ``y/`` jpgs (read by OpenCV like the
+dataset); :class:`~vqe.training.video_metrics.VideoMetrics` averages per video,
+:func:`~vqe.metrics.submission.write_submission` writes the CSVs and
+:func:`~vqe.metrics.score.score_submission` scores them (over the videos of the data root;
+``--official`` checks the official 500 + 3000 instead).
+
+**Which frames.** The test loop scores the frames the dataset builder extracted: the input video
+resampled to ``--fps`` (default 30, the builder's default; ``native`` keeps every decoded frame),
+so a frame of a 20 fps clip can be scored twice. Here the input is resampled the same way
+(:func:`vqe.video.read_frames`) and each resampled frame is paired with the enhanced frame at the
+same position in decoding order: the resampled frame is matched to the input's decoded frames by
+content (the first equal frame from the current position on), so where consecutive input frames
+are bit-identical the earliest one's enhanced frame is used. Synthetic videos are never
+resampled: enhanced frame i is scored against target frame i.
+
+**What differs from the test loop**, by construction: the enhanced frames went through the
+method's own encoding (official: H.264 yuv420p CRF 18) and whatever temporal processing it does
+(``vqe.enhance`` smooths the LUT weights over time; the test loop enhances frame by frame). For a
+model that is the identity both ways give the same numbers (tested).
+
+**Bad videos.** An expected video that is missing from ``--enhanced``, cannot be decoded, or has
+the wrong number or size of frames is listed, and its row is written as ``nan`` — the scorer
+counts it as missing with the official fill (−9999 / 9999). The exit status is then 1; the good
+videos are still scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vqe.conventions import rgb_uint8_to_tensor, vqa_scale_rmse
+from vqe.critics.dover import DoverCritic, build_dover
+from vqe.critics.dover.views import OFFICIAL_NUM_FRAMES, OFFICIAL_TECHNICAL_CLIPS
+from vqe.critics.vqa import VQA, load_vqa
+from vqe.data.extract import ItemError
+from vqe.data.layout import Item, list_items
+from vqe.metrics.score import ScoreReport, SubmissionError, score_submission, write_json
+from vqe.metrics.submission import write_submission
+from vqe.metrics.synthetic_inputs import (
+    read_rgb,
+    synthetic_items,
+    synthetic_video,
+    synthetic_video_name,
+)
+from vqe.schema import (
+    NUM_VQA_SCORES,
+    SPLITS,
+    SUBSET_REAL,
+    SUBSET_SYNTHETIC,
+    SUBSET_UNSUPERVISED,
+)
+from vqe.training.critics import CriticScorer, build_critic_scorer
+from vqe.training.video_metrics import VideoMetrics
+from vqe.video import VideoError, read_frames
+
+#: The dataset builder's default extraction rate, i.e. the frames the test loop scores.
+DEFAULT_FPS = 30.0
+DEFAULT_BATCH_SIZE = 8
+SCORE_JSON = "score.json"
+
+
+class FrameMismatchError(ValueError):
+    """Enhanced and reference frames cannot be paired; the message names both files."""
+
+
+# --------------------------------------------------------------------------- critics (CLI)
+
+
+def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The critic options shared by score_outputs and the tournament."""
+    parser.add_argument("--vqa", type=Path, help="VQA.ckpt (organisers' starter kit)")
+    parser.add_argument("--dover", type=Path, help="DOVER.pth (public DOVER weights)")
+    parser.add_argument(
+        "--allow-random-critics", action="store_true",
+        help="without --vqa/--dover use seeded RANDOM critics: scores are meaningless "
+        "(tests and demos only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dover-num-frames", type=int, default=OFFICIAL_NUM_FRAMES,
+        help=f"identical frames per DOVER clip ({OFFICIAL_NUM_FRAMES} is official)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dover-technical-clips", type=int, default=OFFICIAL_TECHNICAL_CLIPS,
+        help=f"DOVER fragment mosaics per frame ({OFFICIAL_TECHNICAL_CLIPS} is official)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="frames")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0…")
+
+
+def check_critic_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error for weights paths that are not files or a bad batch size."""
+    for option, path in (("--vqa", args.vqa), ("--dover", args.dover)):
+        if path is not None and not path.is_file():
+            parser.error(f"{option} {path}: no such file")
+        if path is None and not args.allow_random_critics:
+            parser.error(
+                f"{option} is required (the critic's weights); pass --allow-random-critics to "
+                "use a random critic whose scores are meaningless"
+            )
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    try:
+        resolve_device(args.device)
+    except (RuntimeError, ValueError) as error:
+        parser.error(f"--device {args.device}: {error}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine")
+    return device
+
+
+def random_critics_used(args: argparse.Namespace) -> bool:
+    return args.vqa is None or args.dover is None
+
+
+def load_critics(args: argparse.Namespace) -> tuple[VQA, DoverCritic]:
+    """The frozen VQA and DOVER (with the requested clip setting) from parsed arguments."""
+    vqa = load_vqa(args.vqa, allow_random=args.allow_random_critics)
+    dover = build_dover(
+        args.dover,
+        allow_random_critics=args.allow_random_critics,
+        num_frames=args.dover_num_frames,
+        num_technical_clips=args.dover_technical_clips,
+    )
+    return vqa, dover
+
+
+def critics_label(args: argparse.Namespace) -> str:
+    """One line naming the critics, loud when random."""
+    vqa = "RANDOM (meaningless)" if args.vqa is None else str(args.vqa)
+    dover = "RANDOM (meaningless)" if args.dover is None else str(args.dover)
+    setting = f"T={args.dover_num_frames}, K={args.dover_technical_clips}"
+    official = (args.dover_num_frames, args.dover_technical_clips) == (
+        OFFICIAL_NUM_FRAMES,
+        OFFICIAL_TECHNICAL_CLIPS,
+    )
+    return (
+        f"critics: VQA {vqa}; DOVER {dover} ({setting}, "
+        f"{'official' if official else 'cheaper than official: not comparable'})"
+    )
+
+
+# --------------------------------------------------------------------------- frame pairing
+
+
+def aligned_unsupervised_frames(
+    enhanced: Path, source: Path, fps: float | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(enhanced frame, input frame) for each of the input's frames resampled at ``fps`` (the
+    test loop's frames), the enhanced frame taken at the input frame's decoding position; see the
+    module doc. Raises :class:`FrameMismatchError` when the frame counts or sizes differ."""
+    native_inputs = read_frames(source)
+    outputs = read_frames(enhanced)
+    current_input: np.ndarray | None = None
+    current_output: np.ndarray | None = None
+    position = 0  # decoded input frames consumed
+    for frame in read_frames(source, fps):
+        while current_input is None or not np.array_equal(frame, current_input):
+            current_input = next(native_inputs, None)
+            if current_input is None:
+                raise VideoError(
+                    f"{source}: a frame resampled at {fps} fps matches none of its decoded frames"
+                )
+            position += 1
+            current_output = next(outputs, None)
+            if current_output is None:
+                remaining = sum(1 for _ in native_inputs)
+                raise FrameMismatchError(
+                    f"{enhanced} has {position - 1} frames but its input {source} has "
+                    f"{position + remaining}; an enhancer must keep the frames one for one"
+                )
+        assert current_output is not None
+        if current_output.shape != frame.shape:
+            raise FrameMismatchError(
+                f"{enhanced} is {current_output.shape[1]}×{current_output.shape[0]} but its input "
+                f"{source} is {frame.shape[1]}×{frame.shape[0]}; keep the input's size"
+            )
+        yield current_output, frame
+    input_count = position + sum(1 for _ in native_inputs)
+    output_count = position + sum(1 for _ in outputs)
+    if output_count != input_count:
+        raise FrameMismatchError(
+            f"{enhanced} has {output_count} frames but its input {source} has {input_count}; "
+            "an enhancer must keep the frames one for one"
+        )
+
+
+def synthetic_frame_pairs(
+    enhanced: Path, target_dir: Path, frame_names: Sequence[str]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(enhanced frame i, target frame i) for a synthetic video; count and size checked."""
+    outputs = read_frames(enhanced)
+    for index, name in enumerate(frame_names):
+        output = next(outputs, None)
+        if output is None:
+            raise FrameMismatchError(
+                f"{enhanced} has {index} frames but {target_dir} has {len(frame_names)}; an "
+                "enhancer must keep the frames one for one"
+            )
+        target = read_rgb(target_dir / name)
+        if output.shape != target.shape:
+            raise FrameMismatchError(
+                f"{enhanced} is {output.shape[1]}×{output.shape[0]} but {target_dir / name} is "
+                f"{target.shape[1]}×{target.shape[0]}; keep the input's size"
+            )
+        yield output, target
+    extra = sum(1 for _ in outputs)
+    if extra:
+        raise FrameMismatchError(
+            f"{enhanced} has {len(frame_names) + extra} frames but {target_dir} has "
+            f"{len(frame_names)}; an enhancer must keep the frames one for one"
+        )
+
+
+def _batches(
+    pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: int, device: torch.device
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """(frame indices, first frames, second frames) as N×3×H×W RGB [0, 1] tensors."""
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    start = 0
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) == size:
+            yield _stacked(batch, start, device)
+            start += len(batch)
+            batch = []
+    if batch:
+        yield _stacked(batch, start, device)
+
+
+def _stacked(
+    batch: list[tuple[np.ndarray, np.ndarray]], start: int, device: torch.device
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    first = torch.stack([rgb_uint8_to_tensor(a) for a, _ in batch]).to(device)
+    second = torch.stack([rgb_uint8_to_tensor(b) for _, b in batch]).to(device)
+    return list(range(start, start + len(batch))), first, second
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class OutputsReport:
+    """What was scored and what was not."""
+
+    scored: list[str] = field(default_factory=list)  # video ids
+    missing: list[Path] = field(default_factory=list)  # expected enhanced files not found
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (video id, why)
+    notes: list[str] = field(default_factory=list)
+    score: ScoreReport | None = None
+    score_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.failed and self.score is not None
+
+    def summary(self) -> str:
+        lines = [f"scored {len(self.scored)} videos"]
+        if self.missing:
+            lines.append(f"MISSING {len(self.missing)} enhanced videos (scored as missing):")
+            lines += [f"  {path}" for path in self.missing]
+        if self.failed:
+            lines.append(f"FAILED {len(self.failed)} (scored as missing):")
+            lines += [f"  {video}: {reason}" for video, reason in self.failed]
+        lines += [f"note: {note}" for note in self.notes]
+        if self.score_error:
+            lines.append(f"the submission cannot be scored:\n{self.score_error}")
+        return "\n".join(lines)
+
+
+def _unsupervised_metrics(
+    item: Item,
+    enhanced: Path,
+    scorer: CriticScorer,
+    fps: float | None,
+    batch_size: int,
+    device: torch.device,
+) -> VideoMetrics:
+    metrics = VideoMetrics()
+    pairs = aligned_unsupervised_frames(enhanced, item.source, fps)
+    for frames, outputs, inputs in _batches(pairs, batch_size, device):
+        with torch.no_grad():
+            rows = scorer(outputs, inputs, exact=True).metric_row()
+        count = len(frames)
+        metrics.add_scores([item.subset] * count, [item.video_id] * count, frames, rows)
+    return metrics
+
+
+def _synthetic_metrics(
+    item: Item, data_root: Path, enhanced: Path, batch_size: int, device: torch.device
+) -> VideoMetrics:
+    video = synthetic_video(item, data_root)
+    metrics = VideoMetrics()
+    pairs = synthetic_frame_pairs(enhanced, video.target_dir, video.frame_names)
+    for frames, outputs, targets in _batches(pairs, batch_size, device):
+        rmse = vqa_scale_rmse(outputs, targets)
+        count = len(frames)
+        metrics.add_rmse([item.subset] * count, [item.video_id] * count, frames, rmse)
+    return metrics
+
+
+def expected_items(data_root: Path, split: str) -> tuple[list[Item], list[Item], list[str]]:
+    """(unsupervised items, synthetic items, notes) of the split."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    items = [item for item in list_items(data_root) if item.split == split]
+    unsupervised = [item for item in items if item.subset == SUBSET_UNSUPERVISED]
+    notes = []
+    real = [item for item in items if item.subset == SUBSET_REAL]
+    if real:
+        notes.append(
+            f"{len(real)} real pairs in {split}/supervised/real are not scored (the official "
+            "supervised metric uses the synthetic pairs only)"
+        )
+    return unsupervised, synthetic_items(data_root, split), notes
+
+
+def enhanced_path(enhanced_dir: Path, item: Item) -> Path:
+    """Where the enhanced version of ``item`` is expected (see the module doc)."""
+    if item.subset == SUBSET_SYNTHETIC:
+        return enhanced_dir / synthetic_video_name(item.video_id)
+    return enhanced_dir / item.source.name  # video_XXXX_x.mp4, as enhancers write it
+
+
+def score_outputs(
+    enhanced_dir: str | Path,
+    data_root: str | Path,
+    out_dir: str | Path,
+    vqa: VQA,
+    dover: DoverCritic,
+    split: str = "test",
+    fps: float | None = DEFAULT_FPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: torch.device | None = None,
+    official_rows: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> OutputsReport:
+    """Score the enhanced videos of ``enhanced_dir`` against ``data_root``'s ``split``; write the
+    CSVs and ``score.json`` into ``out_dir``. See the module doc."""
+    enhanced_dir, data_root, out_dir = Path(enhanced_dir), Path(data_root), Path(out_dir)
+    if not enhanced_dir.is_dir():
+        raise ValueError(f"{enhanced_dir}: the enhanced-videos folder does not exist")
+    device = device or torch.device("cpu")
+    unsupervised, synthetic, notes = expected_items(data_root, split)
+    if not unsupervised and not synthetic:
+        raise ValueError(
+            f"{data_root / split}: holds no unsupervised or synthetic videos to score against"
+        )
+    # The scorer of the test loop, with DOVER(x) computed on the decoded input frame.
+    scorer = build_critic_scorer(vqa, dover, input_dover="online", enhanced_dover="online")
+    report = OutputsReport(notes=notes)
+    parts: list[VideoMetrics] = []
+    supervised: dict[str, float] = {}
+    scores: dict[str, list[float]] = {}
+    videos = [*synthetic, *unsupervised]
+    for item in tqdm(videos, desc="scoring", unit="video", disable=not progress):
+        path = enhanced_path(enhanced_dir, item)
+        if item.problem is not None:  # an input problem: the test loop's index lacks it too
+            report.failed.append((item.video_id or item.name, f"{item.source}: {item.problem}"))
+            continue
+        if not path.is_file():
+            report.missing.append(path)
+        else:
+            try:
+                if item.subset == SUBSET_SYNTHETIC:
+                    part = _synthetic_metrics(item, data_root, path, batch_size, device)
+                else:
+                    part = _unsupervised_metrics(item, path, scorer, fps, batch_size, device)
+                parts.append(part)
+                report.scored.append(item.video_id)
+                continue
+            except (VideoError, FrameMismatchError, ItemError, OSError) as error:
+                report.failed.append((item.video_id, str(error)))
+        # Not scored: a nan row, which the scorer counts as missing (official fill).
+        if item.subset == SUBSET_SYNTHETIC:
+            supervised[item.video_id] = math.nan
+        else:
+            scores[item.video_id] = [math.nan] * NUM_VQA_SCORES
+    metrics = VideoMetrics.merged(parts)
+    supervised.update(metrics.supervised_means())
+    scores.update(metrics.unsupervised_means())
+    write_submission(out_dir, supervised, scores, overwrite=overwrite)
+    row_counts = {} if official_rows else {"supervised_rows": None, "unsupervised_rows": None}
+    try:
+        report.score = score_submission(out_dir, **row_counts)
+    except SubmissionError as error:
+        report.score_error = str(error)
+        return report
+    write_json(report.score, out_dir / SCORE_JSON)
+    return report
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_fps(text: str) -> float | None:
+    """``native`` → None (every decoded frame); otherwise a positive frame rate."""
+    if text.strip().lower() == "native":
+        return None
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = math.nan
+    if not math.isfinite(fps) or fps <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive frame rate or 'native', got {text!r}"
+        )
+    return fps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vqe.metrics.score_outputs",
+        description="Submission CSVs and objective score of a folder of enhanced videos.",
+    )
+    parser.add_argument("--enhanced", type=Path, required=True, help="folder of enhanced mp4s")
+    parser.add_argument("--data-root", type=Path, required=True, help="official layout root")
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the CSVs, score.json")
+    parser.add_argument(
+        "--fps", type=parse_fps, default=DEFAULT_FPS,
+        help="rate the unsupervised inputs are resampled to, as the dataset builder does "
+        "(default 30); 'native' scores every decoded frame once",
+    )  # fmt: skip
+    parser.add_argument(
+        "--official", action="store_true",
+        help="require the official 500 synthetic + 3000 unsupervised video ids",
+    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace CSVs in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_critic_arguments(parser)
+    args = parser.parse_args(argv)
+    check_critic_arguments(parser, args)
+    print(critics_label(args))
+    vqa, dover = load_critics(args)
+    try:
+        report = score_outputs(
+            args.enhanced,
+            args.data_root,
+            args.out,
+            vqa,
+            dover,
+            split=args.split,
+            fps=args.fps,
+            batch_size=args.batch_size,
+            device=resolve_device(args.device),
+            official_rows=args.official,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    if report.score is not None:
+        print(f"objective score of {args.enhanced} ({len(report.scored)} videos scored):")
+        print(report.score.format())
+        print(f"wrote {args.out / SCORE_JSON}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
