@@ -2,7 +2,7 @@
 
     python -m vqe.metrics.score_outputs --enhanced DIR --data-root ROOT [--split test]
         --vqa VQA.ckpt --dover DOVER.pth [--allow-random-critics] --out RESULTS
-        [--fps 30] [--dover-num-frames 32] [--dover-technical-clips 3] [--batch-size 8]
+        [--fps 30|none] [--dover-num-frames 32] [--dover-technical-clips 3] [--batch-size 8]
         [--device auto] [--official] [--overwrite] [--no-progress]
 
 This lets the baseline, any external method — anything that writes videos — be scored exactly
@@ -17,7 +17,9 @@ like ``python -m vqe.evaluate`` scores a checkpoint. It writes ``metrics_unsuper
   for ``python -m vqe.metrics.synthetic_inputs`` (which encodes ``…/synthetic/video_XXXX/x/*.jpg``
   as ``video_XXXX.mp4``, losslessly by default).
 
-Enhanced videos must keep their input's frames one for one (both tools do).
+Unsupervised inputs are resampled to 30 fps before enhancement by both tools (their default,
+like the official frame extraction), so enhanced frame k is the enhancement of the input's frame
+k at 30 fps; synthetic input mp4s are 30 fps already, so their frames stay one for one.
 
 **Same functions as the test loop.** Per frame, the unsupervised rows get ``[p, a1 … a11]`` from
 :class:`~vqe.training.critics.CriticScorer` (``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` in float32,
@@ -30,13 +32,11 @@ dataset); :class:`~vqe.training.video_metrics.VideoMetrics` averages per video,
 ``--official`` checks the official 500 + 3000 instead).
 
 **Which frames.** The test loop scores the frames the dataset builder extracted: the input video
-resampled to ``--fps`` (default 30, the builder's default; ``native`` keeps every decoded frame),
-so a frame of a 20 fps clip can be scored twice. Here the input is resampled the same way
-(:func:`vqe.video.read_frames`) and each resampled frame is paired with the enhanced frame at the
-same position in decoding order: the resampled frame is matched to the input's decoded frames by
-content (the first equal frame from the current position on), so where consecutive input frames
-are bit-identical the earliest one's enhanced frame is used. Synthetic videos are never
-resampled: enhanced frame i is scored against target frame i.
+resampled to 30 fps (:func:`vqe.video.read_frames`), so a frame of a 20 fps clip can be scored
+twice. Here the input is resampled the same way (``--fps``, default 30; ``none`` keeps every
+decoded frame, for outputs of ``--fps none`` enhancers) and paired with the enhanced video's
+decoded frames in order; synthetic videos pair enhanced frame k with target frame k. Frame
+counts and sizes must match, or the video is listed as failed.
 
 **What differs from the test loop**, by construction: the enhanced frames went through the
 method's own encoding (official: H.264 yuv420p CRF 18) and whatever temporal processing it does
@@ -71,6 +71,7 @@ from vqe.data.layout import Item, list_items
 from vqe.metrics.score import ScoreReport, SubmissionError, score_submission, write_json
 from vqe.metrics.submission import write_submission
 from vqe.metrics.synthetic_inputs import (
+    SyntheticVideo,
     read_rgb,
     synthetic_items,
     synthetic_video,
@@ -82,15 +83,18 @@ from vqe.schema import (
     SUBSET_REAL,
     SUBSET_SYNTHETIC,
     SUBSET_UNSUPERVISED,
+    SUPERVISED_METRICS_CSV,
+    UNSUPERVISED_METRICS_CSV,
 )
 from vqe.training.critics import CriticScorer, build_critic_scorer
 from vqe.training.video_metrics import VideoMetrics
-from vqe.video import VideoError, read_frames
+from vqe.video import OFFICIAL_FPS, VideoError, parse_fps, read_frames
 
-#: The dataset builder's default extraction rate, i.e. the frames the test loop scores.
-DEFAULT_FPS = 30.0
+#: The dataset builder's (and the enhancers') default rate: the frames the test loop scores.
+DEFAULT_FPS = float(OFFICIAL_FPS)
 DEFAULT_BATCH_SIZE = 8
 SCORE_JSON = "score.json"
+SUBMISSION_CSVS = (SUPERVISED_METRICS_CSV, UNSUPERVISED_METRICS_CSV)
 
 
 class FrameMismatchError(ValueError):
@@ -182,73 +186,54 @@ def critics_label(args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------- frame pairing
 
 
-def aligned_unsupervised_frames(
-    enhanced: Path, source: Path, fps: float | None
+def frame_pairs(
+    enhanced: Path, references: Iterator[np.ndarray], reference: str, hint: str
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(enhanced frame, input frame) for each of the input's frames resampled at ``fps`` (the
-    test loop's frames), the enhanced frame taken at the input frame's decoding position; see the
-    module doc. Raises :class:`FrameMismatchError` when the frame counts or sizes differ."""
-    native_inputs = read_frames(source)
+    """(enhanced frame k, reference frame k) for every reference frame; raises
+    :class:`FrameMismatchError` (naming both, and ``hint``) when the counts or sizes differ."""
     outputs = read_frames(enhanced)
-    current_input: np.ndarray | None = None
-    current_output: np.ndarray | None = None
-    position = 0  # decoded input frames consumed
-    for frame in read_frames(source, fps):
-        while current_input is None or not np.array_equal(frame, current_input):
-            current_input = next(native_inputs, None)
-            if current_input is None:
-                raise VideoError(
-                    f"{source}: a frame resampled at {fps} fps matches none of its decoded frames"
-                )
-            position += 1
-            current_output = next(outputs, None)
-            if current_output is None:
-                remaining = sum(1 for _ in native_inputs)
-                raise FrameMismatchError(
-                    f"{enhanced} has {position - 1} frames but its input {source} has "
-                    f"{position + remaining}; an enhancer must keep the frames one for one"
-                )
-        assert current_output is not None
-        if current_output.shape != frame.shape:
-            raise FrameMismatchError(
-                f"{enhanced} is {current_output.shape[1]}×{current_output.shape[0]} but its input "
-                f"{source} is {frame.shape[1]}×{frame.shape[0]}; keep the input's size"
-            )
-        yield current_output, frame
-    input_count = position + sum(1 for _ in native_inputs)
-    output_count = position + sum(1 for _ in outputs)
-    if output_count != input_count:
-        raise FrameMismatchError(
-            f"{enhanced} has {output_count} frames but its input {source} has {input_count}; "
-            "an enhancer must keep the frames one for one"
-        )
-
-
-def synthetic_frame_pairs(
-    enhanced: Path, target_dir: Path, frame_names: Sequence[str]
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(enhanced frame i, target frame i) for a synthetic video; count and size checked."""
-    outputs = read_frames(enhanced)
-    for index, name in enumerate(frame_names):
+    count = 0
+    for expected in references:
         output = next(outputs, None)
         if output is None:
+            total = count + 1 + sum(1 for _ in references)
             raise FrameMismatchError(
-                f"{enhanced} has {index} frames but {target_dir} has {len(frame_names)}; an "
-                "enhancer must keep the frames one for one"
+                f"{enhanced} has {count} frames but {reference} has {total}; {hint}"
             )
-        target = read_rgb(target_dir / name)
-        if output.shape != target.shape:
+        if output.shape != expected.shape:
             raise FrameMismatchError(
-                f"{enhanced} is {output.shape[1]}×{output.shape[0]} but {target_dir / name} is "
-                f"{target.shape[1]}×{target.shape[0]}; keep the input's size"
+                f"{enhanced} is {output.shape[1]}×{output.shape[0]} but {reference} is "
+                f"{expected.shape[1]}×{expected.shape[0]}; keep the input's size"
             )
-        yield output, target
+        count += 1
+        yield output, expected
     extra = sum(1 for _ in outputs)
     if extra:
         raise FrameMismatchError(
-            f"{enhanced} has {len(frame_names) + extra} frames but {target_dir} has "
-            f"{len(frame_names)}; an enhancer must keep the frames one for one"
+            f"{enhanced} has {count + extra} frames but {reference} has {count}; {hint}"
         )
+
+
+def unsupervised_frame_pairs(
+    enhanced: Path, source: Path, fps: float | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(enhanced frame k, input frame k) with the input resampled at ``fps`` — the test loop's
+    frames; the enhancer must have resampled the same way (its default)."""
+    rate = "decoded one for one" if fps is None else f"resampled at {fps:g} fps"
+    hint = (
+        f"score with the --fps the enhancer used (its default {OFFICIAL_FPS}; 'none' when it kept "
+        "the decoded frames one for one)"
+    )
+    return frame_pairs(enhanced, read_frames(source, fps), f"its input {source} {rate}", hint)
+
+
+def synthetic_frame_pairs(
+    enhanced: Path, video: SyntheticVideo
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(enhanced frame k, target frame k) of a synthetic video, targets read like the dataset."""
+    targets = (read_rgb(video.target_dir / name) for name in video.frame_names)
+    hint = "an enhancer must keep the frames of the synthetic input mp4 one for one"
+    return frame_pairs(enhanced, targets, f"its targets {video.target_dir}", hint)
 
 
 def _batches(
@@ -316,7 +301,7 @@ def _unsupervised_metrics(
     device: torch.device,
 ) -> VideoMetrics:
     metrics = VideoMetrics()
-    pairs = aligned_unsupervised_frames(enhanced, item.source, fps)
+    pairs = unsupervised_frame_pairs(enhanced, item.source, fps)
     for frames, outputs, inputs in _batches(pairs, batch_size, device):
         with torch.no_grad():
             rows = scorer(outputs, inputs, exact=True).metric_row()
@@ -330,7 +315,7 @@ def _synthetic_metrics(
 ) -> VideoMetrics:
     video = synthetic_video(item, data_root)
     metrics = VideoMetrics()
-    pairs = synthetic_frame_pairs(enhanced, video.target_dir, video.frame_names)
+    pairs = synthetic_frame_pairs(enhanced, video)
     for frames, outputs, targets in _batches(pairs, batch_size, device):
         rmse = vqa_scale_rmse(outputs, targets)
         count = len(frames)
@@ -380,6 +365,11 @@ def score_outputs(
     enhanced_dir, data_root, out_dir = Path(enhanced_dir), Path(data_root), Path(out_dir)
     if not enhanced_dir.is_dir():
         raise ValueError(f"{enhanced_dir}: the enhanced-videos folder does not exist")
+    existing = [out_dir / name for name in SUBMISSION_CSVS if (out_dir / name).exists()]
+    if existing and not overwrite:  # checked before hours of scoring, not after
+        raise FileExistsError(
+            f"{', '.join(map(str, existing))} already exist; pass --overwrite to replace them"
+        )
     device = device or torch.device("cpu")
     unsupervised, synthetic, notes = expected_items(data_root, split)
     if not unsupervised and not synthetic:
@@ -394,10 +384,11 @@ def score_outputs(
     scores: dict[str, list[float]] = {}
     videos = [*synthetic, *unsupervised]
     for item in tqdm(videos, desc="scoring", unit="video", disable=not progress):
-        path = enhanced_path(enhanced_dir, item)
-        if item.problem is not None:  # an input problem: the test loop's index lacks it too
+        if item.problem is not None:  # a bad input name or folder: the test loop's index lacks it
             report.failed.append((item.video_id or item.name, f"{item.source}: {item.problem}"))
             continue
+        path = enhanced_path(enhanced_dir, item)
+        part: VideoMetrics | None = None
         if not path.is_file():
             report.missing.append(path)
         else:
@@ -406,13 +397,12 @@ def score_outputs(
                     part = _synthetic_metrics(item, data_root, path, batch_size, device)
                 else:
                     part = _unsupervised_metrics(item, path, scorer, fps, batch_size, device)
-                parts.append(part)
-                report.scored.append(item.video_id)
-                continue
             except (VideoError, FrameMismatchError, ItemError, OSError) as error:
                 report.failed.append((item.video_id, str(error)))
-        # Not scored: a nan row, which the scorer counts as missing (official fill).
-        if item.subset == SUBSET_SYNTHETIC:
+        if part is not None:
+            parts.append(part)
+            report.scored.append(item.video_id)
+        elif item.subset == SUBSET_SYNTHETIC:  # a nan row: scored as missing (official fill)
             supervised[item.video_id] = math.nan
         else:
             scores[item.video_id] = [math.nan] * NUM_VQA_SCORES
@@ -433,21 +423,6 @@ def score_outputs(
 # --------------------------------------------------------------------------- command line
 
 
-def parse_fps(text: str) -> float | None:
-    """``native`` → None (every decoded frame); otherwise a positive frame rate."""
-    if text.strip().lower() == "native":
-        return None
-    try:
-        fps = float(text)
-    except ValueError:
-        fps = math.nan
-    if not math.isfinite(fps) or fps <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive frame rate or 'native', got {text!r}"
-        )
-    return fps
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vqe.metrics.score_outputs",
@@ -459,8 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the CSVs, score.json")
     parser.add_argument(
         "--fps", type=parse_fps, default=DEFAULT_FPS,
-        help="rate the unsupervised inputs are resampled to, as the dataset builder does "
-        "(default 30); 'native' scores every decoded frame once",
+        help="rate the unsupervised inputs are resampled to, as the dataset builder and the "
+        "enhancers do (default 30); 'none' when the enhancer kept the decoded frames one for one",
     )  # fmt: skip
     parser.add_argument(
         "--official", action="store_true",

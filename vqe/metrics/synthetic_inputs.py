@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from vqe.data.extract import ItemError, Settings, index_frame_pairs
 from vqe.data.layout import Item, list_items
 from vqe.folder_jobs import FolderReport
 from vqe.schema import SPLITS, SUBSET_SYNTHETIC
-from vqe.video import OFFICIAL_FPS, VideoError, VideoWriter
+from vqe.video import OFFICIAL_FPS, VideoError, write_video
 
 #: ``--crf 0``: lossless RGB H.264 (decodes to the exact input pixels).
 LOSSLESS_CRF = 0
@@ -99,19 +99,27 @@ def read_rgb(path: Path) -> np.ndarray:
     return swap_rgb_bgr_uint8(image)
 
 
+def encode_lossless(destination: Path, frames: Iterable[np.ndarray]) -> int:
+    """Encode RGB uint8 frames losslessly (libx264rgb, CRF 0) at 30 fps; returns frames written.
+    Decoding the file gives back exactly these frames."""
+    return write_video(
+        destination,
+        frames,
+        fps=OFFICIAL_FPS,
+        crf=LOSSLESS_CRF,
+        codec=LOSSLESS_CODEC,
+        pix_fmt=LOSSLESS_PIX_FMT,
+    )
+
+
 def encode_inputs(video: SyntheticVideo, destination: Path, crf: int = LOSSLESS_CRF) -> int:
     """Encode the x/ frames of ``video`` to ``destination``; returns frames written."""
     if crf < 0:
         raise ValueError(f"crf must be ≥ 0 (0 = lossless), got {crf}")
-    options = (
-        {"crf": LOSSLESS_CRF, "codec": LOSSLESS_CODEC, "pix_fmt": LOSSLESS_PIX_FMT}
-        if crf == LOSSLESS_CRF
-        else {"crf": crf}
-    )
-    with VideoWriter(destination, fps=OFFICIAL_FPS, **options) as writer:
-        for name in video.frame_names:
-            writer.write(read_rgb(video.source_dir / name))
-    return writer.frames_written
+    frames = (read_rgb(video.source_dir / name) for name in video.frame_names)
+    if crf == LOSSLESS_CRF:
+        return encode_lossless(destination, frames)
+    return write_video(destination, frames, fps=OFFICIAL_FPS, crf=crf)
 
 
 def _partial_path(destination: Path) -> Path:

@@ -2,7 +2,7 @@
 
     python -m vqe.metrics.tournament --methods NAME=DIR [NAME=DIR …] --inputs DIR
         --vqa VQA.ckpt --dover DOVER.pth [--allow-random-critics] [--json F] [--plot P]
-        [--frames-per-video 8] [--fps native] [--bootstrap 1000] [--seed 0]
+        [--frames-per-video 8] [--fps 30|none] [--bootstrap 1000] [--seed 0]
         [--dover-num-frames 32] [--dover-technical-clips 3] [--batch-size 8] [--device auto]
 
 The P.910 analysis (:mod:`vqe.metrics.bradley_terry`) ranks methods from human votes; this ranks
@@ -10,14 +10,15 @@ them from the frozen Siamese VQA critic, as a cheap stand-in before a subjective
 
 **Comparisons.** The videos are the mp4s of ``--inputs``; each method's folder (as written by
 ``vqe.enhance`` or the baseline) is matched by file name, and the inputs themselves take part as
-the method ``input``. From every video, ``--frames-per-video`` frames are sampled at evenly spaced
-relative positions — frame ``floor((k + ½)·N / F)`` of the N decoded frames, k = 0 … F−1 — in
-each method's video, so methods that keep frames one for one are compared on the same frames (a
-method with another frame count is compared at the same relative times; noted). ``--fps R``
-resamples every video to R fps first (only useful when all videos share one timeline). DOVER
-scores every sampled frame once (the VQA's d1/d2), and for every pair of methods a, b present
-for the video and every sampled frame the VQA is run in **both orders**, since the Siamese
-network need not be symmetric::
+the method ``input``. Every video is first resampled to ``--fps`` (default 30, as the enhancers
+and the official frame extraction do, so an input and its 30 fps enhancements line up frame for
+frame; ``none`` keeps the decoded frames, for methods run with ``--fps none``). From every video,
+``--frames-per-video`` frames are sampled at evenly spaced relative positions — frame
+``floor((k + ½)·N / F)`` of its N frames, k = 0 … F−1 — so methods with the same frame count are
+compared on the same frames (a method with another count is compared at the same relative
+times, and this is noted). DOVER scores every sampled frame once (the VQA's d1/d2), and for every
+pair of methods a, b present for the video and every sampled frame the VQA is run in **both
+orders**, since the Siamese network need not be symmetric::
 
     q_ab = ( VQA(a, b, d_a, d_b).p + 1 − VQA(b, a, d_b, d_a).p ) / 2  =  P(a preferred over b)
 
@@ -74,11 +75,10 @@ from vqe.metrics.score_outputs import (
     check_critic_arguments,
     critics_label,
     load_critics,
-    parse_fps,
     random_critics_used,
     resolve_device,
 )
-from vqe.video import VideoError, read_frames
+from vqe.video import OFFICIAL_FPS, VideoError, parse_fps, read_frames
 
 INPUT_METHOD = "input"
 DEFAULT_FRAMES_PER_VIDEO = 8
@@ -195,7 +195,7 @@ def collect_comparisons(
     vqa: VQA,
     dover: DoverCritic,
     frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO,
-    fps: float | None = None,
+    fps: float | None = OFFICIAL_FPS,
     batch_size: int = 8,
     device: torch.device | None = None,
     progress: bool = True,
@@ -412,9 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", type=Path, help="interval plot PNG")
     parser.add_argument("--frames-per-video", type=int, default=DEFAULT_FRAMES_PER_VIDEO)
     parser.add_argument(
-        "--fps", type=parse_fps, default=None,
-        help="resample every video to this rate before sampling (default: native, every "
-        "decoded frame; right for methods that keep frames one for one)",
+        "--fps", type=parse_fps, default=float(OFFICIAL_FPS),
+        help=f"resample every video to this rate before sampling (default {OFFICIAL_FPS}, as the "
+        "enhancers do); 'none' keeps every decoded frame (for methods run with --fps none)",
     )  # fmt: skip
     parser.add_argument("--bootstrap", type=int, default=1000, help="video-bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
@@ -474,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "critics": label,
             "random_critics": random_critics_used(args),
             "frames_per_video": args.frames_per_video,
-            "fps": args.fps if args.fps is not None else "native",
+            "fps": args.fps,
             "methods": {INPUT_METHOD: str(args.inputs), **{k: str(v) for k, v in methods.items()}},
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
