@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vqe.baseline.cli import main
-from vqe.folder_jobs import process_folder
 from vqe.baseline.tone import ToneMapper, ToneSettings, tone_map_video
+from vqe.folder_jobs import process_folder
 from vqe.metrics.temporal import flicker, luma
 from vqe.video import OFFICIAL_FPS, probe, read_frames, write_video
 

@@ -14,9 +14,9 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vqe.critics.scorer import CriticScorer
 from vqe.losses import WeightedLoss, build_loss
 from vqe.models.enhancer import Enhancer
-from vqe.training.critics import CriticScorer
 from vqe.training.train import build, instantiate_group
 
 REPO = Path(__file__).resolve().parents[1]

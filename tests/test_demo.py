@@ -213,7 +213,14 @@ def test_ensure_demo_indexes_the_set(built: Path, tmp_path: Path) -> None:
     pytest.importorskip("vqe.data.build")
     import pandas as pd
 
-    from vqe.schema import FRAME_INDEX_COLUMNS, IMG_SOURCE, IMG_TARGET, SUBSET, TEST_CSV, TRAIN_CSV
+    from vqe.schema import (
+        FRAME_INDEX_COLUMNS,
+        IMG_SOURCE,
+        IMG_TARGET,
+        SUBSET,
+        TEST_CSV,
+        TRAIN_CSV,
+    )
 
     root = tmp_path / "demo"
     shutil.copytree(built, root)

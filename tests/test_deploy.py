@@ -12,7 +12,12 @@ from skimage import data as natural_images
 from torch import nn
 
 from vqe.conventions import rgb_uint8_to_tensor
-from vqe.export.deploy import DeployEnhancer, atlas_lookup, build_deploy_model, lut_atlas
+from vqe.export.deploy import (
+    DeployEnhancer,
+    atlas_lookup,
+    build_deploy_model,
+    lut_atlas,
+)
 from vqe.models.blocks import RepConvBlock
 from vqe.models.enhancer import Enhancer, enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup

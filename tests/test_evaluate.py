@@ -20,8 +20,10 @@ from omegaconf import DictConfig
 
 from vqe import schema
 from vqe.conventions import vqa_scale_rmse
+from vqe.critics.scorer import read_frame
 from vqe.evaluate import evaluate
 from vqe.metrics.score import score_submission
+from vqe.metrics.video_metrics import FlickerTracker, VideoMetrics
 from vqe.models.enhancer import enhancer_from_preset
 from vqe.training.callbacks import FLICKER_CSV
 from vqe.training.checkpoints import (
@@ -29,9 +31,7 @@ from vqe.training.checkpoints import (
     enhancer_from_checkpoint,
     init_enhancer,
 )
-from vqe.training.critics import read_frame
 from vqe.training.train import train
-from vqe.training.video_metrics import FlickerTracker, VideoMetrics
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CHEAP_CRITICS = [

@@ -14,10 +14,10 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
+from vqe.critics.scorer import CriticScores
 from vqe.critics.vqa import DECREASING_AUX_INDEX, higher_is_better, load_vqa
 from vqe.losses import (
     CosineColour,
-    CriticScores,
     DoverQuality,
     LossInputs,
     LossResult,

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from vqe.macs import MAC_BUDGET, MacBudgetError, MacReport, check_budget, count_macs, run
+from vqe.macs import (
+    MAC_BUDGET,
+    MacBudgetError,
+    MacReport,
+    check_budget,
+    count_macs,
+    run,
+)
 from vqe.models.enhancer import CONFIG_DIR, Enhancer, enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 from vqe.models.unet import UNetStage

@@ -12,7 +12,12 @@ from torch import nn
 from vqe.conventions import to_vqa
 from vqe.critics import VQA, load_vqa
 from vqe.critics.frozen import CriticHandle, clear_critic_cache, is_frozen
-from vqe.critics.vqa import DECREASING_AUX_INDEX, MIN_SIDE, NUM_AUX_SCORES, higher_is_better
+from vqe.critics.vqa import (
+    DECREASING_AUX_INDEX,
+    MIN_SIDE,
+    NUM_AUX_SCORES,
+    higher_is_better,
+)
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vqa_state_dict_keys.tsv"
 if not FIXTURE.is_file():  # checkouts beside /work/shared

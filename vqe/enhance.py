@@ -36,7 +36,12 @@ from functools import partial
 from pathlib import Path
 
 from vqe.enhance_backends import ModelSpec, load_backend
-from vqe.enhance_stream import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, EnhanceSettings, enhance_job
+from vqe.enhance_stream import (
+    DEFAULT_ALPHA,
+    DEFAULT_BATCH_SIZE,
+    EnhanceSettings,
+    enhance_job,
+)
 from vqe.folder_jobs import FolderReport, process_folder
 from vqe.video import OFFICIAL_FPS, parse_fps
 
@@ -45,7 +50,7 @@ def enhance_folder(
     dir_in: str | Path,
     dir_out: str | Path,
     spec: ModelSpec,
-    settings: EnhanceSettings = EnhanceSettings(),
+    settings: EnhanceSettings | None = None,
     workers: int = 1,
     overwrite: bool = False,
 ) -> FolderReport:
@@ -55,6 +60,7 @@ def enhance_folder(
     """
     load_backend(spec)  # fail early on a bad model; also loads it for workers=1
     # Per-video bars from parallel processes would garble each other.
+    settings = settings if settings is not None else EnhanceSettings()
     job_settings = settings if workers == 1 else replace(settings, progress=False)
     return process_folder(
         dir_in,

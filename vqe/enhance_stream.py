@@ -36,7 +36,14 @@ from tqdm import tqdm
 
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.enhance_backends import FrameEnhancer, ModelSpec, load_backend
-from vqe.video import OFFICIAL_FPS, VideoError, VideoWriter, frames_at, probe, read_frames
+from vqe.video import (
+    OFFICIAL_FPS,
+    VideoError,
+    VideoWriter,
+    frames_at,
+    probe,
+    read_frames,
+)
 
 DEFAULT_ALPHA = 0.1
 DEFAULT_BATCH_SIZE = 4

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqe.critics.frozen import CriticHandle
+from vqe.critics.scorer import CriticScores
 from vqe.critics.vqa import higher_is_better
 from vqe.models.enhancer import EnhancerOutput
 from vqe.models.lut import lut_monotonicity, lut_total_variation, weight_sparsity
@@ -50,21 +51,6 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class CriticScores:
-    """What ``VQA(ŷ, x, dover(ŷ), dover(x))`` says about one batch."""
-
-    p: Tensor  # N×1, probability that the enhanced frame is preferred over the input
-    aux_enhanced: Tensor  # N×11 auxiliary scores a1…a11 of the enhanced frames (raw: a4 falls)
-    aux_input: Tensor  # N×11 the same for the inputs
-    dover_enhanced: Tensor  # N fused DOVER scores of the enhanced frames
-    dover_input: Tensor  # N fused DOVER scores of the inputs
-
-    def metric_row(self) -> Tensor:
-        """N×12 ``[p, a1 … a11]`` of the enhanced frames, raw: the m_1 … m_12 of the CSV."""
-        return torch.cat([self.p, self.aux_enhanced], dim=1)
 
 
 @dataclass
@@ -412,7 +398,6 @@ def check_finite(result: LossResult, step: int) -> None:
 
 __all__ = [
     "CosineColour",
-    "CriticScores",
     "DoverQuality",
     "LPIPSLoss",
     "LPIPSWeightsMissingError",

@@ -19,12 +19,11 @@ prints a per-module table whose last line is ``total_macs=<integer>`` and exits 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
-
-import warnings
 
 import torch
 from torch import nn
@@ -155,7 +154,9 @@ class MacReport:
 
 
 def _as_counted_graph(model: nn.Module) -> nn.Module:
-    from vqe.export.deploy import build_deploy_model  # export depends on models, not on macs
+    from vqe.export.deploy import (
+        build_deploy_model,  # export depends on models, not on macs
+    )
     from vqe.models.enhancer import Enhancer
 
     return build_deploy_model(model) if isinstance(model, Enhancer) else model

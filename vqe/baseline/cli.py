@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from vqe.folder_jobs import process_folder
 from vqe.baseline.tone import ToneSettings, tone_map_video
+from vqe.folder_jobs import process_folder
 from vqe.video import OFFICIAL_FPS, parse_fps
 
 

@@ -24,8 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vqe.conventions import UINT8_MAX
-from vqe.conventions import LUMA_WEIGHTS
+from vqe.conventions import LUMA_WEIGHTS, UINT8_MAX
 from vqe.video import OFFICIAL_FPS, VideoWriter, read_frames
 
 _LEVELS = np.arange(256, dtype=np.float32) / UINT8_MAX  # LUT input values in [0, 1]

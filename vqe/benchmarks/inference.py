@@ -25,6 +25,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -51,7 +52,7 @@ def peak_conv_gmacs(device: torch.device, dtype: torch.dtype, warmup: int, repea
         for memory_format in (torch.contiguous_format, torch.channels_last):
             conv = conv.to(memory_format=memory_format)
             features = frame.contiguous(memory_format=memory_format)
-            best_ms = min(best_ms, 1e3 * median_seconds(lambda: conv(features), device, warmup, repeats))
+            best_ms = min(best_ms, 1e3 * median_seconds(partial(conv, features), device, warmup, repeats))
     return {"gmac": macs / 1e9, "ms": best_ms, "gmac_per_s": macs / 1e6 / best_ms}
 
 
@@ -94,7 +95,7 @@ def benchmark_preset(
                 compile_start = time.perf_counter()
                 run_model(model_input)  # first call: compiles on the compile path
                 row["first_call_s"] = time.perf_counter() - compile_start
-                ms = 1e3 * median_seconds(lambda: run_model(model_input), device, warmup, repeats)
+                ms = 1e3 * median_seconds(partial(run_model, model_input), device, warmup, repeats)
         except Exception as error:  # a path this build/device lacks: report it, keep going
             row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
             rows.append(row)

@@ -6,7 +6,7 @@
 
 One optimizer step of the training system on a batch of ``--batch`` random frames (data
 loading excluded), timed part by part with the classes training uses (``Enhancer``,
-:class:`~vqe.training.critics.CriticScorer`'s critics, :class:`~vqe.losses.WeightedLoss`, Adam):
+:class:`~vqe.critics.scorer.CriticScorer`'s critics, :class:`~vqe.losses.WeightedLoss`, Adam):
 
 * ``off`` — supervised MSE only: no critic is called (``loss=supervised``);
 * ``vqa`` — MSE + the VQA objective with DOVER(ŷ) reused from the input's cached score, i.e. no
@@ -39,9 +39,9 @@ from pathlib import Path
 import torch
 
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
+from vqe.critics.scorer import CriticScorer, CriticScores
 from vqe.critics.vqa import load_vqa
 from vqe.losses import (
-    CriticScores,
     DoverQuality,
     LossInputs,
     SupervisedMSE,
@@ -49,7 +49,6 @@ from vqe.losses import (
     WeightedLoss,
 )
 from vqe.models.enhancer import enhancer_from_preset
-from vqe.training.critics import CriticScorer
 
 DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "train_step"

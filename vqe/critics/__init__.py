@@ -7,7 +7,13 @@ ready, frozen modules on the CPU (move them with ``.to()``, or hold them in a
 
 from __future__ import annotations
 
-from vqe.critics.dover import DOVER, DoverCritic, DoverScoreCache, build_dover, load_dover
+from vqe.critics.dover import (
+    DOVER,
+    DoverCritic,
+    DoverScoreCache,
+    build_dover,
+    load_dover,
+)
 from vqe.critics.frozen import CriticHandle, freeze
 from vqe.critics.vqa import VQA, build_vqa, load_vqa
 

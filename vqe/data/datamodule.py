@@ -120,7 +120,9 @@ class VQEDataModule(pl.LightningDataModule):
         """The data root: ``path``, or the demo set (fetched / unpacked on first use)."""
         if self._root is None:
             if self.path is None:
-                from vqe.data.demo import ensure_demo  # only needed when no root is given
+                from vqe.data.demo import (
+                    ensure_demo,  # only needed when no root is given
+                )
 
                 root = Path(ensure_demo())
             else:

@@ -58,7 +58,11 @@ import skimage
 import skimage.data
 import torch
 
-from vqe.conventions import rgb_uint8_to_tensor, tensor_to_bgr_uint8, tensor_to_rgb_uint8
+from vqe.conventions import (
+    rgb_uint8_to_tensor,
+    tensor_to_bgr_uint8,
+    tensor_to_rgb_uint8,
+)
 from vqe.data.degradations import (
     DegradationRanges,
     apply_params,
@@ -76,7 +80,13 @@ from vqe.data.layout import (
     TARGET_TAG,
     VIDEO_SUFFIX,
 )
-from vqe.schema import SUBSET_REAL, SUBSET_SYNTHETIC, SUBSET_UNSUPERVISED, TEST_CSV, TRAIN_CSV
+from vqe.schema import (
+    SUBSET_REAL,
+    SUBSET_SYNTHETIC,
+    SUBSET_UNSUPERVISED,
+    TEST_CSV,
+    TRAIN_CSV,
+)
 from vqe.video import OFFICIAL_CRF
 
 logger = logging.getLogger(__name__)
@@ -405,7 +415,9 @@ def build_demo(out_dir: Path, seed: int = 0, force: bool = False) -> Path:
 
 def index_demo(root: Path, progress: bool = False) -> None:
     """Extract the mp4 frames and write ``train.csv``/``test.csv`` with the dataset builder."""
-    from vqe.data.build import build_dataset  # imported late: building the demo does not need it
+    from vqe.data.build import (
+        build_dataset,  # imported late: building the demo does not need it
+    )
 
     report = build_dataset(Path(root), progress=progress)
     if report.failed:

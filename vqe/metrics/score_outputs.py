@@ -22,11 +22,11 @@ like the official frame extraction), so enhanced frame k is the enhancement of t
 k at 30 fps; synthetic input mp4s are 30 fps already, so their frames stay one for one.
 
 **Same functions as the test loop.** Per frame, the unsupervised rows get ``[p, a1 … a11]`` from
-:class:`~vqe.training.critics.CriticScorer` (``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` in float32,
+:class:`~vqe.critics.scorer.CriticScorer` (``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` in float32,
 ``exact=True``; DOVER(x) computed on the decoded input frame, which is what the test loop's cache
 holds for the stored frame), the synthetic rows the RMSE of
 :func:`~vqe.conventions.vqa_scale_rmse` against the ``y/`` jpgs (read by OpenCV like the
-dataset); :class:`~vqe.training.video_metrics.VideoMetrics` averages per video,
+dataset); :class:`~vqe.metrics.video_metrics.VideoMetrics` averages per video,
 :func:`~vqe.metrics.submission.write_submission` writes the CSVs and
 :func:`~vqe.metrics.score.score_submission` scores them (over the videos of the data root;
 ``--official`` checks the official 500 + 3000 instead).
@@ -65,6 +65,7 @@ from tqdm import tqdm
 from vqe.conventions import rgb_uint8_to_tensor, vqa_scale_rmse
 from vqe.critics.dover import DoverCritic, build_dover
 from vqe.critics.dover.views import OFFICIAL_NUM_FRAMES, OFFICIAL_TECHNICAL_CLIPS
+from vqe.critics.scorer import CriticScorer, build_critic_scorer
 from vqe.critics.vqa import VQA, load_vqa
 from vqe.data.extract import ItemError
 from vqe.data.layout import Item, list_items
@@ -77,6 +78,7 @@ from vqe.metrics.synthetic_inputs import (
     synthetic_video,
     synthetic_video_name,
 )
+from vqe.metrics.video_metrics import VideoMetrics
 from vqe.schema import (
     NUM_VQA_SCORES,
     SPLITS,
@@ -86,8 +88,6 @@ from vqe.schema import (
     SUPERVISED_METRICS_CSV,
     UNSUPERVISED_METRICS_CSV,
 )
-from vqe.training.critics import CriticScorer, build_critic_scorer
-from vqe.training.video_metrics import VideoMetrics
 from vqe.video import OFFICIAL_FPS, VideoError, parse_fps, read_frames
 
 #: The dataset builder's (and the enhancers') default rate: the frames the test loop scores.

@@ -18,7 +18,6 @@ from torch import nn
 from vqe.models.lut import LutStage, lut_regularisers
 from vqe.models.unet import UNetStage
 
-
 #: The Hydra config root; presets live in its ``model_vqe`` group.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 

@@ -30,8 +30,8 @@ from torchvision.utils import make_grid, save_image
 
 from vqe.metrics.score import SubmissionError, score_submission, write_json
 from vqe.metrics.submission import write_submission
+from vqe.metrics.video_metrics import FlickerTracker, VideoMetrics
 from vqe.schema import SUBSET, VIDEO_KEY
-from vqe.training.video_metrics import FlickerTracker, VideoMetrics
 
 log = logging.getLogger(__name__)
 

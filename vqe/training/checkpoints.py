@@ -135,7 +135,9 @@ def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhan
     try:
         enhancer.load_state_dict(enhancer_state_dict(checkpoint, path), strict=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{key}={path}: weights do not match its model config: {error}")
+        raise CheckpointError(
+            f"{key}={path}: weights do not match its model config: {error}"
+        ) from error
     return enhancer.eval(), dict(model_config)
 
 

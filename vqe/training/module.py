@@ -12,7 +12,7 @@
   critics); returned to :class:`~vqe.training.callbacks.SubmissionWriter`, which averages per
   video and writes the submission CSVs.
 
-The critics are plain :class:`~vqe.training.critics.CriticScorer` objects, not submodules:
+The critics are plain :class:`~vqe.critics.scorer.CriticScorer` objects, not submodules:
 checkpoints hold the enhancer only. The resolved ``model_vqe`` config is saved as the
 hyper-parameter ``model_config`` so a checkpoint can be evaluated without the training config.
 """
@@ -29,9 +29,9 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from vqe.conventions import vqa_scale_rmse
+from vqe.critics.scorer import CriticScorer
 from vqe.losses import LossInputs, WeightedLoss, check_finite
 from vqe.models.enhancer import Enhancer
-from vqe.training.critics import CriticScorer
 
 OptimizerFactory = Callable[..., Optimizer]
 #: ``(optimizer, total_steps) -> scheduler``, see :mod:`vqe.training.schedules`.

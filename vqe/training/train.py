@@ -25,13 +25,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vqe.critics.scorer import CriticScorer
 from vqe.losses import WeightedLoss, build_loss
 from vqe.macs import MacReport, check_budget
 from vqe.models.enhancer import Enhancer
 from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
 from vqe.training.callbacks import SubmissionWriter
 from vqe.training.checkpoints import init_enhancer
-from vqe.training.critics import CriticScorer
 from vqe.training.module import VQEModule
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 :class:`CriticScorer` holds a VQA and a DOVER (each in a
 :class:`~vqe.critics.frozen.CriticHandle`: not saved, not optimised, following the frames'
-device) and turns (enhanced, input) batches into :class:`~vqe.losses.CriticScores`.
+device) and turns (enhanced, input) batches into :class:`CriticScores`.
 
 * **DOVER(ŷ)** (``enhanced_dover``): ``online`` (default) computes it on the batch; it carries
   gradients only when the DOVER was built with ``differentiable=true`` (off by default, as in
@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -39,7 +40,6 @@ from vqe.conventions import bgr_uint8_to_tensor
 from vqe.critics.dover import DoverCritic, DoverScoreCache
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.vqa import VQA
-from vqe.losses import CriticScores
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,22 @@ InputDover = Literal["cache", "online"]
 INPUT_DOVER_MODES = ("cache", "online")
 EnhancedDover = Literal["online", "input"]
 ENHANCED_DOVER_MODES = ("online", "input")
+
+
+@dataclass
+class CriticScores:
+    """What ``VQA(ŷ, x, dover(ŷ), dover(x))`` says about one batch."""
+
+    p: Tensor  # N×1, probability that the enhanced frame is preferred over the input
+    aux_enhanced: Tensor  # N×11 auxiliary scores a1…a11 of the enhanced frames (raw: a4 falls)
+    aux_input: Tensor  # N×11 the same for the inputs
+    dover_enhanced: Tensor  # N fused DOVER scores of the enhanced frames
+    dover_input: Tensor  # N fused DOVER scores of the inputs
+
+    def metric_row(self) -> Tensor:
+        """N×12 ``[p, a1 … a11]`` of the enhanced frames, raw: the m_1 … m_12 of the CSV."""
+        return torch.cat([self.p, self.aux_enhanced], dim=1)
+
 
 
 def read_frame(path: Path) -> Tensor:
