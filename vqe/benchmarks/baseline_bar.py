@@ -27,7 +27,6 @@ temporary folder unless ``--work`` names one to keep.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 
 from vqe.baseline.cli import main as baseline_main
+from vqe.benchmarks.report import save_report
 from vqe.data.demo import ensure_demo, is_demo
 from vqe.metrics.score_outputs import (
     OutputsReport,
@@ -204,12 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="baseline_bar-") as work:
             result = run(args, Path(work))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    (args.out / f"{RESULT_NAME}.md").write_text(text)
-    print(text)
-    print(f"wrote {args.out / RESULT_NAME}.json and .md")
+    save_report(args.out, RESULT_NAME, result, markdown(result))
     failed = any("error" in entry or entry["problems"] for entry in result["methods"].values())
     return 1 if failed else 0
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import platform
 import resource
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vqe.benchmarks.report import save_report
 from vqe.benchmarks.timing import median_seconds
 from vqe.critics.dover import DOVER, DoverSettings, load_dover
 
@@ -264,10 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "parameters": parameters,
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{RESULT_NAME}.md").write_text(markdown(result))
-    print(markdown(result))
+    save_report(args.out, RESULT_NAME, result, markdown(result))
     return result
 
 

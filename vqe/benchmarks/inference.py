@@ -21,7 +21,6 @@ GMAC/s divided by it. Results are printed and written to ``--out`` (default
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vqe.benchmarks.report import save_report
 from vqe.benchmarks.timing import median_seconds
 from vqe.export.deploy import build_deploy_model
 from vqe.macs import count_macs
@@ -198,13 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                args.width, macs[preset], peak, args.warmup,
                                                args.repeats)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / f"{RESULT_NAME}.md").write_text(table)
-    print()
-    print(table)
-    print(f"wrote {args.out / (RESULT_NAME + '.json')} and {args.out / (RESULT_NAME + '.md')}")
+    save_report(args.out, RESULT_NAME, result, markdown(result))
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import statistics
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from vqe.benchmarks.report import save_report
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.scorer import CriticScorer, CriticScores
 from vqe.critics.vqa import load_vqa
@@ -270,13 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["rows"].append(row)
         print(f"{describe(mode, row)}: {row['step_s']:.3f} s/step", flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / f"{RESULT_NAME}.md").write_text(table)
-    print()
-    print(table)
-    print(f"wrote {args.out / (RESULT_NAME + '.json')} and {args.out / (RESULT_NAME + '.md')}")
+    save_report(args.out, RESULT_NAME, result, markdown(result))
     return 0
 
 
