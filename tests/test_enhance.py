@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
+from model_helpers import write_checkpoint
 
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.data.demo import build_demo
@@ -18,9 +18,8 @@ from vqe.enhance import main
 from vqe.enhance_backends import ModelSpec, OnnxBackend, TorchBackend, load_backend
 from vqe.enhance_stream import EnhanceSettings, LutWeightSmoother, enhance_frames
 from vqe.metrics.temporal import flicker
-from vqe.models.enhancer import CONFIG_DIR, Enhancer, enhancer_from_preset
+from vqe.models.enhancer import Enhancer, enhancer_from_preset
 from vqe.models.lut import identity_lut
-from vqe.training.checkpoints import ENHANCER_PREFIX, MODEL_CONFIG_KEY
 from vqe.video import (
     OFFICIAL_FPS,
     OFFICIAL_PIX_FMT,
@@ -42,14 +41,6 @@ def responsive_tiny(seed: int = 0) -> Enhancer:
         enhancer.lut.basis[2] = identity.flip(0) - identity
         enhancer.lut.predictor.head.weight.normal_(0.0, 0.5)
     return enhancer.eval()
-
-
-def write_checkpoint(enhancer: Enhancer, preset: str, path: Path) -> Path:
-    """What train_vqe.py's checkpoints hold for vqe.training.checkpoints to read back."""
-    config = yaml.safe_load((CONFIG_DIR / "model_vqe" / f"{preset}.yaml").read_text())
-    state = {ENHANCER_PREFIX + name: value for name, value in enhancer.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {MODEL_CONFIG_KEY: config}}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

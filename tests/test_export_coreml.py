@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from model_helpers import write_checkpoint
 
 from vqe.export.cli import main
 from vqe.export.coreml import (
@@ -33,19 +34,10 @@ from vqe.export.metadata import (
     size_bytes,
 )
 from vqe.macs import MacBudgetError, count_macs
-from vqe.models.enhancer import CONFIG_DIR, Enhancer, enhancer_from_preset
-from vqe.training.checkpoints import ENHANCER_PREFIX, MODEL_CONFIG_KEY
+from vqe.models.enhancer import enhancer_from_preset
 
 HEIGHT, WIDTH = 36, 64
 ON_MACOS = platform.system() == "Darwin"
-
-
-def write_checkpoint(enhancer: Enhancer, preset: str, path: Path) -> Path:
-    """What train_vqe.py's checkpoints hold for vqe.training.checkpoints to read back."""
-    config = yaml.safe_load((CONFIG_DIR / "model_vqe" / f"{preset}.yaml").read_text())
-    state = {ENHANCER_PREFIX + name: value for name, value in enhancer.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {MODEL_CONFIG_KEY: config}}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

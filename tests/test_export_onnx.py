@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from model_helpers import trained_like
 from skimage import data as natural_images
-from torch import nn
 
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.export import onnx as onnx_export
@@ -29,21 +29,6 @@ from vqe.macs import MacBudgetError
 from vqe.models.enhancer import Enhancer, enhancer_from_preset
 
 HEIGHT, WIDTH = 60, 100  # not a multiple of the U-Net's 16: its edge padding is exported too
-
-
-def trained_like(enhancer: Enhancer) -> Enhancer:
-    """Random weights, LUT bases and BN statistics in place of a real checkpoint."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for parameter in enhancer.parameters():
-            parameter.add_(torch.randn_like(parameter) * 0.05)
-        if enhancer.lut is not None:
-            enhancer.lut.basis[1:].normal_(0.0, 0.2)
-        for norm in enhancer.modules():
-            if isinstance(norm, nn.BatchNorm2d):
-                norm.running_mean.uniform_(-0.3, 0.3)
-                norm.running_var.uniform_(0.5, 2.0)
-    return enhancer.eval()
 
 
 def photo(height: int, width: int) -> torch.Tensor:

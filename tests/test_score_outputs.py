@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
 from hydra import compose, initialize_config_dir
+from model_helpers import write_checkpoint
 
 from vqe import schema
 from vqe.conventions import rgb_uint8_to_tensor
@@ -30,7 +30,6 @@ from vqe.metrics.score_outputs import main, score_outputs
 from vqe.metrics.synthetic_inputs import encode_lossless, read_rgb
 from vqe.metrics.synthetic_inputs import main as synthetic_main
 from vqe.models.enhancer import enhancer_from_preset
-from vqe.training.checkpoints import ENHANCER_PREFIX, MODEL_CONFIG_KEY
 from vqe.video import probe, read_frames, write_video
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -117,13 +116,9 @@ def test_synthetic_inputs_list_a_bad_pair_and_finish_the_rest(tmp_path: Path) ->
     assert probe(out / f"{SYNTHETIC}.mp4").pix_fmt == "yuv420p"  # --crf 18: the official encoding
 
 
-def write_checkpoint(path: Path) -> Path:
+def write_identity_checkpoint(path: Path) -> Path:
     """An untrained tiny enhancer — the identity up to float rounding — as train_vqe.py saves it."""
-    enhancer = enhancer_from_preset("tiny")
-    config = yaml.safe_load((CONFIG_DIR / "model_vqe" / "tiny.yaml").read_text())
-    state = {ENHANCER_PREFIX + name: value for name, value in enhancer.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {MODEL_CONFIG_KEY: config}}, path)
-    return path
+    return write_checkpoint(enhancer_from_preset("tiny"), "tiny", path)
 
 
 def test_an_identity_model_scores_the_same_as_in_the_test_loop(
@@ -138,7 +133,7 @@ def test_an_identity_model_scores_the_same_as_in_the_test_loop(
             config_name="evaluate",
             overrides=[
                 f"paths.output_dir={loop_dir}",
-                f"ckpt={write_checkpoint(tmp_path / 'identity.ckpt')}",
+                f"ckpt={write_identity_checkpoint(tmp_path / 'identity.ckpt')}",
                 f"dataset.path={index_root}",
                 "evaluation.subset=true",
                 "dataloader.num_workers=0",
