@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vqe.benchmarks.inference import environment
+from vqe.benchmarks.report import machine_description
 from vqe.data.demo import load_photo, pan_zoom_clip
 from vqe.enhance_backends import TorchBackend, resolve_device
 from vqe.enhance_stream import EnhanceSettings, StageTimes, enhance_video
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {"preset": args.preset, "frames": args.frames, "height": args.height,
               "width": args.width, "batch_size": args.batch_size, "device": str(device),
               "smoothing": settings.smoothing,
-              "environment": environment(device.type == "cuda")}  # fmt: skip
+              "environment": machine_description(device)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="vqe-enhance-bench-") as folder:
         workdir = Path(folder)
         clip = make_clip(workdir / "input.mp4", args.frames, args.height, args.width)

@@ -21,7 +21,6 @@ GMAC/s divided by it. Results are printed and written to ``--out`` (default
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vqe.benchmarks.report import save_report
+from vqe.benchmarks.report import machine_description, save_report
 from vqe.benchmarks.timing import median_seconds
 from vqe.export.deploy import build_deploy_model
 from vqe.macs import count_macs
@@ -142,22 +141,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment(cuda: bool) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    env = {"torch": torch.__version__, "python": platform.python_version(), "cpu": cpu,
-           "cpu_threads": torch.get_num_threads()}
-    if cuda:
-        env["gpu"] = torch.cuda.get_device_name(0)
-    return env
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vqe.benchmarks.inference",
                                      description=__doc__.split("\n\n")[0])
@@ -187,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     macs = {p: count_macs(enhancer_from_preset(p), args.height, args.width).total / 1e9
             for p in args.presets}
     result = {"height": args.height, "width": args.width, "repeats": args.repeats,
-              "warmup": args.warmup, "environment": environment(use_cuda), "peaks": {}, "rows": []}
+              "warmup": args.warmup, "peaks": {}, "rows": [],
+              "environment": machine_description(targets[-1][0])}
     for device, dtype, paths in targets:
         key = f"{device.type} {str(dtype).removeprefix('torch.')}"
         peak = peak_conv_gmacs(device, dtype, args.warmup, args.repeats)

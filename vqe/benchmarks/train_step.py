@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from vqe.benchmarks.report import save_report
+from vqe.benchmarks.report import machine_description, save_report
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.scorer import CriticScorer, CriticScores
 from vqe.critics.vqa import load_vqa
@@ -205,21 +204,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def environment(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    env = {"torch": torch.__version__, "cpu": cpu, "cpu_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vqe.benchmarks.train_step", description=__doc__.split("\n\n")[0]
@@ -262,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "precision": args.precision,
         "repeats": args.repeats,
         "warmup": args.warmup,
-        "environment": environment(device),
+        "environment": machine_description(device),
         "rows": [],
     }
     for mode in args.modes:
