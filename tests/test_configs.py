@@ -48,6 +48,16 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
         return compose(config_name=name, overrides=overrides)
 
 
+#: Real-data mode: the demo leaves the critic term out (configs/dataset_training/demo.yaml).
+REAL = ("dataset=official", "dataset.path=/data/vqe")
+
+
+def test_the_demo_trains_without_the_random_critics_term(tmp_path: Path) -> None:
+    assert compose_vqe(tmp_path).loss.weights.vqa == 0
+    assert compose_vqe(tmp_path, *REAL).loss.weights.vqa == 1
+    assert compose_vqe(tmp_path, "loss.weights.vqa=1.0").loss.weights.vqa == 1
+
+
 def compose_vqe(tmp_path: Path, *overrides: str) -> DictConfig:
     return compose_config("vqe", [f"paths.output_dir={tmp_path}", *overrides])
 
@@ -106,7 +116,7 @@ def test_experiments_select_their_stage(tmp_path: Path) -> None:
     assert stage2.previous_stage == "stage1_lut"
     assert "unsupervised" not in stage2.dataset.train_query
 
-    stage3 = compose_vqe(tmp_path, "experiment=stage3_joint")
+    stage3 = compose_vqe(tmp_path, "experiment=stage3_joint", *REAL)
     assert stage3.loss.weights.vqa > 0 and not stage3.model_vqe.freeze_lut
     assert stage3.optimizer.lr < stage2.optimizer.lr and stage3.previous_stage == "stage2_unet"
 
@@ -140,7 +150,7 @@ def test_building_blocks_instantiate(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", ["reference", "supervised", "colour", "joint"])
 def test_loss_presets_build(tmp_path: Path, preset: str) -> None:
-    loss = build_loss(compose_vqe(tmp_path, f"loss={preset}").loss)
+    loss = build_loss(compose_vqe(tmp_path, f"loss={preset}", *REAL).loss)
     assert isinstance(loss, WeightedLoss) and loss.terms
     assert loss.needs_critics == (preset in ("reference", "joint"))
 
@@ -154,7 +164,7 @@ def test_critics_and_metric_critics_build_from_config(tmp_path: Path) -> None:
     cfg = compose_vqe(tmp_path)
     with pytest.warns(RuntimeWarning, match="RANDOM"):
         scorer = build(cfg.critics)
-    assert isinstance(scorer, CriticScorer) and scorer.input_dover == "cache"
+    assert isinstance(scorer, CriticScorer) and scorer.input_dover == "auto"
     assert scorer.dover.module.settings.num_frames == 2
 
 

@@ -53,13 +53,28 @@ def test_vqa_scale_reference_values() -> None:
     assert torch.allclose(cv.from_vqa(cv.to_vqa(rgb)), rgb, atol=1e-6)
 
 
-def test_dover_scale_reference_values() -> None:
+def test_dover_scale_is_the_official_bgr_normalisation() -> None:
+    # The official pipeline feeds OpenCV's BGR frames to DOVER: channel 0 of DOVER's input is
+    # blue, normalised with the first ("red") ImageNet statistics.
     frames = torch.rand(2, 4, 3, 6, 5)  # N×T×C×H×W clips work too
     dover = cv.to_dover(frames)
+    bgr = frames.flip(2)
     for channel in range(3):
-        expected = (frames[:, :, channel] * 255 - cv.DOVER_MEAN[channel]) / cv.DOVER_STD[channel]
+        expected = (bgr[:, :, channel] * 255 - cv.DOVER_MEAN[channel]) / cv.DOVER_STD[channel]
         assert torch.allclose(dover[:, :, channel], expected, atol=1e-5)
     assert torch.allclose(cv.from_dover(dover), frames, atol=1e-6)
+
+
+def test_dover_rgb_order_is_an_explicit_opt_in() -> None:
+    frames = torch.rand(1, 3, 4, 4)
+    rgb = cv.to_dover(frames, channel_order="rgb")
+    for channel in range(3):
+        expected = (frames[:, channel] * 255 - cv.DOVER_MEAN[channel]) / cv.DOVER_STD[channel]
+        assert torch.allclose(rgb[:, channel], expected, atol=1e-5)
+    assert not torch.allclose(rgb, cv.to_dover(frames))
+    assert torch.allclose(cv.from_dover(rgb, channel_order="rgb"), frames, atol=1e-6)
+    with pytest.raises(ValueError, match="channel_order='yuv'"):
+        cv.to_dover(frames, channel_order="yuv")  # type: ignore[arg-type]
 
 
 def test_conversions_keep_gradients() -> None:

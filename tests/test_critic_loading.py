@@ -69,14 +69,44 @@ def test_keys_without_the_prefix_are_kept(tmp_path: Path):
     assert set(read_state_dict(path, prefix="_model.")) == {"w", "loss.scale"}
 
 
-def test_pickled_hyper_parameters_load_with_a_warning(tmp_path: Path):
+def _hyper_parameters(kind: str) -> dict[str, object]:
+    """What Lightning writes: an OmegaConf container with its type, a Namespace, or a dict."""
+    if kind == "namespace":
+        return {"hyper_parameters": argparse.Namespace(lr=1)}
+    if kind == "omegaconf":
+        config = OmegaConf.create({"lr": 1e-3, "levels": [32, 64], "name": "${lr}", "none": None})
+        return {"hyper_parameters": config, "hparams_type": type(config)}
+    return {"hyper_parameters": {"lr": 1e-3, "batch_size": 32}, "hparams_name": "kwargs"}
+
+
+@pytest.mark.parametrize("kind", ["namespace", "omegaconf", "dict"])
+def test_lightning_hyper_parameters_load_without_unpickling_code(tmp_path: Path, kind: str):
     path = tmp_path / "old_lightning.ckpt"
-    torch.save(
-        {"state_dict": {"_model.w": torch.ones(2)}, "hyper_parameters": argparse.Namespace(lr=1)},
-        path,
-    )
-    with pytest.warns(UserWarning, match="weights_only"):
+    torch.save({"state_dict": {"_model.w": torch.ones(2)}, **_hyper_parameters(kind)}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "unpickled fully" warning any more
         assert set(read_state_dict(path, prefix="_model.")) == {"w"}
+
+
+class Payload:
+    """Unpickling this runs code: it writes a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_weights_file_that_would_run_code_is_refused_before_it_runs(tmp_path: Path):
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "VQA.ckpt"
+    torch.save({"state_dict": {"_model.w": torch.ones(2)}, "evil": Payload(str(marker))}, path)
+    with pytest.raises(CheckpointReadError, match=r"VQA\.ckpt: refused.*pathlib.*convert it once"):
+        read_state_dict(path, prefix="_model.")
+    with pytest.raises(CheckpointReadError, match="refused"):
+        load_vqa(path)
+    assert not marker.exists()
 
 
 def test_unreadable_files_name_the_file(tmp_path: Path):

@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from index_helpers import TEST_VIDEOS, TRAIN_VIDEOS, write_train_and_test
 
+import vqe.training.resolvers  # noqa: F401  (the ${vqe.*} resolvers the configs use)
 from vqe import schema
 from vqe.data.datamodule import VQEDataModule
 from vqe.data.transforms import Augmentation
@@ -216,3 +217,141 @@ def test_lightning_reshuffles_each_epoch_through_persistent_workers(root: Path) 
     first_sums, second_sums = {i[:2]: i[2] for i in first}, {i[:2]: i[2] for i in second}
     assert all(abs(first_sums[key] - second_sums[key]) > 1e-6 for key in first_sums)
     assert model.val_batches > 0
+
+
+# --------------------------------------------------------------------------- generated pairs
+
+
+def _cheap_degradation(y: torch.Tensor, rng) -> torch.Tensor:
+    return (y * float(rng.uniform(0.3, 0.6))).clamp(0.0, 1.0)
+
+
+def test_train_pairs_join_the_csv_rows_every_epoch(root: Path) -> None:
+    from vqe.data.photos import TRAIN_PHOTOS, CleanPhotoPairs
+
+    pairs = CleanPhotoPairs(crop_size=16, samples_per_epoch=6, pair_synthesis=_cheap_degradation)
+    datamodule = make_datamodule(root, train_pairs=pairs)
+    datamodule.setup("fit")
+    csv_only = make_datamodule(root)
+    csv_only.setup("fit")
+    assert len(datamodule.train_set) == len(csv_only.train_set) + 6
+    photo_items = []
+    for batch in datamodule.train_dataloader():
+        assert batch["x"].shape[-2:] == (16, 16) and len(set(batch["has_target"].tolist())) == 1
+        photo_items += [s for s in batch["source"] if s.startswith("skimage.data.")]
+    assert len(photo_items) == 6  # each generated pair once per epoch
+    assert {s.removeprefix("skimage.data.") for s in photo_items} <= set(TRAIN_PHOTOS)
+    # Validation is untouched: still the held-out CSV video only.
+    assert videos_of(datamodule.val_set) == videos_of(csv_only.val_set)
+
+
+def test_train_pairs_alone_are_enough_to_train(root: Path) -> None:
+    from vqe.data.photos import CleanPhotoPairs
+
+    pairs = CleanPhotoPairs(crop_size=16, samples_per_epoch=4, pair_synthesis=_cheap_degradation)
+    datamodule = make_datamodule(root, train_query="subset == 'synthetic'", val_videos=None)
+    with pytest.raises(ValueError, match="no training rows"):
+        datamodule.setup("fit")
+    datamodule = make_datamodule(
+        root, train_query="subset == 'synthetic'", val_videos=None, train_pairs=pairs
+    )
+    datamodule.setup("fit")
+    assert sum(len(b["source"]) for b in datamodule.train_dataloader()) == 4
+
+
+# --------------------------------------------------------------------------- official CSVs
+
+
+def _official_csv(ours: Path, official: Path, split: str, seed: int) -> None:
+    """The organisers' builder's CSV of the same frames: official columns and subset names only,
+    rows in arbitrary (glob) order."""
+    import pandas as pd
+
+    table = pd.read_csv(ours, dtype=str, keep_default_na=False)
+    names = {"synthetic": "supervised_synthetic", "real": "supervised_real"}
+    table[schema.SUBSET] = [f"{split}_{names.get(s, s)}" for s in table[schema.SUBSET]]
+    table = table[list(schema.FRAME_INDEX_COLUMNS)].sample(frac=1.0, random_state=seed)
+    table.to_csv(official, index=False)
+
+
+def test_official_builder_csvs_load_and_select_the_same_rows(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _official_csv(root / schema.TRAIN_CSV, root / "official_train.csv", "train", seed=0)
+    _official_csv(root / schema.TEST_CSV, root / "official_test.csv", "test", seed=1)
+    ours = make_datamodule(root, train_query="subset in ['synthetic', 'real', 'unsupervised']")
+    with caplog.at_level("INFO", logger="vqe.data.datasets"):
+        theirs = make_datamodule(
+            root,
+            train_csv="official_train.csv",
+            test_csv="official_test.csv",
+            train_query="subset in ['synthetic', 'real', 'unsupervised']",
+        )
+        theirs.setup("fit")
+        theirs.setup("test")
+    ours.setup("fit")
+    ours.setup("test")
+
+    def rows(dataset) -> set[tuple[str, str, str, int]]:
+        table = dataset.index
+        return set(
+            zip(
+                table[schema.IMG_SOURCE],
+                table[schema.SUBSET],
+                table[schema.VIDEO_ID],
+                table[schema.FRAME_INDEX].tolist(),
+            )
+        )
+
+    for stage in ("train_set", "val_set", "test_set"):
+        assert rows(getattr(theirs, stage)) == rows(getattr(ours, stage)), stage
+    assert len(theirs.val_set) > 0 and set(theirs.test_set.index[schema.SUBSET]) == {
+        schema.SUBSET_SYNTHETIC,
+        schema.SUBSET_UNSUPERVISED,
+    }
+    # Said once per CSV (train.csv is read for train and val), naming the file and the mapping.
+    notes = [r.getMessage() for r in caplog.records if "official subset names" in r.getMessage()]
+    assert len([n for n in notes if "official_train.csv" in n]) == 1
+    assert any("train_supervised_synthetic -> synthetic" in n for n in notes)
+    assert any("official_test.csv" in n and "test_unsupervised -> unsupervised" in n for n in notes)
+    # The frames load and batch like ours.
+    batch = next(iter(theirs.train_dataloader()))
+    assert batch["x"].shape[-2:] == (16, 16)
+
+
+# --------------------------------------------------------------------------- vqe.yaml
+
+
+def _compose_vqe(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="vqe", overrides=["paths.output_dir=/tmp/unused", *overrides])
+
+
+def test_the_documented_pair_synthesis_line_builds_the_realesrgan_pipeline(root: Path) -> None:
+    from vqe.data.degradations import DegradationPipeline, DegradationRanges
+    from vqe.training.train import build
+
+    cfg = _compose_vqe(
+        f"dataset.path={root}", "dataset.pair_synthesis=${degradation}", "dataset.crop_size=16"
+    )
+    datamodule = build(cfg.dataset)
+    assert isinstance(datamodule.pair_synthesis, DegradationPipeline)
+    assert datamodule.pair_synthesis.ranges == DegradationRanges()  # the yaml mirrors the defaults
+    datamodule.setup("fit")
+    item = datamodule.train_set[0]
+    assert item["x"].shape == item["y"].shape == (3, 16, 16)
+
+
+def test_only_the_demo_run_trains_on_the_photo_pool(root: Path) -> None:
+    from vqe.data.photos import CleanPhotoPairs
+    from vqe.training.train import build
+
+    demo = _compose_vqe()
+    assert demo.demo and demo.dataset.train_pairs.enabled
+    real = _compose_vqe(f"dataset.path={root}", "dataset.crop_size=16")
+    datamodule = build(real.dataset)
+    assert datamodule.train_pairs is None
+    official = build(_compose_vqe("dataset=official", f"dataset.path={root}").dataset)
+    assert official.train_pairs is None
+    photos = build(demo.dataset.train_pairs)
+    assert isinstance(photos, CleanPhotoPairs) and photos.crop_size == (128, 128)

@@ -44,7 +44,15 @@ def test_items_have_keys_shapes_and_range(train_root: Path) -> None:
     for row in range(len(dataset)):
         item = dataset[row]
         supervised = table.at[row, schema.SUBSET] != schema.SUBSET_UNSUPERVISED
-        expected_keys = {"x", "subset", "video_id", "frame_index", "has_target", "source"}
+        expected_keys = {
+            "x",
+            "subset",
+            "video_id",
+            "frame_index",
+            "has_target",
+            "source",
+            "stored_input",
+        }
         assert set(item) == expected_keys | ({"y"} if supervised else set())
         assert item["has_target"] is supervised
         shape = (3, int(table.at[row, schema.HEIGHT]), int(table.at[row, schema.WIDTH]))
@@ -78,6 +86,64 @@ def test_query_selects_rows_and_frame_index_is_derived_when_missing(train_root: 
         official[schema.FRAME_INDEX].tolist()
         == read_index(train_root / schema.TRAIN_CSV)[schema.FRAME_INDEX].tolist()
     )
+
+
+def test_frame_index_is_derived_from_frame_names_not_row_order(train_root: Path) -> None:
+    # The official builder lists frames in glob order: shuffle the rows, drop frame_index.
+    ours = read_index(train_root / schema.TRAIN_CSV)
+    shuffled = pd.read_csv(train_root / schema.TRAIN_CSV).sample(frac=1.0, random_state=0)
+    shuffled[list(schema.FRAME_INDEX_COLUMNS)].to_csv(train_root / "glob.csv", index=False)
+    derived = read_index(train_root / "glob.csv")
+    assert dict(zip(derived[schema.IMG_SOURCE], derived[schema.FRAME_INDEX])) == dict(
+        zip(ours[schema.IMG_SOURCE], ours[schema.FRAME_INDEX])
+    )
+    assert schema.FPS not in derived.columns  # absent, and nothing needs it
+
+
+def test_unpadded_frame_numbers_are_ordered_numerically(tmp_path: Path) -> None:
+    names = ["frame_10.jpg", "frame_9.jpg", "frame_1.jpg"]
+    pd.DataFrame(
+        {
+            schema.IMG_SOURCE: [f"v/x/{name}" for name in names],
+            schema.IMG_TARGET: [f"v/y/{name}" for name in names],
+            schema.HEIGHT: 8,
+            schema.WIDTH: 8,
+            schema.SUBSET: "train_supervised_synthetic",
+            schema.VIDEO_ID: "v",
+        }
+    ).to_csv(tmp_path / "index.csv", index=False)
+    table = read_index(tmp_path / "index.csv")
+    assert table[schema.FRAME_INDEX].tolist() == [2, 1, 0]
+
+
+def test_official_subset_names_are_read_as_ours_in_rows_and_queries(
+    train_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    official_names = {
+        "synthetic": "train_supervised_synthetic",
+        "real": "train_supervised_real",
+        "unsupervised": "train_unsupervised",
+    }
+    table = pd.read_csv(train_root / schema.TRAIN_CSV)
+    table[schema.SUBSET] = table[schema.SUBSET].map(official_names)
+    table.to_csv(train_root / "official_names.csv", index=False)
+    for query in (
+        None,
+        "subset == 'synthetic' and video_id != 'video_0001'",
+        "subset in ['real', 'unsupervised']",
+    ):
+        ours = read_index(train_root / schema.TRAIN_CSV, query)
+        with caplog.at_level("INFO", logger="vqe.data.datasets"):
+            theirs = read_index(train_root / "official_names.csv", query)
+        pd.testing.assert_frame_equal(theirs, ours)
+    # A query may also be written in the official vocabulary.
+    official_query = read_index(
+        train_root / "official_names.csv", "subset == 'train_supervised_real'"
+    )
+    assert len(official_query) > 0 and set(official_query[schema.SUBSET]) == {"real"}
+    notes = [r.getMessage() for r in caplog.records if "official subset names" in r.getMessage()]
+    assert len(notes) == 1 and "official_names.csv" in notes[0]
+    assert "train_unsupervised -> unsupervised" in notes[0]
 
 
 @pytest.mark.parametrize(

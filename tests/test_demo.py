@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vqe.data import demo
-from vqe.schema import SUBSET_REAL, SUBSET_SYNTHETIC, SUBSET_UNSUPERVISED
+from vqe.schema import SUBSET_REAL, SUBSET_SYNTHETIC, SUBSET_UNSUPERVISED, VIDEO_ID
 from vqe.video import probe, read_frames
 
 
@@ -59,7 +59,8 @@ def test_layout_is_the_official_one(built: Path) -> None:
         folder = built / plan.folder
         if plan.subset == SUBSET_SYNTHETIC:
             videos = sorted(folder.glob("video_[0-9][0-9][0-9][0-9]"))
-            assert len(videos) == plan.videos
+            # train/supervised/synthetic holds the training and the validation clips.
+            assert len(videos) == sum(p.videos for p in demo.PLAN if p.folder == plan.folder)
             for video in videos:
                 names = [f"frame_{n:04d}.jpg" for n in range(1, plan.frames + 1)]
                 assert sorted(p.name for p in (video / "x").iterdir()) == names
@@ -228,11 +229,94 @@ def test_ensure_demo_indexes_the_set(built: Path, tmp_path: Path) -> None:
     train = pd.read_csv(root / TRAIN_CSV, keep_default_na=False)
     test = pd.read_csv(root / TEST_CSV, keep_default_na=False)
     assert list(train.columns[: len(FRAME_INDEX_COLUMNS)]) == list(FRAME_INDEX_COLUMNS)
+    expected: dict[tuple[str, str], int] = {}
     for plan in demo.PLAN:
-        rows = (train if plan.split == "train" else test).query(f"{SUBSET} == @plan.subset")
         # 20 fps clips are resampled to 30 fps by the builder: 1.5× the frames.
-        expected = plan.frames * plan.videos * 30 // plan.fps
-        assert len(rows) == expected, plan
+        key = (plan.split, plan.subset)
+        expected[key] = expected.get(key, 0) + plan.frames * plan.videos * 30 // plan.fps
+    for (split, subset), count in expected.items():
+        rows = (train if split == "train" else test).query(f"{SUBSET} == @subset")
+        assert len(rows) == count, (split, subset)
         assert all((root / path).is_file() for path in rows[IMG_SOURCE])
-        has_target = plan.subset != SUBSET_UNSUPERVISED
+        has_target = subset != SUBSET_UNSUPERVISED
         assert (rows[IMG_TARGET] != "").all() == has_target
+
+
+def _photos_by_video(root: Path) -> dict[str, str]:
+    manifest = json.loads((root / demo.MANIFEST).read_text())
+    return {
+        Path(entry["path"]).name.removesuffix("_x.mp4"): entry["photo"]
+        for entry in manifest["videos"]
+    }
+
+
+def test_validation_and_test_clips_show_only_unseen_photographs(
+    built: Path, tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    import vqe.training.resolvers  # noqa: F401  (the demo config's ${vqe.if:…})
+    from vqe.data.datamodule import VQEDataModule
+    from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+
+    root = tmp_path / "demo"
+    shutil.copytree(built, root)
+    demo.ensure_demo(root)
+    config_dir = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        dataset = compose(overrides=["+dataset=demo"]).dataset
+    # The demo config's held-out videos, as the datamodule picks them from the built index.
+    datamodule = VQEDataModule(
+        path=root,
+        train_query=dataset.train_query,
+        val_query=dataset.val_query,
+        val_videos=dataset.val_videos,
+        crop_size=16,
+    )
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    photo_of = _photos_by_video(root)
+
+    def photos(dataset) -> set[str]:
+        return {photo_of[video] for video in dataset.index[VIDEO_ID]}
+
+    assert photos(datamodule.train_set) <= set(TRAIN_PHOTOS)
+    assert photos(datamodule.val_set) and photos(datamodule.val_set) <= set(TEST_PHOTOS)
+    assert photos(datamodule.test_set) and photos(datamodule.test_set) <= set(TEST_PHOTOS)
+    assert datamodule.val_set.index[VIDEO_ID].nunique() == demo.VAL_VIDEOS
+
+
+def test_the_training_degradation_darkens_like_the_synthetic_clips() -> None:
+    import torch
+
+    pipeline = demo.training_degradation()
+    clean = torch.from_numpy(demo.load_photo("chelsea").copy()).permute(2, 0, 1)[:, :128, :128]
+    means = [float(pipeline(clean, np.random.default_rng(seed)).mean()) for seed in range(6)]
+    low, high = demo.SYNTHETIC_RANGES.target_mean
+    assert all(low - 0.05 < mean < high + 0.05 for mean in means), means
+    assert float(clean.mean()) > high + 0.1
+
+
+def test_ensure_demo_rebuilds_an_older_demo_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built_seeds: list[int] = []
+
+    def write_stub(root: Path, seed: int) -> None:
+        built_seeds.append(seed)
+        manifest = {"name": demo.DEMO_NAME, "version": demo.DEMO_VERSION, "seed": seed}
+        (root / demo.MANIFEST).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(demo, "_write_demo", write_stub)
+    monkeypatch.setattr(demo, "index_demo", lambda root, progress=False: None)
+    root = tmp_path / "demo"
+    root.mkdir()
+    old = {"name": demo.DEMO_NAME, "version": demo.DEMO_VERSION - 1, "seed": 0}
+    (root / demo.MANIFEST).write_text(json.dumps(old))
+    (root / "train.csv").write_text("stale")
+    (root / "test.csv").write_text("stale")
+    demo.ensure_demo(root)
+    assert built_seeds == [0] and demo.demo_version(root) == demo.DEMO_VERSION
+    assert not (root / "train.csv").exists()  # the stale index went with the old set
+    demo.ensure_demo(root)
+    assert built_seeds == [0]  # the current version is reused

@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from vqe.conventions import DOVER_MEAN, DOVER_STD, UINT8_MAX, to_dover
+from vqe.conventions import DOVER_MEAN, DOVER_STD, UINT8_MAX, normalise_dover, to_dover
 from vqe.critics.checkpoints import CheckpointMismatchError, CriticWeightsMissingError
 from vqe.critics.dover import (
     DOVER,
@@ -38,6 +38,7 @@ from vqe.critics.dover.views import (
     FRAGMENT_SIZE,
     VIEW_SIZE,
     aesthetic_view,
+    dover_pixels,
     image_views,
     sample_fragment_origins,
     technical_view,
@@ -237,10 +238,11 @@ def test_bad_frames_and_settings_get_clear_errors(random_dover: DOVER) -> None:
 
 
 def test_views_follow_the_dover_convention() -> None:
-    # One saturated colour per channel: each view channel must be (255·v − mean) / std.
+    # One saturated colour per channel: view channel c must be (255·v − mean[c]) / std[c] with
+    # v the c-th channel in BGR order — the official pipeline hands DOVER OpenCV frames.
     frames = torch.zeros(2, 3, 240, 320)
-    frames[0, 0] = 1.0  # pure red: RGB order, red first
-    frames[1] = 0.5
+    frames[0, 0] = 1.0  # pure red: last in BGR order
+    frames[1] = 0.5  # 127.5 is truncated to level 127, as the starter's uint8 cast does
     views = image_views(frames, num_frames=2, num_technical_clips=2)
     assert views["technical"].shape == (4, 3, 2, VIEW_SIZE, VIEW_SIZE)
     assert views["aesthetic"].shape == (2, 3, 2, VIEW_SIZE, VIEW_SIZE)
@@ -248,7 +250,7 @@ def test_views_follow_the_dover_convention() -> None:
         view = views[name]
         for frame_index in range(2):
             for channel in range(3):
-                value = frames[frame_index, channel, 0, 0].item() * UINT8_MAX
+                value = float(int(frames[frame_index, 2 - channel, 0, 0].item() * UINT8_MAX))
                 expected = (value - DOVER_MEAN[channel]) / DOVER_STD[channel]
                 clip = view[
                     frame_index * clips_per_frame : (frame_index + 1) * clips_per_frame
@@ -283,7 +285,7 @@ def test_fragments_are_crops_inside_their_cells() -> None:
     rows, cols = sample_fragment_origins(
         height, width, 1, 2, generator=torch.Generator().manual_seed(11)
     )
-    normalised = to_dover(frames)
+    normalised = normalise_dover(dover_pixels(frames))  # BGR, truncated to 8-bit levels
     for clip, i, j in ((0, 0, 0), (1, 3, 6), (1, 6, 2)):
         top, left = rows[clip, i, j].item(), cols[clip, i, j].item()
         expected = normalised[
@@ -437,6 +439,6 @@ def test_config_builds_a_keyed_critic(saved_weights) -> None:
         config, allow_random_critics=True, num_frames=4, differentiable=True
     )
     assert not cheaper.settings.is_official and cheaper.settings.differentiable
-    assert cheaper.cache_key == f"{random_weights_digest()}-T4-K3-seed0"
+    assert cheaper.cache_key == f"{random_weights_digest()}-T4-K3-seed0-bgr-float"
     assert official.cache_key.startswith(official.network.weights_digest)
     assert official.cache_key != cheaper.cache_key

@@ -37,20 +37,15 @@ def test_untrained_enhancer_returns_its_input(shape: tuple[int, ...]) -> None:
     frames = torch.rand(shape)
     output = enhancer.forward_with_weights(frames)
     assert output.frames.shape == frames.shape
-    assert torch.allclose(output.frames, frames, atol=1e-5)
+    assert torch.allclose(output.frames, frames, atol=1e-3)
     assert output.lut_weights.shape == (shape[0], 3)
     assert output.luts.shape == (shape[0], 3, 9, 9, 9)
 
 
-def test_every_trainable_parameter_receives_a_gradient() -> None:
+def test_every_trainable_parameter_receives_a_gradient_after_training() -> None:
+    # (At init: tests/test_model_contract.py.) Away from the init, with the regularisers too.
     enhancer = enhancer_from_preset("tiny")
     frames = torch.rand(2, 3, 24, 40)
-    enhancer(frames).square().mean().backward()
-    # At init some gradients are zero by design (zero-initialised residual and LUT bases), but
-    # every parameter is in the graph.
-    assert all(p.grad is not None for p in enhancer.parameters())
-    # Once the zero-initialised tensors move (one optimiser step does it), all gradients flow.
-    enhancer.zero_grad()
     perturb_(enhancer)
     output = enhancer.forward_with_weights(frames)
     loss = (output.frames - 0.3).square().mean() + sum(enhancer.regularisers(output).values())
@@ -77,8 +72,10 @@ def test_external_lut_weights_replace_the_predicted_ones() -> None:
     smoothed = torch.tensor([[0.5, 0.0, 0.0]])  # half the identity LUT
     output = enhancer.forward_with_weights(frames, lut_weights=smoothed)
     assert output.lut_weights is smoothed
-    assert torch.allclose(output.frames, 0.5 * frames, atol=1e-5)
-    assert torch.equal(enhancer.predict_lut_weights(frames), torch.tensor([[1.0, 0.0, 0.0]]))
+    assert torch.allclose(output.lut_frames, 0.5 * frames, atol=1e-5)
+    assert torch.allclose(output.frames, 0.5 * frames, atol=1e-3)  # + the untrained U-Net
+    predicted = enhancer.predict_lut_weights(frames)
+    assert torch.allclose(predicted, torch.tensor([[1.0, 0.0, 0.0]]), atol=1e-4)
 
 
 def test_single_stage_enhancers() -> None:
@@ -105,8 +102,8 @@ def test_output_is_clamped_to_the_unit_range() -> None:
 def test_regularisers_at_init() -> None:
     enhancer = enhancer_from_preset("tiny")
     terms = enhancer.regularisers(enhancer.forward_with_weights(torch.rand(2, 3, 8, 8)))
-    assert terms["lut_sparsity"].item() == pytest.approx(1.0)  # weights (1, 0, 0)
-    assert terms["lut_smoothness"].item() == pytest.approx(1.0 / 8**2)  # identity, D = 9
+    assert terms["lut_sparsity"].item() == pytest.approx(1.0, abs=1e-3)  # weights ≈ (1, 0, 0)
+    assert terms["lut_smoothness"].item() == pytest.approx(1.0 / 8**2, rel=1e-3)  # ≈ identity
     assert terms["lut_monotonicity"].item() == 0.0
 
 

@@ -1,4 +1,4 @@
-"""python -m vqe.evaluate: the submission CSVs of a checkpoint, checked frame by frame.
+"""python -m vqe.evaluate: the submission CSVs and tables of a checkpoint, checked frame by frame.
 
 A tiny enhancer is trained for two steps on a few-frame index; critics are RANDOM (with the
 cheapest DOVER setting), so the values mean nothing — the test recomputes them independently
@@ -11,21 +11,24 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from index_helpers import TEST_VIDEOS, write_train_and_test
 from omegaconf import DictConfig
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from submission_checks import check_run_submission
 
 from vqe import schema
 from vqe.conventions import vqa_scale_rmse
 from vqe.critics.scorer import read_frame
 from vqe.evaluate import evaluate
 from vqe.metrics.score import score_submission
-from vqe.metrics.video_metrics import FlickerTracker, VideoMetrics
+from vqe.metrics.temporal import WarpingErrorMeter, flicker
+from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics
 from vqe.models.enhancer import enhancer_from_preset
-from vqe.training.callbacks import FLICKER_CSV
 from vqe.training.checkpoints import (
     CheckpointError,
     enhancer_from_checkpoint,
@@ -92,8 +95,9 @@ def frames_of(root: Path, video_id: str, folder: str) -> torch.Tensor:
 
 
 def test_evaluate_writes_the_official_csvs_of_a_checkpoint(
-    tmp_path: Path, frames_root: Path, checkpoint: Path
+    tmp_path: Path, frames_root: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # no LPIPS backbone
     out = tmp_path / "evaluation"
     cfg = compose_config(
         "evaluate",
@@ -104,8 +108,15 @@ def test_evaluate_writes_the_official_csvs_of_a_checkpoint(
     results = evaluate(cfg)
 
     supervised_video, unsupervised_video = (video.video_id for video in TEST_VIDEOS)
-    supervised = read_table(out / schema.SUPERVISED_METRICS_CSV)
-    unsupervised = read_table(out / schema.UNSUPERVISED_METRICS_CSV)
+    # Exactly the two official files in submission/ and in the zip; nothing else beside them.
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
+    assert sorted(path.name for path in (out / "tables").iterdir()) == [
+        "quality.csv",
+        "temporal.csv",
+    ]
+    assert results["submission_zip"] == str(out / "submission.zip")
+    supervised = read_table(out / "submission" / schema.SUPERVISED_METRICS_CSV)
+    unsupervised = read_table(out / "submission" / schema.UNSUPERVISED_METRICS_CSV)
     assert supervised.pop(schema.VIDEO_KEY) == [schema.RMSE]
     assert unsupervised.pop(schema.VIDEO_KEY) == list(schema.SCORE_COLUMNS)
     assert list(supervised) == [supervised_video] and list(unsupervised) == [unsupervised_video]
@@ -122,12 +133,51 @@ def test_evaluate_writes_the_official_csvs_of_a_checkpoint(
     measured = [float(value) for value in unsupervised[unsupervised_video]]
     assert measured == pytest.approx(scores.tolist(), abs=1e-4)  # m_1 = p, m_2… = a1… (raw)
 
-    report = score_submission(out, supervised_rows=None, unsupervised_rows=None)
+    report = score_submission(out / "submission", supervised_rows=None, unsupervised_rows=None)
     assert results["score"] == pytest.approx(report.score)
-    flicker = read_table(out / FLICKER_CSV)
-    assert flicker.pop(schema.VIDEO_KEY) == [schema.SUBSET, "flicker"]
-    assert set(flicker) == {supervised_video, unsupervised_video}
-    assert all(math.isfinite(float(row[1])) for row in flicker.values())
+    assert (out / "score.json").is_file()
+
+    # Quality of the supervised video: per-frame scikit-image values, averaged over its frames.
+    with torch.no_grad():
+        outputs = enhancer(frames_of(frames_root, supervised_video, "x")).clamp(0, 1)
+    targets = frames_of(frames_root, supervised_video, "y")
+    per_frame = []
+    for output, target in zip(outputs, targets):
+        a, b = (frame.permute(1, 2, 0).double().numpy() for frame in (output, target))
+        per_frame.append(
+            [
+                peak_signal_noise_ratio(b, a, data_range=1.0),
+                structural_similarity(
+                    a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                    use_sample_covariance=False,
+                ),
+            ]
+        )  # fmt: skip
+    quality = read_table(out / "tables" / "quality.csv")
+    # No backbone file: the LPIPS column is left out rather than faked.
+    assert quality.pop(schema.VIDEO_KEY) == [schema.SUBSET, "frames", "psnr", "ssim"]
+    subset, frames, *values = quality.pop(supervised_video)
+    assert not quality and subset == schema.SUBSET_SYNTHETIC and int(frames) == len(targets)
+    expected_quality = np.mean(per_frame, axis=0)
+    assert [float(value) for value in values] == pytest.approx(expected_quality, rel=1e-4)
+    assert results["mean_psnr"] == pytest.approx(expected_quality[0], rel=1e-4)
+
+    # Temporal measures of every video, recomputed from its frames in order.
+    temporal = read_table(out / "tables" / "temporal.csv")
+    header = [schema.SUBSET, "flicker", "warping_error", "input_warping_error"]
+    assert temporal.pop(schema.VIDEO_KEY) == header
+    assert set(temporal) == {supervised_video, unsupervised_video}
+    for video in temporal:
+        inputs = frames_of(frames_root, video, "x")
+        with torch.no_grad():
+            enhanced = enhancer(inputs)
+        meter = WarpingErrorMeter()
+        for output, source in zip(enhanced, inputs):
+            meter.update(output, source)
+        measured = [float(value) for value in temporal[video][1:]]
+        expected = [flicker(enhanced, inputs), meter.value(), meter.input_value()]
+        assert measured == pytest.approx(expected, rel=1e-4, abs=1e-9), video
+        assert all(math.isfinite(value) for value in measured)
 
 
 def test_evaluate_names_a_missing_checkpoint(tmp_path: Path, frames_root: Path) -> None:
@@ -180,12 +230,15 @@ def test_rank_results_merge_with_each_frame_counted_once() -> None:
         clash.supervised_means()
 
 
-def test_flicker_needs_frames_in_order() -> None:
-    tracker = FlickerTracker()
+def test_temporal_measures_need_frames_in_order() -> None:
+    tracker = TemporalTracker()
     frames = torch.rand(4, 3, 16, 16)
     tracker.update(["real"] * 2, ["video_0001"] * 2, [0, 1], frames[:2], frames[:2])
     tracker.update(["real"] * 2, ["video_0001", "video_0002"], [2, 5], frames[2:], frames[2:])
     tracker.update(["real"], ["video_0002"], [3], frames[:1], frames[:1])  # out of order
     values = tracker.values()
-    assert values[("real", "video_0001")] == pytest.approx(0.0, abs=1e-9)  # output = input
-    assert math.isnan(values[("real", "video_0002")])
+    in_order = values[("real", "video_0001")]
+    assert in_order["flicker"] == pytest.approx(0.0, abs=1e-9)  # output = input
+    assert in_order["warping_error"] == in_order["input_warping_error"]  # output = input
+    assert all(math.isnan(value) for value in values[("real", "video_0002")].values())
+    assert TemporalTracker(flicker=True, warping=False).measures == ("flicker",)

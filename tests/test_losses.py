@@ -119,9 +119,14 @@ def test_lut_terms_score_the_untrained_identity_lut_and_skip_enhancers_without_o
     output = enhancer.forward_with_weights(frames)
     inputs = LossInputs(frames, output)
     size = enhancer.lut.lut_size
-    torch.testing.assert_close(LutSmoothness()(inputs), torch.tensor(1.0 / (size - 1) ** 2))
-    assert LutMonotonicity()(inputs) == 0
-    torch.testing.assert_close(LutSparsity()(inputs), torch.tensor(1.0))  # weights (1, 0, 0)
+    # The untrained LUT is the identity up to its ~1e-5 start in the extra bases' weights.
+    torch.testing.assert_close(
+        LutSmoothness()(inputs), torch.tensor(1.0 / (size - 1) ** 2), rtol=1e-3, atol=1e-6
+    )
+    assert LutMonotonicity()(inputs) < 1e-6
+    torch.testing.assert_close(
+        LutSparsity()(inputs), torch.tensor(1.0), rtol=0, atol=1e-3
+    )  # weights ≈ (1, 0, 0)
     no_lut = LossInputs(frames, frames_output(frames))
     assert not any(term.applies_to(no_lut) for term in (LutSmoothness(), LutSparsity()))
 

@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,12 @@ from vqe.metrics.score import (
     official_video_ids,
     score_submission,
 )
-from vqe.metrics.submission import write_submission
+from vqe.metrics.submission import (
+    SUBMISSION_DIR,
+    SUBMISSION_ZIP,
+    write_submission,
+    zip_submission,
+)
 from vqe.schema import (
     SCORE_COLUMNS,
     SUPERVISED_METRICS_CSV,
@@ -242,3 +248,47 @@ def test_writer_refuses_to_overwrite_and_rejects_bad_values(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="finite floats or NaN"):
         write_submission(tmp_path / "y", {"v": math.inf}, {"v": [0.5] * 12})
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# --------------------------------------------------------------------------- folder and zip
+
+
+def test_a_folder_with_another_csv_is_refused_like_the_official_scorer(tmp_path: Path) -> None:
+    """The official read_data asserts exactly two *.csv files in the folder."""
+    make_submission(tmp_path, 3, 3)
+    assert score_submission(tmp_path, 3, 3).rows[SUPERVISED_METRICS_CSV] == 3
+    (tmp_path / "flicker.csv").write_text("video_i,flicker\nvideo_0001,0.1\n")
+    with pytest.raises(SubmissionError, match=r"holds 3 \*\.csv files.*move flicker\.csv out"):
+        score_submission(tmp_path, 3, 3)
+    # The writer refuses such a folder before writing anything.
+    with pytest.raises(FileExistsError, match="flicker.csv"):
+        write_submission(tmp_path, {"video_0001": 0.1}, {"video_0001": [0.5] * 12}, True)
+    (tmp_path / "notes.txt").write_text("not a csv")  # the official glob sees only *.csv
+    (tmp_path / "flicker.csv").unlink()
+    assert score_submission(tmp_path, 3, 3).rows[UNSUPERVISED_METRICS_CSV] == 3
+
+
+def test_the_zip_holds_the_two_files_at_its_root_and_the_cli_scores_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    scores, rmse = make_submission(run / SUBMISSION_DIR, 4, 6)
+    archive = zip_submission(run / SUBMISSION_DIR, run / SUBMISSION_ZIP)
+    with zipfile.ZipFile(archive) as opened:
+        assert sorted(opened.namelist()) == sorted(
+            [SUPERVISED_METRICS_CSV, UNSUPERVISED_METRICS_CSV]
+        )
+        for name in opened.namelist():
+            assert opened.read(name) == (run / SUBMISSION_DIR / name).read_bytes()
+    expected = f"score  {reference_score(scores, rmse):.4f}"
+    for results in (run / SUBMISSION_DIR, run, archive):  # folder, run directory, zip
+        assert main(["--results", str(results), "--subset"]) == 0, results
+        assert expected in capsys.readouterr().out
+    # A zip whose files are not at the root is what CodaLab would reject: named in the error.
+    nested = tmp_path / "nested.zip"
+    with zipfile.ZipFile(nested, "w") as opened:
+        opened.write(run / SUBMISSION_DIR / SUPERVISED_METRICS_CSV, f"x/{SUPERVISED_METRICS_CSV}")
+    assert main(["--results", str(nested), "--subset"]) == 1
+    assert f"{nested}:" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="nothing to zip"):
+        zip_submission(tmp_path / "empty", tmp_path / "empty.zip")

@@ -18,6 +18,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from model_helpers import write_checkpoint
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from submission_checks import check_run_submission
 
 from vqe import schema
 from vqe.conventions import rgb_uint8_to_tensor
@@ -25,6 +27,7 @@ from vqe.critics.dover import build_dover
 from vqe.critics.vqa import load_vqa
 from vqe.data.build import build_dataset
 from vqe.evaluate import evaluate
+from vqe.metrics.quality import build_frame_quality
 from vqe.metrics.score import MISSING_RMSE, MISSING_SCORE
 from vqe.metrics.score_outputs import main, score_outputs
 from vqe.metrics.synthetic_inputs import encode_lossless, read_rgb
@@ -117,8 +120,15 @@ def test_synthetic_inputs_list_a_bad_pair_and_finish_the_rest(tmp_path: Path) ->
 
 
 def write_identity_checkpoint(path: Path) -> Path:
-    """An untrained tiny enhancer — the identity up to float rounding — as train_vqe.py saves it."""
-    return write_checkpoint(enhancer_from_preset("tiny"), "tiny", path)
+    """A tiny enhancer that is the identity up to float rounding, as train_vqe.py saves it.
+
+    (The untrained one is only within ~1e-4 of it: its near-zero inits are random, not zero.)"""
+    enhancer = enhancer_from_preset("tiny")
+    with torch.no_grad():
+        for near_zero in (enhancer.lut.basis[1:], enhancer.lut.predictor.head.weight,
+                          enhancer.unet.tail.weight):  # fmt: skip
+            near_zero.zero_()
+    return write_checkpoint(enhancer, "tiny", path)
 
 
 def test_an_identity_model_scores_the_same_as_in_the_test_loop(
@@ -152,13 +162,15 @@ def test_an_identity_model_scores_the_same_as_in_the_test_loop(
     assert report.ok and sorted(report.scored) == [SYNTHETIC, UNSUPERVISED]
 
     for name in (schema.SUPERVISED_METRICS_CSV, schema.UNSUPERVISED_METRICS_CSV):
-        expected, measured = read_table(loop_dir / name), read_table(out / name)
+        expected = read_table(loop_dir / "submission" / name)
+        measured = read_table(out / "submission" / name)
         assert list(measured) == list(expected)
         for video, values in expected.items():
             assert measured[video] == pytest.approx(values, rel=1e-5, abs=1e-5), (name, video)
     assert report.score is not None
     assert report.score.score == pytest.approx(loop["score"], rel=1e-5)
     assert (out / "score.json").is_file()
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
 
 
 def test_scores_are_those_of_vqa_of_output_and_input_and_the_official_rmse(
@@ -177,15 +189,42 @@ def test_scores_are_those_of_vqa_of_output_and_input_and_the_official_rmse(
     encode_lossless(enhanced / source.name, brightened)
 
     out = tmp_path / "scored"
-    report = score_outputs(enhanced, data_root, out, *critics, batch_size=2, progress=False)
+    quality = build_frame_quality(lpips=False)
+    report = score_outputs(
+        enhanced, data_root, out, *critics, batch_size=2, progress=False, quality=quality
+    )
     assert report.ok
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
 
     def vqa_scale(frames: list[np.ndarray]) -> np.ndarray:
         return (np.stack(frames).astype(np.float64) - 128.0) / 128.0
 
     per_frame = np.sqrt(((vqa_scale(outputs) - vqa_scale(targets)) ** 2).mean(axis=(1, 2, 3)))
-    supervised = read_table(out / schema.SUPERVISED_METRICS_CSV)
+    supervised = read_table(out / "submission" / schema.SUPERVISED_METRICS_CSV)
     assert supervised[SYNTHETIC][0] == pytest.approx(per_frame.mean(), rel=1e-5)
+
+    # tables/quality.csv: scikit-image PSNR and SSIM per frame, averaged over the video.
+    def unit(frame: np.ndarray) -> np.ndarray:
+        return frame.astype(np.float64) / 255
+
+    per_frame_quality = [
+        [
+            peak_signal_noise_ratio(unit(target), unit(output), data_range=1.0),
+            structural_similarity(
+                unit(output), unit(target), data_range=1.0, channel_axis=2,
+                gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            ),
+        ]
+        for output, target in zip(outputs, targets)
+    ]  # fmt: skip
+    with (out / "tables" / "quality.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [schema.VIDEO_KEY, schema.SUBSET, "frames", "psnr", "ssim"]
+    assert rows[1][:3] == [SYNTHETIC, schema.SUBSET_SYNTHETIC, "3"] and len(rows) == 2
+    expected_quality = np.mean(per_frame_quality, axis=0)
+    assert [float(value) for value in rows[1][3:]] == pytest.approx(expected_quality, rel=1e-5)
+    assert report.results is not None
+    assert report.results.quality_means["psnr"] == pytest.approx(expected_quality[0], rel=1e-5)
 
     vqa, dover = critics
     enhanced_frames = torch.stack([rgb_uint8_to_tensor(frame) for frame in brightened])
@@ -195,7 +234,7 @@ def test_scores_are_those_of_vqa_of_output_and_input_and_the_official_rmse(
             enhanced_frames, input_frames, dover(enhanced_frames), dover(input_frames)
         )
     expected = torch.cat([p, aux], dim=1).mean(dim=0).tolist()
-    unsupervised = read_table(out / schema.UNSUPERVISED_METRICS_CSV)
+    unsupervised = read_table(out / "submission" / schema.UNSUPERVISED_METRICS_CSV)
     assert len(inputs) == 3  # 2 frames at 20 fps, resampled to 30 fps like the test loop's index
     assert unsupervised[UNSUPERVISED] == pytest.approx(expected, abs=1e-5)
 
@@ -215,7 +254,7 @@ def test_bad_videos_are_listed_scored_as_missing_and_fail_the_run(
     assert f"{enhanced / SYNTHETIC}.mp4 has 2 frames but its targets" in printed
     assert f"{UNSUPERVISED}_x.mp4" in printed and "FAILED 2" in printed
     # The rows are written as missing and get the official fill values.
-    unsupervised = read_table(out / schema.UNSUPERVISED_METRICS_CSV)
+    unsupervised = read_table(out / "submission" / schema.UNSUPERVISED_METRICS_CSV)
     assert all(math.isnan(value) for value in unsupervised[UNSUPERVISED])
     report = (out / "score.json").read_text()
     assert f'"rmse": {MISSING_RMSE}' in report and f'"m_1": {MISSING_SCORE}' in report

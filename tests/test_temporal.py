@@ -1,7 +1,8 @@
-"""Flicker and temporal profiles."""
+"""Flicker, warping error, temporal profiles and the command line."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -11,16 +12,21 @@ import torch
 from PIL import Image
 
 from vqe.conventions import rgb_uint8_to_tensor
+from vqe.metrics.synthetic_inputs import encode_lossless
 from vqe.metrics.temporal import (
     FlickerMeter,
+    WarpingErrorMeter,
+    compare_videos,
     flicker,
     luma,
     main,
+    reliable_warp,
     save_png,
     temporal_profile,
     video_flicker,
+    warping_error,
 )
-from vqe.video import write_video
+from vqe.video import read_frames, write_video
 
 HEIGHT, WIDTH, FRAMES = 48, 64, 12
 
@@ -124,8 +130,18 @@ def test_bad_input_is_rejected() -> None:
         flicker(clip[:1], clip[:1])
     with pytest.raises(ValueError, match="one size"):
         flicker(clip[:2], [frame[:, :32] for frame in clip[:2]])
-    with pytest.raises(ValueError, match="RGB uint8"):
-        flicker([frame.astype(np.float32) for frame in clip], clip)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*pass 0–255 values as uint8"):
+        flicker([frame.astype(np.float32) for frame in clip], clip)  # 0–255 as float: ambiguous
+    with pytest.raises(ValueError, match="H×W×3 RGB uint8"):
+        flicker([frame[..., 0] for frame in clip], clip)
+
+
+def test_float_frames_in_unit_range_agree_with_uint8() -> None:
+    clip = moving_clip(np.random.default_rng(10))
+    pulsed = with_pulses(clip, 6)
+    as_floats = [frame.astype(np.float64) / 255 for frame in pulsed]
+    assert flicker(as_floats, clip) == pytest.approx(flicker(pulsed, clip))
+    assert warping_error(as_floats, clip) == pytest.approx(warping_error(pulsed, clip), rel=1e-5)
 
 
 def test_temporal_profile_stacks_one_column_over_time(tmp_path: Path) -> None:
@@ -161,3 +177,170 @@ def test_luma_uses_bt601_weights() -> None:
     pure[..., 1] = 255
     assert luma(pure)[0, 0] == pytest.approx(0.587 * 255, rel=1e-6)
     assert luma(torch.ones(3, 2, 2))[0, 0] == pytest.approx(255, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- warping error
+
+
+def gamma_lut(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """A fixed per-pixel colour mapping (what a LUT enhancer does), the same on every frame."""
+    table = np.clip(255 * (np.arange(256) / 255) ** 0.7, 0, 255).astype(np.uint8)
+    return [table[frame] for frame in frames]
+
+
+def with_noise(frames: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.float64) / 255
+        for frame in frames
+    ]
+
+
+def test_static_clip_has_zero_warping_error() -> None:
+    frame = textured_frame(np.random.default_rng(11))
+    static = [frame] * FRAMES
+    assert warping_error(static, static) == 0.0
+    assert warping_error(gamma_lut(static), static) == 0.0
+
+
+def test_consistent_output_of_a_moving_scene_has_near_zero_warping_error() -> None:
+    clip = moving_clip(np.random.default_rng(12))
+    meter = WarpingErrorMeter()
+    for frame in clip:
+        meter.update(frame, frame)
+    # The pan brings 3 new columns per frame: those pixels have no source and are masked.
+    assert 0.8 < meter.reliable_fraction() <= 1 - 3 / WIDTH + 0.02
+    identity, mapped = meter.value(), warping_error(gamma_lut(clip), clip)
+    assert meter.input_value() == identity  # returning the input scores the input's own
+    # Per-frame noise of σ (0–255) in the output: about 2σ²/255² (two independent draws).
+    sigma = 8.0
+    noisy = warping_error(with_noise(clip, sigma, seed=13), clip)
+    assert noisy == pytest.approx(2 * sigma**2 / 255**2, rel=0.25)
+    assert identity < 0.01 * noisy and mapped < 0.01 * noisy
+    # Brightness pulses ±a on alternate frames: every reliable pixel is off by 2a.
+    amplitude = 10
+    pulsed = warping_error(with_pulses(clip, amplitude), clip)
+    assert pulsed == pytest.approx((2 * amplitude / 255) ** 2, rel=0.1)
+
+
+def integer_shift_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """A brute-force flow for a pan: the horizontal shift d in −3…3 with first(x) = second(x + d)
+    on the overlap, as a constant field."""
+    width = first.shape[1]
+
+    def mismatch(d: int) -> float:
+        a = first[:, max(0, -d) : width - max(0, d)].astype(float)
+        b = second[:, max(0, d) : width + min(0, d)].astype(float)
+        return float(((a - b) ** 2).mean())
+
+    shift = min(range(-3, 4), key=mismatch)
+    flow = np.zeros((*first.shape, 2), dtype=np.float32)
+    flow[..., 0] = shift
+    return flow
+
+
+def test_warping_error_matches_a_hand_computation_with_a_known_flow() -> None:
+    rng = np.random.default_rng(14)
+    height, width, shift = 5, 7, 2
+    wide = rng.integers(0, 256, size=(height, width + 2 * shift * 2, 3), dtype=np.uint8)
+    inputs = [wide[:, shift * t : shift * t + width] for t in range(3)]  # pans by 2 pixels
+    outputs = [rng.random((height, width, 3)) for _ in range(3)]
+    meter = WarpingErrorMeter(flow=integer_shift_flow)
+    for output, frame in zip(outputs, inputs):
+        meter.update(output, frame)
+    # Pixel x of frame t came from x + 2 of frame t − 1; the last 2 columns have no source.
+    per_transition = [
+        np.mean((outputs[t - 1][:, shift:] - outputs[t][:, : width - shift]) ** 2) for t in (1, 2)
+    ]
+    assert meter.value() == pytest.approx(np.mean(per_transition), rel=1e-5)
+    assert meter.reliable_fraction() == pytest.approx((width - shift) / width)
+
+
+def test_the_forward_backward_check_masks_inconsistent_flow() -> None:
+    height, width = 3, 6
+    backward = np.zeros((height, width, 2), np.float32)
+    backward[..., 0] = 1  # every pixel came from one column to the right
+    forward = np.zeros_like(backward)
+    forward[:, :3, 0] = -1  # consistent with it on the left …
+    forward[:, 3:, 0] = 3  # … not on the right (an occlusion or a wrong estimate)
+    _, _, reliable = reliable_warp(backward, forward)
+    # x = 0, 1 land on x + 1 ≤ 2 (forward −1: round trip 0); x = 2…4 land where forward is +3;
+    # x = 5 lands outside the frame.
+    assert reliable.tolist() == [[True, True, False, False, False, False]] * height
+
+    def contradicting(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.full((*first.shape, 2), 2.0, np.float32)  # +2 both ways: never consistent
+
+    clip = moving_clip(np.random.default_rng(15))
+    meter = WarpingErrorMeter(flow=contradicting)
+    for frame in clip[:3]:
+        meter.update(frame, frame)
+    assert math.isnan(meter.value()) and meter.reliable_fraction() == 0.0
+
+
+def test_tall_frames_are_downscaled_for_the_warping_error() -> None:
+    clip = moving_clip(np.random.default_rng(16))
+    noisy = with_noise(clip, 6.0, seed=17)
+    half = HEIGHT // 2
+
+    def shrink(frame: np.ndarray) -> np.ndarray:
+        return cv2.resize(
+            frame.astype(np.float32), (WIDTH // 2, half), interpolation=cv2.INTER_AREA
+        )
+
+    expected = warping_error(
+        [shrink(frame) for frame in noisy],
+        [np.rint(shrink(frame)).astype(np.uint8) for frame in clip],
+        max_height=None,
+    )
+    assert warping_error(noisy, clip, max_height=half) == pytest.approx(expected, rel=0.05)
+    assert warping_error(noisy, clip, max_height=None) > warping_error(noisy, clip, max_height=half)
+
+
+def test_warping_error_rejects_bad_input() -> None:
+    clip = moving_clip(np.random.default_rng(18))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        warping_error(clip[:1], clip[:1])
+    with pytest.raises(ValueError, match="one size"):
+        warping_error(clip[:2], [frame[:, :32] for frame in clip[:2]])
+    with pytest.raises(ValueError):
+        warping_error(clip, clip[:-1])
+    with pytest.raises(ValueError, match="max_height"):
+        WarpingErrorMeter(max_height=0)
+
+
+def test_tensor_frames_give_the_same_warping_error() -> None:
+    clip = moving_clip(np.random.default_rng(19))
+    pulsed = with_pulses(clip, 5)
+    tensors = [rgb_uint8_to_tensor(frame) for frame in pulsed]
+    assert warping_error(tensors, clip) == pytest.approx(warping_error(pulsed, clip), rel=1e-5)
+
+
+def test_cli_compares_videos_of_different_rates_on_one_time_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An enhancer that resampled a 20 fps input to 30 fps (vqe.enhance's default) and returned
+    it unchanged (issue 16: this crashed with a raw zip() error): compared at 30 fps, zero
+    flicker, the input's own warping error."""
+    source = tmp_path / "in_20fps.mp4"
+    write_video(source, moving_clip(np.random.default_rng(20))[:8], fps=20)
+    resampled = list(read_frames(source, 30))
+    assert len(resampled) == 12
+    enhanced = tmp_path / "enhanced_30fps.mp4"
+    encode_lossless(enhanced, resampled)
+
+    profile = tmp_path / "profile.png"
+    assert main([str(enhanced), str(source), "--profile", str(profile)]) == 0
+    out = capsys.readouterr().out
+    assert "resampled to 30 fps" in out and "frames 12" in out and "flicker 0.0000" in out
+    printed = dict(line.split()[:2] for line in out.splitlines() if not line.startswith("note"))
+    # The identity scores the input's own warping error (its codec noise), both measured.
+    assert float(printed["warping_error"]) == float(printed["input_warping_error"]) > 0
+    with Image.open(profile) as image:
+        assert image.size == (12 + 4 + 12, HEIGHT)  # input | output, one column per frame
+
+    # One enhanced frame short: the overlap is compared and the user told so.
+    encode_lossless(enhanced, resampled[:-1])
+    result = compare_videos(enhanced, source)
+    assert result.frames == 11 and result.flicker == 0.0
+    assert any("last 1 input frames were left out" in note for note in result.notes)

@@ -33,7 +33,7 @@ def test_any_size_in_same_size_out_identity_at_init(shape: tuple[int, ...], unsh
     frames = torch.rand(shape)
     output = unet(frames)
     assert output.shape == frames.shape
-    assert torch.equal(output, frames)  # zero-initialised residual
+    assert torch.allclose(output, frames, atol=1e-3)  # near-zero-initialised residual
 
 
 def test_pad_to_multiple_replicates_the_edges() -> None:

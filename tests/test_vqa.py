@@ -88,11 +88,18 @@ def test_state_dict_matches_the_official_keys_shapes_and_dtypes_exactly():
     assert actual == expected
 
 
-def test_every_batchnorm_uses_eps_1e_3_and_activations_are_relu6():
+def test_every_batchnorm_uses_eps_1e_3_encoder_uses_relu6_and_heads_relu():
+    # Facts of the starter's model_vqa.py / operations.py: ReLU6 in the encoder (also as the
+    # squeeze-excite scale), one plain ReLU between the head layers.
     model = VQA()
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == 2 * 13 + 5 and all(norm.eps == 1e-3 for norm in norms)
-    assert not any(isinstance(m, (nn.ReLU, nn.SiLU, nn.GELU)) for m in model.modules())
+    encoder_activations = {type(m) for m in model._encoder.modules() if not m._modules}
+    assert nn.ReLU not in encoder_activations and nn.ReLU6 in encoder_activations
+    for head in (model.main_head, model.aux_head):
+        activations = [m for m in head if not isinstance(m, (nn.Linear, nn.Dropout))]
+        assert activations and all(type(m) is nn.ReLU for m in activations)
+    assert sum(isinstance(m, nn.ReLU6) for m in model.modules()) == 2 * 13 + 2 * 5
 
 
 # --------------------------------------------------------------------------- official formats

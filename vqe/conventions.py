@@ -2,12 +2,14 @@
 
 Inside vqe a frame is an RGB float tensor in [0, 1], laid out N×C×H×W (or C×H×W for a
 single frame). Everything else — OpenCV's BGR uint8 arrays, PyAV's RGB uint8 arrays, the VQA
-critic's BGR ``(v - 128) / 128`` and DOVER's ImageNet-normalised RGB 0–255 — is converted here
+critic's BGR ``(v - 128) / 128`` and DOVER's ImageNet-normalised BGR 0–255 — is converted here
 and nowhere else. The tensor conversions are plain arithmetic on torch tensors, so gradients flow
 through them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,9 +24,16 @@ VQA_SCALE = 128.0
 #: BT.601 luma weights for R, G, B (flicker, tone curves): Y = 0.299 R + 0.587 G + 0.114 B.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-#: DOVER normalises RGB 0–255 with the ImageNet statistics (in 0–255 units).
+#: DOVER normalises 0–255 values with the ImageNet statistics (in 0–255 units), listed for the
+#: channels in the order they reach it.
 DOVER_MEAN = (123.675, 116.28, 103.53)
 DOVER_STD = (58.395, 57.12, 57.375)
+#: The channel order in which the official pipeline hands frames to DOVER: OpenCV's BGR frames go
+#: in unconverted (starter ``train_vqe.py`` → ``label_dover.py``), so the "R" statistics above
+#: are applied to blue. ``"rgb"`` is DOVER as published, for use on its own — not the challenge's.
+DoverChannelOrder = Literal["bgr", "rgb"]
+OFFICIAL_DOVER_CHANNEL_ORDER: DoverChannelOrder = "bgr"
+DOVER_CHANNEL_ORDERS: tuple[DoverChannelOrder, ...] = ("bgr", "rgb")
 
 
 # --------------------------------------------------------------------------- numpy <-> tensor
@@ -97,19 +106,47 @@ def _channel_stats(reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return mean, std
 
 
-def to_dover(frames: torch.Tensor) -> torch.Tensor:
-    """Internal RGB [0, 1] → DOVER's RGB 0–255 normalised by the ImageNet statistics.
+def _check_channel_order(channel_order: str) -> None:
+    if channel_order not in DOVER_CHANNEL_ORDERS:
+        raise ValueError(
+            f"DOVER channel_order={channel_order!r}: choose {OFFICIAL_DOVER_CHANNEL_ORDER!r} (the "
+            "official pipeline's) or 'rgb' (DOVER as published, not the challenge's)"
+        )
+
+
+def to_dover_pixels(
+    frames: torch.Tensor, channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER
+) -> torch.Tensor:
+    """Internal RGB [0, 1] → 0–255 values in the channel order DOVER receives (BGR officially).
 
     The channel axis is the third from the end (…×3×H×W), so clips (N×T×3×H×W) work as well.
     """
-    mean, std = _channel_stats(frames)
-    return (frames * UINT8_MAX - mean) / std
+    _check_channel_order(channel_order)
+    pixels = frames * UINT8_MAX
+    return rgb_to_bgr(pixels) if channel_order == "bgr" else pixels
 
 
-def from_dover(frames: torch.Tensor) -> torch.Tensor:
+def normalise_dover(pixels: torch.Tensor) -> torch.Tensor:
+    """DOVER's input normalisation of 0–255 values (…×3×H×W): minus mean, over std, per channel."""
+    mean, std = _channel_stats(pixels)
+    return (pixels - mean) / std
+
+
+def to_dover(
+    frames: torch.Tensor, channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER
+) -> torch.Tensor:
+    """Internal RGB [0, 1] → DOVER's normalised input, in the official BGR order by default."""
+    return normalise_dover(to_dover_pixels(frames, channel_order))
+
+
+def from_dover(
+    frames: torch.Tensor, channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER
+) -> torch.Tensor:
     """Inverse of :func:`to_dover`."""
+    _check_channel_order(channel_order)
     mean, std = _channel_stats(frames)
-    return (frames * std + mean) / UINT8_MAX
+    pixels = (frames * std + mean) / UINT8_MAX
+    return bgr_to_rgb(pixels) if channel_order == "bgr" else pixels
 
 
 def vqa_scale_rmse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,14 @@
     python -m vqe.evaluate ckpt=<run dir>/checkpoints/last.ckpt \
         [dataset.path=… model_vqa.weights=… model_dover.weights=…] [trainer=gpu]
 
-Writes ``metrics_supervised.csv`` and ``metrics_unsupervised.csv`` (official schema),
-``score.json`` and ``flicker.csv`` into the run directory (``outputs/evaluate/<date>_<time>/``,
-or ``paths.output_dir=…``) and prints the objective score, with a progress bar. The enhancer is
+Writes, into the run directory (``outputs/evaluate/<date>_<time>/``, or ``paths.output_dir=…``),
+the layout of :mod:`vqe.metrics.results`: ``submission/`` holding exactly
+``metrics_supervised.csv`` and ``metrics_unsupervised.csv`` (official schema — what the official
+``score.py`` accepts), ``submission.zip`` (those two at the zip root, ready to upload),
+``score.json``, ``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and
+``tables/temporal.csv`` (flicker and warping error per video); prints the objective score and
+the table means, with a progress bar. ``evaluation.quality.*`` and ``evaluation.temporal.*``
+choose the tables' measures. The enhancer is
 rebuilt from the ``model_vqe`` config stored in the checkpoint, so the training config is not
 needed. With ``dataset.path`` null it evaluates on the demo set's test split, with random
 critics allowed (as the demo training run does). ``evaluate(cfg)`` is the importable function.
@@ -42,7 +47,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = VQEModule(
         enhancer, metric_critics=build(cfg.evaluation.critics), model_config=model_config
     )
-    writer = SubmissionWriter(cfg.paths.output_dir, subset=cfg.evaluation.subset)
+    quality, temporal = cfg.evaluation.quality, cfg.evaluation.temporal
+    writer = SubmissionWriter(
+        cfg.paths.output_dir,
+        subset=cfg.evaluation.subset,
+        flicker=temporal.flicker,
+        warping_error=temporal.warping_error,
+        flow_height=temporal.flow_height,
+        quality=quality.enabled,
+        lpips=quality.lpips,
+        lpips_net=quality.lpips_net,
+        lpips_backbone_weights=quality.lpips_backbone_weights,
+        lpips_linear_weights=quality.lpips_linear_weights,
+    )
     trainer: pl.Trainer = build(cfg.trainer, callbacks=[writer, TQDMProgressBar()], logger=False)
     trainer.test(module, datamodule=datamodule)
     return {"output_dir": str(cfg.paths.output_dir), "ckpt": str(cfg.ckpt), **writer.results}

@@ -10,7 +10,8 @@ Terms:
 
 * :class:`VQAObjective` — the official objective: MSE of ``[p, a1, a2, a3, 1 − a4, a5 … a11]``
   (every score oriented to grow with quality) against 1, from ``VQA(ŷ, x, dover(ŷ), dover(x))``.
-* :class:`SupervisedMSE`, :class:`SupervisedL1` — pixel losses against the target.
+* :class:`SupervisedMSE`, :class:`SupervisedL1` — pixel losses against the target (the MSE
+  optionally on the official ``(v − 128)/128`` scale, as the reference objective has it).
 * :class:`CosineColour` — 1 − cosine similarity of the RGB vectors of output and target pixels
   (hue and saturation errors, whatever the brightness).
 * :class:`LPIPSLoss` — LPIPS (the ``lpips`` package) against the target. Its backbone weights
@@ -35,12 +36,13 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vqe.conventions import to_vqa
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.scorer import CriticScores
 from vqe.critics.vqa import higher_is_better
@@ -109,11 +111,31 @@ class VQAObjective(LossTerm):
         return F.mse_loss(scores, torch.ones_like(scores))
 
 
+ValueScale = Literal["unit", "vqa"]
+VALUE_SCALES = ("unit", "vqa")
+
+
 class SupervisedMSE(LossTerm):
+    """MSE against the target, on internal [0, 1] values (``unit``) or on the official
+    ``(v − 128)/128`` scale (``vqa``: what the reference pipeline's loss sees, ≈ 3.97 × the
+    ``unit`` value — starter ``train_vqe.py::compute_loss``)."""
+
     needs_target = True
 
+    def __init__(self, value_scale: ValueScale = "unit") -> None:
+        super().__init__()
+        if value_scale not in VALUE_SCALES:
+            raise ValueError(
+                f"loss.terms.mse.value_scale={value_scale!r}: choose 'unit' (frames in [0, 1]) "
+                "or 'vqa' (the official (v − 128)/128 scale)"
+            )
+        self.value_scale = value_scale
+
     def forward(self, inputs: LossInputs) -> Tensor:
-        return F.mse_loss(inputs.output.frames, _target(inputs))
+        output, target = inputs.output.frames, _target(inputs)
+        if self.value_scale == "vqa":
+            output, target = to_vqa(output), to_vqa(target)
+        return F.mse_loss(output, target)
 
 
 class SupervisedL1(LossTerm):

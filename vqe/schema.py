@@ -32,6 +32,15 @@ SUBSET_REAL = "real"  # train/supervised/real: mp4 pairs
 SUBSET_UNSUPERVISED = "unsupervised"  # */unsupervised: mp4 inputs without target
 SUBSETS = (SUBSET_SYNTHETIC, SUBSET_REAL, SUBSET_UNSUPERVISED)
 SUPERVISED_SUBSETS = (SUBSET_SYNTHETIC, SUBSET_REAL)
+#: ``subset`` values written by the organisers' ``dataset_builder.py`` (split-prefixed), and the
+#: value vqe reads each as. Readers accept both vocabularies; vqe writes its own.
+OFFICIAL_SUBSETS = {
+    "train_supervised_synthetic": SUBSET_SYNTHETIC,
+    "train_supervised_real": SUBSET_REAL,
+    "train_unsupervised": SUBSET_UNSUPERVISED,
+    "test_supervised_synthetic": SUBSET_SYNTHETIC,
+    "test_unsupervised": SUBSET_UNSUPERVISED,
+}
 
 # --------------------------------------------------------------------------- DOVER cache
 #: ``<data root>/.dover_cache/<cache key>.csv`` maps each input frame to its DOVER score.

@@ -6,6 +6,7 @@ download, so every failure here says which file, which key and what to do about 
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import pickle
@@ -43,33 +44,80 @@ class CriticWeightsMissingError(FileNotFoundError):
 # --------------------------------------------------------------------------- reading
 
 
-def _torch_load(path: Path) -> object:
-    """``torch.load`` on the CPU, refusing arbitrary pickles unless the file needs them.
+def _hyper_parameter_types() -> list[type | object]:
+    """Types that Lightning checkpoints pickle for their hyper-parameters and that rebuild as plain
+    data (no code of the file runs): ``argparse.Namespace`` and OmegaConf containers, stored with
+    their type under ``hparams_type`` (Lightning stores other hyper-parameters as a plain dict).
 
-    Lightning checkpoints often pickle their hyper-parameters (``AttributeDict``,
-    ``Namespace``); those only load with full unpickling, which runs code from the file. We fall
-    back to it with a warning, since critic files are meant to come from the challenge
-    organisers or the DOVER authors.
+    Allowed in ``torch.load(weights_only=True)`` on top of tensors and primitive containers.
+    """
+    import argparse
+    import typing
+
+    from omegaconf import DictConfig, ListConfig, base, nodes
+
+    return [
+        argparse.Namespace,
+        DictConfig,
+        ListConfig,
+        base.ContainerMetadata,
+        base.Metadata,
+        nodes.AnyNode,
+        nodes.StringNode,
+        nodes.IntegerNode,
+        nodes.FloatNode,
+        nodes.BooleanNode,
+        typing.Any,
+        dict,
+        list,
+        int,
+        float,
+        str,
+        bool,
+        collections.defaultdict,
+    ]
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load(weights_only=True)`` on the CPU: tensors, primitive containers and the
+    hyper-parameter types of :func:`_hyper_parameter_types` — never arbitrary pickled objects.
+
+    A file that needs anything else is refused with the types it names and how to convert it
+    once into a plain state dict.
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as safe_error:
-        # Either the file pickles non-tensor objects, or it is not a checkpoint at all; only a
-        # successful full load tells the two apart.
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # any failure here means the same thing to the user
-            raise _unreadable(path, error) from error
-        reason = str(safe_error).splitlines()[0] if str(safe_error) else "unsupported objects"
-        warnings.warn(
-            f"{path}: not loadable with weights_only=True ({reason}); it was unpickled fully, "
-            "which runs code stored in the file. Only use files from a source you trust.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return loaded
+        with torch.serialization.safe_globals(_hyper_parameter_types()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = _unsafe_globals(path)
+        raise (_unsafe(path, unsafe) if unsafe else _unreadable(path, error)) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise _unreadable(path, error) from error
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The pickled globals of a checkpoint beyond the allowed ones ([] if it is not one)."""
+    allowed = {
+        f"{kind.__module__}.{kind.__qualname__}"
+        for kind in _hyper_parameter_types()
+        if isinstance(kind, type)
+    }
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint at all: unreadable, not unsafe
+        return []
+    return sorted(set(found) - allowed)
+
+
+def _unsafe(path: Path, names: list[str]) -> CheckpointReadError:
+    listed = ", ".join(names[:MAX_LISTED_KEYS]) + (" …" if len(names) > MAX_LISTED_KEYS else "")
+    return CheckpointReadError(
+        f"{path}: refused — it pickles objects other than tensors and plain data ({listed}), "
+        "and loading them would run code stored in the file. If you trust the file, convert it "
+        "once to a plain state dict and point the config at the result: python -c \"import "
+        f"torch; c = torch.load('{path}', weights_only=False); "
+        f"torch.save(c.get('state_dict', c), '{path.with_suffix('.state_dict.pt')}')\""
+    )
 
 
 def _unreadable(path: Path, error: Exception) -> CheckpointReadError:

@@ -9,15 +9,21 @@ device) and turns (enhanced, input) batches into :class:`CriticScores`.
   the reference pipeline). ``input`` reuses DOVER(x) for the enhanced frame — no DOVER pass per
   step ("VQA only" in the training-step benchmark), at the price of a VQA that sees no DOVER
   difference between the two frames. Metrics always use ``online``.
-* **DOVER(x)** comes from ``input_dover``:
+* **DOVER(x)** must be computed on the same view of the input as DOVER(ŷ) is of the output —
+  the VQA compares the two scores, so a whole-frame score beside a crop score is a different
+  question. ``input_dover`` says how:
 
-  - ``cache`` (default) — the score of the *stored input frame* (whole frame, as listed in the
-    index's ``img_source``), read from :class:`~vqe.critics.dover.DoverScoreCache` under the
-    data root and computed once per frame and setting. During training the VQA sees a crop of
-    that frame; the cached score is the whole frame's (the global quality the VQA was paired
-    with). Not usable with on-the-fly pair synthesis, whose inputs are not the stored files.
-  - ``online`` — computed on the batch's input frames every step (exact for crops and
-    synthesised inputs, at the cost of one more DOVER pass).
+  - ``auto`` (default) — items whose input is a stored frame unchanged (the dataset's
+    ``stored_input`` path: whole frame, no crop, flip, jitter or synthesis) take the score from
+    :class:`~vqe.critics.dover.DoverScoreCache` under the data root, computed once per frame
+    and setting; every other item is scored on the batch, exactly the view ŷ has.
+  - ``cache`` — the same, but an item that is not a stored view is an error (for runs that
+    must never pay for a DOVER(x) pass).
+  - ``online`` — always computed on the batch's input frames.
+
+  Training on crops therefore scores DOVER(x) every step (one more DOVER pass, and a critic
+  that sees crops where the official pipeline shows it whole frames); training on whole stored
+  frames (``view=official``) matches the official view and reads DOVER(x) from the cache.
 
 A run builds two scorers: one for the training loss (``model_dover`` as configured) and one for
 the test metrics (``evaluation.dover``: the official clip setting on real data).
@@ -43,8 +49,8 @@ from vqe.critics.vqa import VQA
 
 log = logging.getLogger(__name__)
 
-InputDover = Literal["cache", "online"]
-INPUT_DOVER_MODES = ("cache", "online")
+InputDover = Literal["auto", "cache", "online"]
+INPUT_DOVER_MODES = ("auto", "cache", "online")
 EnhancedDover = Literal["online", "input"]
 ENHANCED_DOVER_MODES = ("online", "input")
 
@@ -91,7 +97,7 @@ class CriticScorer:
         self,
         vqa: VQA,
         dover: DoverCritic,
-        input_dover: InputDover = "cache",
+        input_dover: InputDover = "auto",
         enhanced_dover: EnhancedDover = "online",
         cache_batch_size: int = 8,
     ) -> None:
@@ -117,47 +123,70 @@ class CriticScorer:
         return [self.vqa.module, self.dover.module]
 
     def attach_data_root(self, root: str | Path) -> None:
-        """Where input frames (``sources``) live; needed by the ``cache`` mode."""
-        if self.input_dover == "cache":
+        """Where stored input frames live; the ``auto`` and ``cache`` modes keep DOVER(x) there."""
+        if self.input_dover != "online":
             self._cache = DoverScoreCache(
                 Path(root), self.dover.module, batch_size=self.cache_batch_size, progress=False
             )
 
-    def _cached_input_scores(self, inputs: Tensor, sources: Sequence[str]) -> Tensor:
+    def _cached_scores(self, inputs: Tensor, paths: Sequence[str]) -> Tensor:
         if self._cache is None:
             raise RuntimeError(
                 "CriticScorer: input_dover='cache' needs the data root; call "
                 "attach_data_root(root) first (the LightningModule does it in setup)"
             )
-        if len(sources) != inputs.shape[0]:
-            raise ValueError(f"{len(sources)} source paths for {inputs.shape[0]} input frames")
         root = self._cache.data_root
         self.dover.on(inputs)  # the cache scores missing frames wherever the critic lives
         with full_precision(inputs.device):
-            scores = self._cache.get_or_compute(sources, lambda path: read_frame(root / path))
+            scores = self._cache.get_or_compute(paths, lambda path: read_frame(root / path))
         return scores.to(device=inputs.device, dtype=inputs.dtype)
 
-    def input_scores(self, inputs: Tensor, sources: Sequence[str] | None) -> Tensor:
-        """DOVER(x), never with gradients: the input is not trained."""
-        if self.input_dover == "cache" and sources is not None:
-            return self._cached_input_scores(inputs, sources)
+    def input_scores(self, inputs: Tensor, stored_inputs: Sequence[str] | None) -> Tensor:
+        """DOVER(x), never with gradients: the input is not trained.
+
+        ``stored_inputs`` holds, per item, the path of the stored frame that the input is
+        unchanged ("" where it was cropped, augmented or synthesised); see the module docstring.
+        """
+        count = inputs.shape[0]
+        stored = list(stored_inputs) if stored_inputs is not None else [""] * count
+        if len(stored) != count:
+            raise ValueError(f"{len(stored)} stored-input paths for {count} input frames")
+        if self.input_dover == "cache" and not all(stored):
+            raise ValueError(
+                "critics.input_dover=cache: this batch has inputs that are not stored frames as "
+                "they are (cropped, augmented or synthesised: dataset.crop_size, augmentation, "
+                "dataset.pair_synthesis), so a cached whole-frame DOVER(x) would not be the view "
+                "DOVER(ŷ) sees. Use critics.input_dover=auto, or train on whole stored frames "
+                "with view=official"
+            )
+        use_cache = self.input_dover != "online" and self._cache is not None
+        cached = [i for i, path in enumerate(stored) if path] if use_cache else []
+        if len(cached) == count:
+            return self._cached_scores(inputs, stored)
         with torch.no_grad():
-            return self.dover(inputs)
+            if not cached:
+                return self.dover(inputs)
+            scores = inputs.new_empty(count)
+            fresh = [i for i in range(count) if not stored[i]]
+            scores[fresh] = self.dover(inputs[fresh]).to(scores.dtype)
+            scores[cached] = self._cached_scores(inputs[cached], [stored[i] for i in cached])
+            return scores
 
     def __call__(
         self,
         enhanced: Tensor,
         inputs: Tensor,
-        sources: Sequence[str] | None = None,
+        stored_inputs: Sequence[str] | None = None,
         exact: bool = False,
     ) -> CriticScores:
-        """Scores of (enhanced, input) pairs; ``exact`` computes everything in float32 with
-        autocast off (metrics), otherwise under the run's precision (training)."""
+        """Scores of (enhanced, input) pairs; ``stored_inputs`` as for :meth:`input_scores`;
+        ``exact`` computes everything in float32 with autocast off (metrics), otherwise under
+        the run's precision (training)."""
         context = full_precision(enhanced.device) if exact else contextlib.nullcontext()
         with context:
             if exact:
                 enhanced, inputs = enhanced.float(), inputs.float()
-            dover_input = self.input_scores(inputs, sources)
+            dover_input = self.input_scores(inputs, stored_inputs)
             if self.enhanced_dover == "online":
                 dover_enhanced = self.dover(enhanced)
             else:
@@ -171,16 +200,16 @@ class CriticScorer:
 def build_critic_scorer(
     vqa: VQA,
     dover: DoverCritic,
-    input_dover: InputDover = "cache",
+    input_dover: InputDover = "auto",
     enhanced_dover: EnhancedDover = "online",
     cache_batch_size: int = 8,
 ) -> CriticScorer:
     """Hydra entry point (``critics`` / ``evaluation.critics`` nodes): built critics → a scorer."""
     if not dover.settings.is_official:
         log.warning(
-            "DOVER runs with %s — cheaper than the official T=32, K=3: its scores differ from "
-            "the official ones",
+            "DOVER runs with %s — %s: its scores differ from the official ones",
             dover.settings.tag,
+            "; ".join(dover.settings.differences),
         )
     return CriticScorer(vqa, dover, input_dover, enhanced_dover, cache_batch_size)
 

@@ -7,41 +7,36 @@ frames in the VQA's own convention (BGR, ``(v - 128) / 128``), exactly like the 
 network; ``d1``/``d2`` are their DOVER scores. :meth:`VQA.compare` is the adapter that takes
 internal frames (RGB, [0, 1]) and converts them with :func:`vqe.conventions.to_vqa`.
 
-How the state-dict keys (``shared/fixtures/vqa_state_dict_keys.tsv``) map to the network
-----------------------------------------------------------------------------------------
+Every detail below is a fact of the organisers' network (starter code, github
+``varunj/cvpr-vqe``: ``vqe/src/model_vqa.py``, ``vqe/src/operations.py`` and
+``vqe/config/model_vqa/unetlite_relu6.yaml``), and the state-dict keys are those of
+``shared/fixtures/vqa_state_dict_keys.tsv``.
+
 ``_encoder.L`` (L = 0…4), one per level, with 32/64/128/256/512 output channels::
 
-    _encoder.L.B.0._ops.0.{0,1}   block B, 1×1 conv (no bias) + BatchNorm (+ ReLU6 at .2)
-    _encoder.L.B.1._ops.0.{0,1}   block B, 3×3 depthwise conv (no bias) + BatchNorm (+ ReLU6)
+    _encoder.L.B.0._ops.0.{0,1}   block B, 1×1 conv (no bias) + BatchNorm, then ReLU6
+    _encoder.L.B.1._ops.0.{0,1}   block B, 3×3 depthwise conv (no bias, pad 1) + BatchNorm, ReLU6
     _encoder.L.S._excitation.*    squeeze-excite, S = number of blocks (2, 2, 3, 3, 3):
-        .0  1×1 conv C → 2C (no bias)   .1  BatchNorm(2C)   .2  ReLU6
-        .3  1×1 conv 2C → C (no bias)   .4  gate ReLU6(x + 3) / 6
+        global mean, then .0 1×1 conv C → 2C (no bias), .1 BatchNorm(2C), .2 ReLU6,
+        .3 1×1 conv 2C → C (no bias); the scale is a plain ReLU6 of that excitation, so the
+        level's output is ``x · ReLU6(e)`` — a gain in [0, 6], not a hard sigmoid
+        (``scale_activation: relu6``, ``final_bn: False`` in the starter's config)
 
 Only the first block of a level changes the channel count (its 1×1 conv); every BatchNorm
-has eps 1e-3. Levels are separated by 2×2 average pooling (four poolings); after the last
-level a global spatial mean gives 512 features, and the input's DOVER score is appended (513).
+has eps 1e-3 (``EPS_BN`` in ``operations.py``). Levels are separated by 2×2 average pooling
+(floor mode, so frames need at least 16×16 pixels); after the last level a global spatial
+mean gives 512 features, and the input's DOVER score is appended: ``[512 features, DOVER]``.
 
-``main_head`` (indices with weights: 1, 4, 7, 10, 13)::
+``main_head`` (indices with weights: 1, 4, 7, 10, 13) on ``[x1's 513-vector, x2's]``::
 
-    0 Dropout, 1 Linear(1026→512), 2 ReLU6, 3 Dropout, 4 Linear(512→256), 5 ReLU6,
-    6 Dropout, 7 Linear(256→128), 8 ReLU6, 9 Dropout, 10 Linear(128→64), 11 ReLU6,
+    0 Dropout, 1 Linear(1026→512), 2 ReLU, 3 Dropout, 4 Linear(512→256), 5 ReLU,
+    6 Dropout, 7 Linear(256→128), 8 ReLU, 9 Dropout, 10 Linear(128→64), 11 ReLU,
     12 Dropout, 13 Linear(64→1)
 
-``aux_head``: 0 Linear(513→128), 1 ReLU6, 2 Linear(128→11).
-
-Choices where the fixture is silent (the most plausible reading, stated here so they can be
-checked against the real weights):
-
-* The squeeze-excite squeezes by a global spatial mean, and its gate is the ReLU6-based hard
-  sigmoid ``ReLU6(x + 3) / 6`` (MobileNetV3 style; "ReLU6 activations including the
-  squeeze-excite scale").
-* The parameter-free slots of the heads: ``main_head`` 0/3/6/9/12 are Dropout (inactive — a
-  critic is always in eval mode, so their rate does not matter) and 2/5/8/11 are ReLU6;
-  ``aux_head`` 1 is ReLU6. No sigmoid/tanh follows the last layers: the outputs are clamped.
-* Each input's 513-vector is ``[512 features, DOVER score]``; the main head sees
-  ``[x1's 513-vector, x2's 513-vector]``.
-* Pooling is floor-mode 2×2 average pooling, so frames need at least 16×16 pixels; the
-  3×3 depthwise convolutions pad by 1 (zero padding) and keep the size.
+``aux_head``: 0 Linear(513→128), 1 ReLU, 2 Linear(128→11). The heads use plain ReLU (one shared
+``nn.ReLU`` in ``model_vqa.py``), the encoder ReLU6. No sigmoid or tanh follows the last
+layers: the outputs are only clamped. Dropout (rate 0 in the starter's config) is inactive in a
+frozen critic anyway.
 """
 
 from __future__ import annotations
@@ -75,8 +70,9 @@ AUX_HIDDEN = 128
 NUM_AUX_SCORES = 11
 #: a4 (0-based index 3 of the auxiliary scores) falls with quality; all others grow.
 DECREASING_AUX_INDEX = 3
-#: Dropout rate in the main head; inactive in a frozen critic, kept for the module layout.
-HEAD_DROPOUT = 0.1
+#: Dropout rate of the main head (``fc_dropout: 0.0`` in the starter's config); inactive in a
+#: frozen critic either way, kept for the module layout.
+HEAD_DROPOUT = 0.0
 
 #: Key prefix of the VQA weights inside the organisers' Lightning checkpoint.
 CHECKPOINT_PREFIX = "_model."
@@ -127,15 +123,9 @@ def separable_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class ReLU6Gate(nn.Module):
-    """Hard sigmoid built from ReLU6: ``ReLU6(x + 3) / 6`` in [0, 1]."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu6(x + 3.0) / 6.0
-
-
 class SqueezeExcite(nn.Module):
-    """Channel re-weighting from the global mean, through a 2× wider 1×1-conv bottleneck."""
+    """Channel re-weighting ``x · ReLU6(e)``, ``e`` from the global mean through a 2× wider
+    1×1-conv bottleneck."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -145,11 +135,12 @@ class SqueezeExcite(nn.Module):
             nn.BatchNorm2d(hidden, eps=BN_EPS),
             nn.ReLU6(),
             nn.Conv2d(hidden, channels, kernel_size=1, bias=False),
-            ReLU6Gate(),
         )
+        # The official scale activation: a plain ReLU6, a per-channel gain in [0, 6].
+        self._scale = nn.ReLU6()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self._excitation(x.mean(dim=(2, 3), keepdim=True))
+        return x * self._scale(self._excitation(x.mean(dim=(2, 3), keepdim=True)))
 
 
 def encoder_level(in_channels: int, out_channels: int, blocks: int) -> nn.Sequential:
@@ -162,7 +153,7 @@ def main_head() -> nn.Sequential:
     layers: list[nn.Module] = []
     width = 2 * EMBEDDING
     for hidden in MAIN_HEAD_WIDTHS:
-        layers += [nn.Dropout(HEAD_DROPOUT), nn.Linear(width, hidden), nn.ReLU6()]
+        layers += [nn.Dropout(HEAD_DROPOUT), nn.Linear(width, hidden), nn.ReLU()]
         width = hidden
     layers += [nn.Dropout(HEAD_DROPOUT), nn.Linear(width, 1)]
     return nn.Sequential(*layers)
@@ -170,7 +161,7 @@ def main_head() -> nn.Sequential:
 
 def aux_head() -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(EMBEDDING, AUX_HIDDEN), nn.ReLU6(), nn.Linear(AUX_HIDDEN, NUM_AUX_SCORES)
+        nn.Linear(EMBEDDING, AUX_HIDDEN), nn.ReLU(), nn.Linear(AUX_HIDDEN, NUM_AUX_SCORES)
     )
 
 

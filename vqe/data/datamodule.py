@@ -6,7 +6,9 @@ with plain arguments.
 
 Stages:
 * **train** — ``train_csv`` rows that ``train_query`` selects, minus every held-out val video;
-  random (resized) crops to ``crop_size`` plus the configured augmentation, shuffled per epoch.
+  random (resized) crops to ``crop_size`` plus the configured augmentation, shuffled per epoch;
+  plus the items of ``train_pairs`` when given (generated pairs, e.g. the clean-photo pool of
+  :class:`vqe.data.photos.CleanPhotoPairs`, which the demo trains on).
 * **val** — ``train_csv`` rows that ``val_query`` selects (no query: no validation); with
   ``val_videos = N`` only the last N videos (sorted by subset, video id) of those rows are held
   out. Whole videos are held out, so no frame of a val video is trained on.
@@ -28,6 +30,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from vqe import schema
+from vqe.data.concat import ConcatFrameSets, FrameSource
 from vqe.data.datasets import FrameDataset, PairSynthesis, read_index
 from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
@@ -66,6 +69,9 @@ class VQEDataModule(pl.LightningDataModule):
         augmentation: training augmentation; None crops only.
         pair_synthesis, synthesis_subsets: on-the-fly inputs made from training targets
             (see :class:`vqe.data.datasets.FrameDataset`); never used for val / test.
+        train_pairs: an extra training dataset of generated (x, y) pairs whose items look like
+            :class:`~vqe.data.datasets.FrameDataset` items (e.g.
+            :class:`vqe.data.photos.CleanPhotoPairs`); trained on together with the CSV rows.
         batch_size, eval_batch_size, drop_last, num_workers, pin_memory, persistent_workers:
             DataLoader settings (``drop_last`` applies to training only).
         seed: base of the per-epoch order and per-item augmentation seeds (None means 0).
@@ -86,6 +92,7 @@ class VQEDataModule(pl.LightningDataModule):
         augmentation: Augmentation | None = None,
         pair_synthesis: PairSynthesis | None = None,
         synthesis_subsets: Sequence[str] = schema.SUPERVISED_SUBSETS,
+        train_pairs: FrameSource | None = None,
         batch_size: int = 8,
         eval_batch_size: int = 1,
         drop_last: bool = True,
@@ -95,7 +102,7 @@ class VQEDataModule(pl.LightningDataModule):
         seed: int | None = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["pair_synthesis"])
+        self.save_hyperparameters(logger=False, ignore=["pair_synthesis", "train_pairs"])
         self.path = path
         self.train_csv, self.test_csv = train_csv, test_csv
         self.train_query, self.val_query, self.test_query = train_query, val_query, test_query
@@ -104,12 +111,13 @@ class VQEDataModule(pl.LightningDataModule):
         self.eval_transform = EvalTransform(as_size(eval_size, "eval_size"), eval_fit)
         self.pair_synthesis = pair_synthesis
         self.synthesis_subsets = tuple(synthesis_subsets)
+        self.train_pairs = train_pairs
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.drop_last = drop_last
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.persistent_workers = persistent_workers
         self.seed = 0 if seed is None else int(seed)
-        self.train_set: FrameDataset | None = None
+        self.train_set: FrameSource | None = None
         self.val_set: FrameDataset | None = None
         self.test_set: FrameDataset | None = None
         self._root: Path | None = None
@@ -172,12 +180,18 @@ class VQEDataModule(pl.LightningDataModule):
             videos = held_out_videos(candidates, self.val_videos)
             val_rows = candidates[_rows_of_videos(candidates, videos)].reset_index(drop=True)
             train_rows = train_rows[~_rows_of_videos(train_rows, videos)].reset_index(drop=True)
-        if train_rows.empty:
+        if train_rows.empty and self.train_pairs is None:
             raise ValueError(
                 f"{csv_path}: no training rows left (train_query={self.train_query!r}, "
                 f"val_query={self.val_query!r}, val_videos={self.val_videos!r}); loosen the queries"
             )
-        self.train_set = self._dataset(self.train_csv, train_rows, train=True)
+        rows = self._dataset(self.train_csv, train_rows, train=True)
+        if self.train_pairs is None:
+            self.train_set = rows
+        else:
+            self.train_set = ConcatFrameSets(
+                [rows, self.train_pairs], csv_path=f"{csv_path} + {self.train_pairs.csv_path}"
+            )
         self.val_set = self._dataset(self.train_csv, val_rows, train=False)
 
     def setup(self, stage: Stage | None = None) -> None:
@@ -190,7 +204,7 @@ class VQEDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
 
-    def _loader(self, dataset: FrameDataset | None, stage: str, train: bool) -> DataLoader:
+    def _loader(self, dataset: FrameSource | None, stage: str, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"VQEDataModule: call setup() before the {stage} loader")
         transform = dataset.transform

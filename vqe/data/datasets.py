@@ -10,6 +10,8 @@ Per-item randomness (crop, flips, jitter, synthesised degradations) is seeded fr
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,12 @@ from vqe.data.transforms import PairTransform
 #: :class:`vqe.data.degradations.DegradationPipeline`.
 PairSynthesis = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 
+log = logging.getLogger(__name__)
+
 #: Columns every index must have; ``frame_index`` is derived when absent (official CSVs lack it).
 REQUIRED_COLUMNS = schema.FRAME_INDEX_COLUMNS
+#: CSVs whose official subset names were already reported (one log line per file).
+_NORMALISED_CSVS: set[str] = set()
 _TEXT_COLUMNS = {
     schema.IMG_SOURCE: str,
     schema.IMG_TARGET: str,
@@ -52,11 +58,59 @@ def _integer_column(table: pd.DataFrame, column: str, csv_path: Path, minimum: i
     return values.astype(np.int64)
 
 
+def normalise_subsets(table: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """Read the official builder's subset names (``train_supervised_synthetic`` …) as vqe's
+    (``synthetic`` …), so queries and the sampler see one vocabulary; logged once per CSV."""
+    found = sorted(set(table[schema.SUBSET]) & set(schema.OFFICIAL_SUBSETS))
+    if not found:
+        return table
+    mapping = {name: schema.OFFICIAL_SUBSETS[name] for name in found}
+    if str(csv_path) not in _NORMALISED_CSVS:
+        _NORMALISED_CSVS.add(str(csv_path))
+        log.info(
+            "%s: official subset names read as vqe's: %s",
+            csv_path,
+            ", ".join(f"{official} -> {ours}" for official, ours in mapping.items()),
+        )
+    return table.assign(**{schema.SUBSET: table[schema.SUBSET].replace(mapping)})
+
+
+def normalise_query(query: str) -> str:
+    """``query`` with quoted official subset names replaced by vqe's, so that a query written
+    in either vocabulary selects the same rows of a normalised index."""
+    for official, ours in schema.OFFICIAL_SUBSETS.items():
+        query = re.sub(rf"(['\"]){official}\1", rf"\g<1>{ours}\1", query)
+    return query
+
+
+def _natural_key(path: str) -> str:
+    # frame_9 before frame_10 whether or not the numbers are zero-padded.
+    return re.sub(r"\d+", lambda match: match.group().zfill(12), path)
+
+
+def derive_frame_index(table: pd.DataFrame) -> pd.Series:
+    """0-based frame positions within each (subset, video_id), in file-name order.
+
+    The official builder lists frames in ``glob`` order (arbitrary), so the row order cannot be
+    trusted; frame file names (``frame_0001.jpg`` …) can.
+    """
+    names = table[schema.IMG_SOURCE].map(_natural_key)
+    ordered = table.assign(_name=names).sort_values(
+        [schema.SUBSET, schema.VIDEO_ID, "_name"], kind="stable"
+    )
+    positions = ordered.groupby([schema.SUBSET, schema.VIDEO_ID], sort=False).cumcount()
+    return positions.reindex(table.index)
+
+
 def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
     """Read a frame-index CSV, check its columns and values, and keep the rows ``query`` selects.
 
     ``query`` is a :meth:`pandas.DataFrame.query` expression, e.g.
     ``"subset == 'synthetic' and video_id in ['video_0001']"``. The index is reset to 0…n-1.
+
+    CSVs made by the organisers' ``dataset_builder.py`` are accepted as they are: their subset
+    names are read as vqe's (:data:`vqe.schema.OFFICIAL_SUBSETS`; a query may use either) and
+    the ``frame_index`` / ``fps`` columns they lack are derived (frame-name order) / left out.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -72,22 +126,22 @@ def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
         raise ValueError(
             f"{csv_path}: missing columns {missing}; a frame index has {list(schema.INDEX_COLUMNS)}"
         )
+    table = normalise_subsets(table, csv_path)
     bad_subsets = sorted(set(table[schema.SUBSET]) - set(schema.SUBSETS))
     if bad_subsets:
         raise ValueError(
             f"{csv_path}: unknown {schema.SUBSET} values {bad_subsets}; "
-            f"expected one of {schema.SUBSETS}"
+            f"expected one of {schema.SUBSETS} (or the official builder's "
+            f"{sorted(schema.OFFICIAL_SUBSETS)})"
         )
     for column in (schema.HEIGHT, schema.WIDTH):
         table[column] = _integer_column(table, column, csv_path, minimum=1)
     if schema.FRAME_INDEX not in table.columns:
-        # Official indices list each video's frames in order; their rank is the frame index.
-        video_rows = table.groupby([schema.SUBSET, schema.VIDEO_ID], sort=False)
-        table[schema.FRAME_INDEX] = video_rows.cumcount()
+        table[schema.FRAME_INDEX] = derive_frame_index(table)
     table[schema.FRAME_INDEX] = _integer_column(table, schema.FRAME_INDEX, csv_path, minimum=0)
     if query:
         try:
-            table = table.query(query)
+            table = table.query(normalise_query(query))
         except Exception as error:  # pandas raises many types for a bad expression
             raise ValueError(
                 f"{csv_path}: cannot apply query {query!r} ({type(error).__name__}: {error})"
@@ -196,6 +250,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
         generator = torch.Generator().manual_seed(int(streams[0].generate_state(1, np.uint64)[0]))
         y = self._read(record[schema.IMG_TARGET], row) if self.has_target(row) else None
 
+        is_stored_view = False
         if self._synthesises(row):
             assert y is not None and self.pair_synthesis is not None
             if self.transform is not None:
@@ -211,9 +266,12 @@ class FrameDataset(Dataset[dict[str, Any]]):
                 x = self.transform.photometric(x, generator)
         else:
             # Both frames were checked against the row's (h, w), so they match each other too.
-            x = self._read(record[schema.IMG_SOURCE], row)
+            stored = self._read(record[schema.IMG_SOURCE], row)
+            x = stored
             if self.transform is not None:
                 x, y = self.transform(x, y, generator)
+            # Scores cached for the stored frame (DOVER(x)) hold only for exactly that view.
+            is_stored_view = x.shape == stored.shape and torch.equal(x, stored)
 
         item: dict[str, Any] = {
             "x": x,
@@ -222,6 +280,9 @@ class FrameDataset(Dataset[dict[str, Any]]):
             "frame_index": int(record[schema.FRAME_INDEX]),
             "has_target": y is not None,
             "source": str(record[schema.IMG_SOURCE]),
+            # The source path when x is that stored frame unchanged (no crop, flip, jitter or
+            # synthesis), else "": where the critics may use a per-file cache of DOVER(x).
+            "stored_input": str(record[schema.IMG_SOURCE]) if is_stored_view else "",
         }
         if y is not None:
             item["y"] = y

@@ -3,19 +3,26 @@
 ``python -m vqe.data.demo OUT_DIR [--seed 0] [--force] [--no-index]`` writes::
 
     train/supervised/synthetic/video_0001/{x,y}/frame_0001.jpg …   3 paired jpg clips, 8 frames
-    test/supervised/synthetic/video_0004/{x,y}/frame_0001.jpg …    2 more
+    test/supervised/synthetic/video_0004/{x,y}/frame_0001.jpg …    2 more (test photos)
     train/supervised/real/video_0006_x.mp4 + video_0006_y.mp4 …     3 paired clips, 12 frames
     train/unsupervised/video_0009_x.mp4 …                           3 inputs without target,
     test/unsupervised/video_0012_x.mp4 …                            10 frames at 20 fps; 2 more
+    train/supervised/synthetic/video_0014/ … video_0015/            2 validation clips (test photos)
     demo.json                                                       what was made, the seed
 
 and then indexes it with :func:`vqe.data.build.build_dataset` (frames of the mp4s, ``train.csv``,
-``test.csv``) unless ``--no-index``. Video numbers run on across subsets (0001–0013), so every
+``test.csv``) unless ``--no-index``. Video numbers run on across subsets (0001–0015), so every
 ``video_id`` of the index is unique; frames are numbered from 0001 like the builder's.
 
-Every clip is a slow pan and zoom across one of the colour photographs that scikit-image ships
-(astronaut, coffee, chelsea, rocket, the left motorcycle view; all load without network), at
-320×180 (16:9, even sides). The degradations (:mod:`vqe.data.degradations`):
+Every clip is a slow pan and zoom across one of the colour photographs of the clean-photo pool
+(:mod:`vqe.data.photos`, bundled with scikit-image, no network), at 320×180 (16:9, even sides).
+**Training clips come from** ``TRAIN_PHOTOS`` **only; the validation clips (the last two
+synthetic videos of** ``train/``, **held out by** ``configs/dataset/demo.yaml``**) and every test
+clip from** ``TEST_PHOTOS``, so validation and test measure unseen photographs. Besides the
+stored training rows, the demo run trains on :class:`vqe.data.photos.CleanPhotoPairs`: fresh
+crops of the train photos every epoch, degraded per sample with :func:`training_degradation`
+(the look of the synthetic clips below), so that it learns the correction instead of memorising
+a few stored frames. The degradations (:mod:`vqe.data.degradations`):
 
 * **synthetic** — ``y`` is the clean crop of a well-lit photo; ``x`` is the same frame relit to
   look HDRI-only lit: white-balance cast, uneven smooth light field, tone curve and one exposure
@@ -48,14 +55,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage
-import skimage.data
 import torch
 
 from vqe.conventions import (
@@ -64,6 +70,7 @@ from vqe.conventions import (
     tensor_to_rgb_uint8,
 )
 from vqe.data.degradations import (
+    DegradationPipeline,
     DegradationRanges,
     apply_params,
     describe_params,
@@ -80,6 +87,8 @@ from vqe.data.layout import (
     TARGET_TAG,
     VIDEO_SUFFIX,
 )
+from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+from vqe.data.photos import load_photo as load_photo_uint8
 from vqe.schema import (
     SUBSET_REAL,
     SUBSET_SYNTHETIC,
@@ -94,7 +103,8 @@ logger = logging.getLogger(__name__)
 #: Name of the manifest that marks a folder as a demo set.
 MANIFEST = "demo.json"
 DEMO_NAME = "vqe-demo"
-DEMO_VERSION = 1
+#: Bumped whenever the set's content changes: an older set is rebuilt by :func:`ensure_demo`.
+DEMO_VERSION = 2
 #: Environment variable that overrides :func:`default_demo_dir`.
 DEMO_DIR_ENV = "VQE_DEMO_DIR"
 
@@ -104,16 +114,10 @@ JPEG_QUALITY = 90
 AUTO_ADJUST_MEAN = 0.45
 
 
-#: Bundled colour photographs (H×W×3 uint8) that load without network.
-PHOTOS: dict[str, Callable[[], np.ndarray]] = {
-    "astronaut": skimage.data.astronaut,
-    "chelsea": skimage.data.chelsea,
-    "coffee": skimage.data.coffee,
-    "motorcycle": lambda: skimage.data.stereo_motorcycle()[0],
-    "rocket": skimage.data.rocket,
-}
-#: Photos bright enough to serve as the well-lit side of a synthetic pair (rocket is dark).
-WELL_LIT = ("astronaut", "chelsea", "coffee", "motorcycle")
+#: The photographs the demo is made of (``skimage.data`` names), train photos first.
+PHOTOS: tuple[str, ...] = TRAIN_PHOTOS + TEST_PHOTOS
+#: Train photos bright enough to serve as the well-lit side of a synthetic pair (rocket is dark).
+WELL_LIT_TRAIN = tuple(name for name in TRAIN_PHOTOS if name != "rocket")
 
 
 @dataclass(frozen=True)
@@ -130,12 +134,19 @@ class SubsetPlan:
         return f"{self.split}/{SUBSET_DIRS[self.subset]}"
 
 
+#: Synthetic validation videos: the last ones of train/supervised/synthetic, from test photos.
+VAL_VIDEOS = 2
+
 PLAN = (
-    SubsetPlan("train", SUBSET_SYNTHETIC, videos=3, frames=8, fps=30, photos=WELL_LIT),
-    SubsetPlan("test", SUBSET_SYNTHETIC, videos=2, frames=8, fps=30, photos=WELL_LIT),
-    SubsetPlan("train", SUBSET_REAL, videos=3, frames=12, fps=30, photos=tuple(PHOTOS)),
-    SubsetPlan("train", SUBSET_UNSUPERVISED, videos=3, frames=10, fps=20, photos=tuple(PHOTOS)),
-    SubsetPlan("test", SUBSET_UNSUPERVISED, videos=2, frames=10, fps=20, photos=tuple(PHOTOS)),
+    SubsetPlan("train", SUBSET_SYNTHETIC, videos=3, frames=8, fps=30, photos=WELL_LIT_TRAIN),
+    SubsetPlan("test", SUBSET_SYNTHETIC, videos=2, frames=8, fps=30, photos=TEST_PHOTOS),
+    SubsetPlan("train", SUBSET_REAL, videos=3, frames=12, fps=30, photos=TRAIN_PHOTOS),
+    SubsetPlan("train", SUBSET_UNSUPERVISED, videos=3, frames=10, fps=20, photos=TRAIN_PHOTOS),
+    SubsetPlan("test", SUBSET_UNSUPERVISED, videos=2, frames=10, fps=20, photos=TEST_PHOTOS),
+    # Numbered last, so "the last VAL_VIDEOS synthetic videos" of train.csv are these
+    # (configs/dataset/demo.yaml holds them out as the validation set) and the other videos
+    # keep the numbers they had before the validation clips were added.
+    SubsetPlan("train", SUBSET_SYNTHETIC, videos=VAL_VIDEOS, frames=8, fps=30, photos=TEST_PHOTOS),
 )
 
 #: HDRI-only look for the synthetic inputs, Real-ESRGAN ranges scaled to 320×180 frames.
@@ -178,12 +189,19 @@ WEBCAM_RANGES = dataclasses.replace(
 # --------------------------------------------------------------------------- clips
 
 
+def training_degradation() -> DegradationPipeline:
+    """The synthetic clips' degradation for single frames: what the demo's training stream
+    (:class:`vqe.data.photos.CleanPhotoPairs`) applies per sample. Flicker needs a clip, so it
+    is off; everything else is :data:`SYNTHETIC_RANGES`."""
+    return DegradationPipeline(dataclasses.replace(SYNTHETIC_RANGES, flicker_prob=0.0))
+
+
 @functools.lru_cache(maxsize=len(PHOTOS))
 def load_photo(name: str) -> np.ndarray:
-    """A bundled photograph as H×W×3 float32 RGB in [0, 1] (cached, so read-only)."""
+    """A demo photograph as H×W×3 float32 RGB in [0, 1] (cached, so read-only)."""
     if name not in PHOTOS:
         raise KeyError(f"unknown demo photo {name!r}; choose one of {sorted(PHOTOS)}")
-    photo = tensor_to_image(rgb_uint8_to_tensor(PHOTOS[name]()))
+    photo = tensor_to_image(rgb_uint8_to_tensor(load_photo_uint8(name)))
     photo.flags.writeable = False
     return photo
 
@@ -326,7 +344,11 @@ def _manifest(seed: int, videos: list[dict]) -> dict:
         "version": DEMO_VERSION,
         "seed": seed,
         "frame_size": {"width": FRAME_WIDTH, "height": FRAME_HEIGHT},
-        "photos": f"scikit-image {skimage.__version__} bundled photographs: {', '.join(PHOTOS)}",
+        "photos": {
+            "source": f"scikit-image {skimage.__version__} bundled photographs",
+            "train": list(TRAIN_PHOTOS),
+            "test (validation and test clips)": list(TEST_PHOTOS),
+        },
         "description": (__doc__ or "").strip(),
         "ranges": {
             "synthetic": dataclasses.asdict(SYNTHETIC_RANGES),
@@ -367,13 +389,22 @@ def default_demo_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "vqe" / "demo"
 
 
-def is_demo(folder: Path) -> bool:
-    """Whether ``folder`` holds a complete demo set (its manifest is written last)."""
+def demo_version(folder: Path) -> int | None:
+    """The version of the complete demo set in ``folder`` (its manifest is written last), or
+    None when there is none."""
     try:
         manifest = json.loads((Path(folder) / MANIFEST).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("name") == DEMO_NAME
+        return None
+    if not isinstance(manifest, dict) or manifest.get("name") != DEMO_NAME:
+        return None
+    version = manifest.get("version")
+    return version if isinstance(version, int) else 0
+
+
+def is_demo(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete demo set, of any version."""
+    return demo_version(folder) is not None
 
 
 def build_demo(out_dir: Path, seed: int = 0, force: bool = False) -> Path:
@@ -428,8 +459,16 @@ def index_demo(root: Path, progress: bool = False) -> None:
 def ensure_demo(root: Path | None = None) -> Path:
     """The demo set at ``root`` (default :func:`default_demo_dir`), built and indexed if missing."""
     root = default_demo_dir() if root is None else Path(root).expanduser()
-    if not is_demo(root):
-        build_demo(root)
+    found = demo_version(root)
+    if found != DEMO_VERSION:
+        if found is not None:
+            logger.info(
+                "%s holds demo set version %s; rebuilding it as version %s",
+                root,
+                found,
+                DEMO_VERSION,
+            )
+        build_demo(root)  # replaces an older demo set whole, with its stale index
     if not all((root / csv_name).is_file() for csv_name in (TRAIN_CSV, TEST_CSV)):
         index_demo(root)
     return root

@@ -17,7 +17,8 @@ an ``rmse`` cell, after reporting it):
 - a whole expected video id absent from the file: every cell of its row is missing.
 
 Everything else that is wrong is an error (:class:`SubmissionError`, one message listing every
-problem of both files): a missing file, missing / extra / repeated columns, rows with the wrong
+problem of both files): a folder holding other ``*.csv`` files besides the two (the official
+``score.py`` asserts exactly two), a missing file, missing / extra / repeated columns, rows with the wrong
 number of fields, empty / repeated / unknown video ids, non-numeric or infinite values, negative
 RMSE. With ``strict=True`` missing cells and missing video ids are errors too.
 
@@ -32,11 +33,14 @@ import csv
 import json
 import math
 import sys
+import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vqe.metrics.submission import SUBMISSION_DIR, SUBMISSION_FILES, other_csvs
 from vqe.schema import (
     DECREASING_SCORE_COLUMN,
     OFFICIAL_SUPERVISED_VIDEOS,
@@ -281,6 +285,13 @@ def score_submission(
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise SubmissionError(f"{results_dir}: not a folder; pass the folder holding the CSVs")
+    strangers = other_csvs(results_dir)
+    if strangers:  # the official read_data asserts exactly two *.csv files
+        count = len(list(results_dir.glob("*.csv")))
+        raise SubmissionError(
+            f"{results_dir}: holds {count} *.csv files but the official score.py accepts exactly "
+            f"two, {' and '.join(SUBMISSION_FILES)}; move {', '.join(strangers)} out of the folder"
+        )
     plan = (
         (SUPERVISED_METRICS_CSV, (RMSE,), supervised_rows, MISSING_RMSE),
         (UNSUPERVISED_METRICS_CSV, SCORE_COLUMNS, unsupervised_rows, MISSING_SCORE),
@@ -347,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Score a VQE submission: metrics_supervised.csv + metrics_unsupervised.csv."
     )
-    parser.add_argument("--results", required=True, type=Path, help="folder holding the two CSVs")
+    parser.add_argument(
+        "--results", required=True, type=Path,
+        help=f"folder holding the two CSVs, a run directory (its {SUBMISSION_DIR}/ folder is "
+        "scored) or the submission zip",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the report to this JSON file")
     parser.add_argument(
         "--supervised-rows",
@@ -374,15 +389,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def submission_folder(results: Path) -> Path:
+    """The folder to score for ``--results``: the folder itself, or a run directory's
+    ``submission/`` when the run directory holds no submission CSV of its own."""
+    nested = results / SUBMISSION_DIR
+    if results.is_dir() and not any((results / name).exists() for name in SUBMISSION_FILES):
+        if nested.is_dir():
+            return nested
+    return results
+
+
+def _score_zip(path: Path, **options: object) -> ScoreReport:
+    """Score a zip the way CodaLab does: unpacked into a folder, the CSVs at its root."""
+    try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
+            archive.extractall(folder)
+            try:
+                return score_submission(folder, **options)  # type: ignore[arg-type]
+            except SubmissionError as error:  # name the zip, not the temporary folder
+                raise SubmissionError(str(error).replace(folder, f"{path}:")) from error
+    except zipfile.BadZipFile as error:
+        raise SubmissionError(f"{path}: not a readable zip ({error})") from error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    options = {
+        "supervised_rows": None if args.subset else args.supervised_rows,
+        "unsupervised_rows": None if args.subset else args.unsupervised_rows,
+        "strict": args.strict,
+    }
     try:
-        report = score_submission(
-            args.results,
-            supervised_rows=None if args.subset else args.supervised_rows,
-            unsupervised_rows=None if args.subset else args.unsupervised_rows,
-            strict=args.strict,
-        )
+        if args.results.suffix.lower() == ".zip" and args.results.is_file():
+            report = _score_zip(args.results, **options)
+        else:
+            report = score_submission(submission_folder(args.results), **options)
     except SubmissionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -4,10 +4,15 @@
         --vqa VQA.ckpt --dover DOVER.pth [--allow-random-critics] --out RESULTS
         [--fps 30|none] [--dover-num-frames 32] [--dover-technical-clips 3] [--batch-size 8]
         [--device auto] [--official] [--overwrite] [--no-progress]
+        [--no-quality] [--no-lpips] [--lpips-backbone alexnet-owt-7be5be79.pth]
 
 This lets the baseline, any external method — anything that writes videos — be scored exactly
-like ``python -m vqe.evaluate`` scores a checkpoint. It writes ``metrics_unsupervised.csv``,
-``metrics_supervised.csv`` and ``score.json`` into ``--out`` and prints the objective score.
+like ``python -m vqe.evaluate`` scores a checkpoint. It writes the layout of
+:mod:`vqe.metrics.results` into ``--out``: ``submission/`` holding exactly
+``metrics_supervised.csv`` and ``metrics_unsupervised.csv`` (what the official ``score.py``
+accepts), ``submission.zip`` (the upload), ``score.json`` and ``tables/quality.csv`` (PSNR, SSIM
+and — when its backbone file is there — LPIPS per synthetic video, :mod:`vqe.metrics.quality`);
+it prints the objective score and the quality means.
 
 **Expected names in ``--enhanced``** (one folder may hold both):
 
@@ -69,8 +74,10 @@ from vqe.critics.scorer import CriticScorer, build_critic_scorer
 from vqe.critics.vqa import VQA, load_vqa
 from vqe.data.extract import ItemError
 from vqe.data.layout import Item, list_items
-from vqe.metrics.score import ScoreReport, SubmissionError, score_submission, write_json
-from vqe.metrics.submission import write_submission
+from vqe.metrics.quality import FrameQuality, build_frame_quality
+from vqe.metrics.results import RunLayout, RunResults, write_results
+from vqe.metrics.score import ScoreReport
+from vqe.metrics.submission import SUBMISSION_FILES
 from vqe.metrics.synthetic_inputs import (
     SyntheticVideo,
     read_rgb,
@@ -85,16 +92,12 @@ from vqe.schema import (
     SUBSET_REAL,
     SUBSET_SYNTHETIC,
     SUBSET_UNSUPERVISED,
-    SUPERVISED_METRICS_CSV,
-    UNSUPERVISED_METRICS_CSV,
 )
 from vqe.video import OFFICIAL_FPS, VideoError, parse_fps, read_frames
 
 #: The dataset builder's (and the enhancers') default rate: the frames the test loop scores.
 DEFAULT_FPS = float(OFFICIAL_FPS)
 DEFAULT_BATCH_SIZE = 8
-SCORE_JSON = "score.json"
-SUBMISSION_CSVS = (SUPERVISED_METRICS_CSV, UNSUPERVISED_METRICS_CSV)
 
 
 class FrameMismatchError(ValueError):
@@ -273,6 +276,7 @@ class OutputsReport:
     notes: list[str] = field(default_factory=list)
     score: ScoreReport | None = None
     score_error: str | None = None
+    results: RunResults | None = None  # the files written and the table means
 
     @property
     def ok(self) -> bool:
@@ -287,6 +291,8 @@ class OutputsReport:
             lines.append(f"FAILED {len(self.failed)} (scored as missing):")
             lines += [f"  {video}: {reason}" for video, reason in self.failed]
         lines += [f"note: {note}" for note in self.notes]
+        if self.results is not None:
+            lines.append(self.results.summary())
         if self.score_error:
             lines.append(f"the submission cannot be scored:\n{self.score_error}")
         return "\n".join(lines)
@@ -311,7 +317,12 @@ def _unsupervised_metrics(
 
 
 def _synthetic_metrics(
-    item: Item, data_root: Path, enhanced: Path, batch_size: int, device: torch.device
+    item: Item,
+    data_root: Path,
+    enhanced: Path,
+    batch_size: int,
+    device: torch.device,
+    quality: FrameQuality | None = None,
 ) -> VideoMetrics:
     video = synthetic_video(item, data_root)
     metrics = VideoMetrics()
@@ -319,7 +330,10 @@ def _synthetic_metrics(
     for frames, outputs, targets in _batches(pairs, batch_size, device):
         rmse = vqa_scale_rmse(outputs, targets)
         count = len(frames)
-        metrics.add_rmse([item.subset] * count, [item.video_id] * count, frames, rmse)
+        subsets, videos = [item.subset] * count, [item.video_id] * count
+        metrics.add_rmse(subsets, videos, frames, rmse)
+        if quality is not None:
+            metrics.add_quality(subsets, videos, frames, quality(outputs, targets))
     return metrics
 
 
@@ -359,18 +373,25 @@ def score_outputs(
     official_rows: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    quality: FrameQuality | None = None,
 ) -> OutputsReport:
     """Score the enhanced videos of ``enhanced_dir`` against ``data_root``'s ``split``; write the
-    CSVs and ``score.json`` into ``out_dir``. See the module doc."""
+    layout of :mod:`vqe.metrics.results` into ``out_dir``. See the module doc.
+
+    ``quality`` (:func:`vqe.metrics.quality.build_frame_quality`) adds ``tables/quality.csv``
+    for the synthetic videos; ``None`` leaves it out."""
     enhanced_dir, data_root, out_dir = Path(enhanced_dir), Path(data_root), Path(out_dir)
     if not enhanced_dir.is_dir():
         raise ValueError(f"{enhanced_dir}: the enhanced-videos folder does not exist")
-    existing = [out_dir / name for name in SUBMISSION_CSVS if (out_dir / name).exists()]
+    submission_dir = RunLayout(out_dir).submission_dir
+    existing = [path for name in SUBMISSION_FILES if (path := submission_dir / name).exists()]
     if existing and not overwrite:  # checked before hours of scoring, not after
         raise FileExistsError(
             f"{', '.join(map(str, existing))} already exist; pass --overwrite to replace them"
         )
     device = device or torch.device("cpu")
+    if quality is not None:
+        quality.to(device)
     unsupervised, synthetic, notes = expected_items(data_root, split)
     if not unsupervised and not synthetic:
         raise ValueError(
@@ -394,7 +415,7 @@ def score_outputs(
         else:
             try:
                 if item.subset == SUBSET_SYNTHETIC:
-                    part = _synthetic_metrics(item, data_root, path, batch_size, device)
+                    part = _synthetic_metrics(item, data_root, path, batch_size, device, quality)
                 else:
                     part = _unsupervised_metrics(item, path, scorer, fps, batch_size, device)
             except (VideoError, FrameMismatchError, ItemError, OSError) as error:
@@ -409,14 +430,16 @@ def score_outputs(
     metrics = VideoMetrics.merged(parts)
     supervised.update(metrics.supervised_means())
     scores.update(metrics.unsupervised_means())
-    write_submission(out_dir, supervised, scores, overwrite=overwrite)
-    row_counts = {} if official_rows else {"supervised_rows": None, "unsupervised_rows": None}
-    try:
-        report.score = score_submission(out_dir, **row_counts)
-    except SubmissionError as error:
-        report.score_error = str(error)
-        return report
-    write_json(report.score, out_dir / SCORE_JSON)
+    report.results = write_results(
+        out_dir,
+        supervised,
+        scores,
+        quality=metrics.quality_means(),
+        quality_columns=quality.columns if quality is not None else (),
+        subset=not official_rows,
+        overwrite=overwrite,
+    )
+    report.score, report.score_error = report.results.score, report.results.score_error
     return report
 
 
@@ -431,7 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--enhanced", type=Path, required=True, help="folder of enhanced mp4s")
     parser.add_argument("--data-root", type=Path, required=True, help="official layout root")
     parser.add_argument("--split", choices=SPLITS, default="test")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the CSVs, score.json")
+    parser.add_argument(
+        "--out", type=Path, required=True,
+        help="run folder: submission/ (the two CSVs), submission.zip, score.json, tables/",
+    )  # fmt: skip
     parser.add_argument(
         "--fps", type=parse_fps, default=DEFAULT_FPS,
         help="rate the unsupervised inputs are resampled to, as the dataset builder and the "
@@ -443,11 +469,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace CSVs in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-quality", action="store_true", help="no tables/quality.csv (PSNR, SSIM, LPIPS)"
+    )
+    parser.add_argument("--no-lpips", action="store_true", help="leave the LPIPS column out")
+    parser.add_argument(
+        "--lpips-backbone", type=Path,
+        help="torchvision alexnet checkpoint for LPIPS (default: torchvision's cache file; "
+        "without it the LPIPS column is left out)",
+    )  # fmt: skip
     add_critic_arguments(parser)
     args = parser.parse_args(argv)
     check_critic_arguments(parser, args)
     print(critics_label(args))
     vqa, dover = load_critics(args)
+    quality = None
+    if not args.no_quality:
+        quality = build_frame_quality(
+            lpips=not args.no_lpips, lpips_backbone_weights=args.lpips_backbone
+        )
     try:
         report = score_outputs(
             args.enhanced,
@@ -462,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             official_rows=args.official,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            quality=quality,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -470,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report.score is not None:
         print(f"objective score of {args.enhanced} ({len(report.scored)} videos scored):")
         print(report.score.format())
-        print(f"wrote {args.out / SCORE_JSON}")
+        print(f"wrote {RunLayout(args.out).score_json}")
     return 0 if report.ok else 1
 
 

@@ -6,11 +6,13 @@ the ranks' accumulators are merged (:meth:`VideoMetrics.merged`) and averaged pe
 
 * rows with a target → ``rmse`` per frame → ``metrics_supervised.csv``: per-video mean;
 * rows without → ``[p, a1 … a11]`` per frame → ``metrics_unsupervised.csv``: per-video means
-  (raw: m_5 = a4 is not inverted here, the score formula does that).
+  (raw: m_5 = a4 is not inverted here, the score formula does that);
+* rows with a target, optionally → ``[psnr, ssim(, lpips)]`` per frame
+  (:mod:`vqe.metrics.quality`) → ``tables/quality.csv``: per-video means.
 
-:class:`FlickerTracker` measures :mod:`vqe.metrics.temporal` flicker per video from frames that
-arrive in order (one process, unshuffled test loader); a video whose frames arrive out of order
-gets NaN rather than a wrong value.
+:class:`TemporalTracker` measures :mod:`vqe.metrics.temporal` flicker and warping error per video
+from frames that arrive in order (one process, unshuffled test loader); a video whose frames
+arrive out of order gets NaN rather than a wrong value.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from vqe.metrics.temporal import FlickerMeter
+from vqe.metrics.temporal import DEFAULT_FLOW_HEIGHT, FlickerMeter, WarpingErrorMeter
 from vqe.schema import NUM_VQA_SCORES
+
+FLICKER, WARPING_ERROR = "flicker", "warping_error"
+#: The input's own warping error (same flow and mask): what returning the input would score.
+INPUT_WARPING_ERROR = "input_warping_error"
 
 VideoKey = tuple[str, str]  # (subset, video_id)
 
@@ -42,6 +48,7 @@ class VideoMetrics:
 
     rmse: dict[VideoKey, dict[int, float]] = field(default_factory=dict)
     scores: dict[VideoKey, dict[int, list[float]]] = field(default_factory=dict)
+    quality: dict[VideoKey, dict[int, list[float]]] = field(default_factory=dict)
 
     def add_rmse(
         self, subsets: Sequence[str], videos: Sequence[str], frames: Sequence[int], rmse: Tensor
@@ -58,6 +65,14 @@ class VideoMetrics:
         for subset, video, frame, row in zip(subsets, videos, frames, rows, strict=True):
             self.scores.setdefault((subset, video), {})[int(frame)] = row
 
+    def add_quality(
+        self, subsets: Sequence[str], videos: Sequence[str], frames: Sequence[int], values: Tensor
+    ) -> None:
+        """Per-frame rows of :class:`~vqe.metrics.quality.FrameQuality` (one width for all)."""
+        rows = _rows(values, len(videos), int(values.shape[-1]), "quality")
+        for subset, video, frame, row in zip(subsets, videos, frames, rows, strict=True):
+            self.quality.setdefault((subset, video), {})[int(frame)] = row
+
     @classmethod
     def merged(cls, parts: Iterable[VideoMetrics]) -> VideoMetrics:
         """One accumulator holding every part's frames (a frame in two parts counts once)."""
@@ -67,6 +82,8 @@ class VideoMetrics:
                 result.rmse.setdefault(video, {}).update(frames)
             for video, frames in part.scores.items():
                 result.scores.setdefault(video, {}).update(frames)
+            for video, frames in part.quality.items():
+                result.quality.setdefault(video, {}).update(frames)
         return result
 
     @property
@@ -95,20 +112,45 @@ class VideoMetrics:
     def unsupervised_means(self) -> dict[str, list[float]]:
         """video id → per-column means of ``[p, a1 … a11]``."""
         self._by_video_id(self.scores, "metrics_unsupervised.csv")
-        means = {}
-        for (_, video), frames in self.scores.items():
-            columns = zip(*frames.values())
-            means[video] = [math.fsum(column) / len(frames) for column in columns]
-        return means
+        return {video: _column_means(frames) for (_, video), frames in self.scores.items()}
+
+    def quality_means(self) -> dict[VideoKey, tuple[int, list[float]]]:
+        """(subset, video id) → (frames, per-column means of the quality rows)."""
+        return {key: (len(frames), _column_means(frames)) for key, frames in self.quality.items()}
 
 
-class FlickerTracker:
-    """Flicker per video from (output, input) frames fed in frame order."""
+def _column_means(frames: dict[int, list[float]]) -> list[float]:
+    return [math.fsum(column) / len(frames) for column in zip(*frames.values())]
 
-    def __init__(self) -> None:
-        self._meters: dict[VideoKey, FlickerMeter] = {}
+
+class TemporalTracker:
+    """Flicker and (optionally) warping error per video from (output, input) frames fed in
+    frame order.
+
+    Args:
+        flicker / warping: which measures to take.
+        flow_height: :class:`~vqe.metrics.temporal.WarpingErrorMeter`'s ``max_height``.
+    """
+
+    def __init__(
+        self,
+        flicker: bool = True,
+        warping: bool = True,
+        flow_height: int | None = DEFAULT_FLOW_HEIGHT,
+    ) -> None:
+        self.measures = (FLICKER,) * flicker + (WARPING_ERROR, INPUT_WARPING_ERROR) * warping
+        self.flow_height = flow_height
+        self._meters: dict[VideoKey, dict[str, FlickerMeter | WarpingErrorMeter]] = {}
         self._last_frame: dict[VideoKey, int] = {}
         self._out_of_order: set[VideoKey] = set()
+
+    def _new_meters(self) -> dict[str, FlickerMeter | WarpingErrorMeter]:
+        meters: dict[str, FlickerMeter | WarpingErrorMeter] = {}
+        if FLICKER in self.measures:
+            meters[FLICKER] = FlickerMeter()
+        if WARPING_ERROR in self.measures:
+            meters[WARPING_ERROR] = WarpingErrorMeter(max_height=self.flow_height)
+        return meters
 
     def update(
         self,
@@ -118,6 +160,8 @@ class FlickerTracker:
         outputs: Tensor,
         inputs: Tensor,
     ) -> None:
+        if not self.measures:
+            return
         for index, (subset, video, frame) in enumerate(zip(subsets, videos, frames, strict=True)):
             key = (subset, video)
             frame = int(frame)
@@ -126,17 +170,35 @@ class FlickerTracker:
             self._last_frame[key] = frame
             if key in self._out_of_order:
                 continue
-            meter = self._meters.setdefault(key, FlickerMeter())
-            meter.update(outputs[index], inputs[index])
+            meters = self._meters.get(key)
+            if meters is None:
+                meters = self._meters[key] = self._new_meters()
+            for meter in meters.values():
+                meter.update(outputs[index], inputs[index])
 
-    def values(self) -> dict[VideoKey, float]:
-        """(subset, video id) → flicker; NaN for videos out of order or with one frame."""
+    def values(self) -> dict[VideoKey, dict[str, float]]:
+        """(subset, video id) → {measure: value}; NaN for videos out of order or with one
+        frame (and a warping error without any reliable pixel)."""
         results = {}
         for key in self._last_frame:
-            meter = self._meters.get(key)
-            usable = key not in self._out_of_order and meter is not None and meter.frames >= 2
-            results[key] = meter.value() if usable else math.nan  # type: ignore[union-attr]
+            row = dict.fromkeys(self.measures, math.nan)
+            meters = {} if key in self._out_of_order else self._meters.get(key, {})
+            flicker = meters.get(FLICKER)
+            if isinstance(flicker, FlickerMeter) and flicker.frames >= 2:
+                row[FLICKER] = flicker.value()
+            warping = meters.get(WARPING_ERROR)
+            if isinstance(warping, WarpingErrorMeter) and warping.frames >= 2:
+                row[WARPING_ERROR] = warping.value()
+                row[INPUT_WARPING_ERROR] = warping.input_value()
+            results[key] = row
         return results
 
 
-__all__ = ["FlickerTracker", "VideoKey", "VideoMetrics"]
+__all__ = [
+    "FLICKER",
+    "INPUT_WARPING_ERROR",
+    "WARPING_ERROR",
+    "TemporalTracker",
+    "VideoKey",
+    "VideoMetrics",
+]

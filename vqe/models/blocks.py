@@ -105,6 +105,25 @@ class RepConvBlock(nn.Module):
         self.identity = None
 
 
+#: Output scale of :func:`near_zero_` layers, relative to the rms of their input.
+NEAR_ZERO_SCALE = 1e-4
+
+
+@torch.no_grad()
+def near_zero_(layer: nn.Conv2d | nn.Linear, scale: float = NEAR_ZERO_SCALE) -> None:
+    """Initialise a layer whose output must start at ≈ 0 (a residual tail, a LUT weight head).
+
+    Weights ~ N(0, (scale/√fan_in)²), bias 0: the output is ≈ ``scale`` × the rms of the input,
+    so the model starts within ~``scale`` of its identity. Why not exact zeros: every gradient
+    reaching the layers *before* it is a product with these weights, so all-zero weights would
+    send those layers nothing on the first step (and, multiplied by another zero factor, forever).
+    """
+    fan_in = layer.weight[0].numel()
+    layer.weight.normal_(0.0, scale / fan_in**0.5)
+    if layer.bias is not None:
+        layer.bias.zero_()
+
+
 def reparameterize_blocks(module: nn.Module) -> nn.Module:
     """Fuse every :class:`RepConvBlock` inside ``module`` in place; returns ``module``."""
     for block in module.modules():

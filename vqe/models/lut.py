@@ -2,8 +2,16 @@
 
 A bank of N basis LUTs is blended per frame with N weights that a small CNN predicts from a
 downsampled copy of the frame; every pixel is then looked up in the blended LUT by trilinear
-interpolation. Basis 0 starts as the identity and the others at zero, and the predictor starts
-at weights (1, 0, …, 0), so the untrained stage returns its input.
+interpolation.
+
+Initialisation: basis 0 is the identity, bases 1…N−1 are small noise (std
+:data:`BASIS_INIT_STD`), and the predictor's linear head has small random weights
+(:func:`~vqe.models.blocks.near_zero_`) with bias (1, 0, …, 0). So every frame starts with
+weights within ~1e-4 of (1, 0, …, 0), and the untrained stage returns its input to ~1e-4. Both factors of each product ``weight_k · basis_k`` are non-zero, which is
+the point: with zero bases *and* zero head rows (an earlier version), the gradient of basis k is
+∝ weight k and that of weight k is ∝ basis k, so bases 1…N−1 and their head rows stayed exactly
+zero however long one trained. Zeng et al. (TPAMI 2020) also start the other bases at zero but
+give the predictor a random (not zero) head.
 
 LUT layout and coordinates (used everywhere in vqe):
 
@@ -29,6 +37,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vqe.models.blocks import near_zero_
+
+#: Std of the noise that bases 1…N−1 start with. It enters the output only multiplied by their
+#: near-zero weights (≲ 1e-4 · 1e-3), but it gives those weights' head rows a gradient from step 1.
+BASIS_INIT_STD = 1e-3
 
 #: Index of the LUT axis that each output channel should grow along (c → its own input axis).
 _CHANNEL_AXIS = {0: -1, 1: -2, 2: -3}
@@ -141,10 +155,10 @@ class LutWeightPredictor(nn.Module):
             previous = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(previous * self.pooled_grid**2, num_luts)
-        # Start at weights (1, 0, …, 0) for every frame: the blend is basis 0, the identity.
-        nn.init.zeros_(self.head.weight)
+        # Weights ≈ (1, 0, …, 0) for every frame: the blend starts as basis 0, the identity.
+        # Small random (not zero) weights, so that the features and every basis get a gradient.
+        near_zero_(self.head)
         with torch.no_grad():
-            self.head.bias.zero_()
             self.head.bias[0] = 1.0
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -178,7 +192,9 @@ class LutStage(nn.Module):
             raise ValueError(f"LutStage: num_luts must be >= 1, got {num_luts}")
         self.num_luts = int(num_luts)
         self.lut_size = int(lut_size)
-        basis = torch.zeros(self.num_luts, 3, self.lut_size, self.lut_size, self.lut_size)
+        shape = (self.num_luts, 3, self.lut_size, self.lut_size, self.lut_size)
+        # Identity + small noise, not zeros: see "Initialisation" in the module docstring.
+        basis = torch.randn(shape) * BASIS_INIT_STD
         basis[0] = identity_lut(self.lut_size)
         self.basis = nn.Parameter(basis)
         self.predictor = LutWeightPredictor(

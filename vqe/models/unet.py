@@ -3,8 +3,9 @@
 Pixel-unshuffle by ``unshuffle`` turns an H×W×3 frame into an (H/f)×(W/f)×3f² tensor without
 losing a pixel, so the widest level already works at reduced resolution. Levels halve the
 resolution with strided :class:`~vqe.models.blocks.RepConvBlock` s, come back with a 1×1 conv +
-pixel-shuffle, and merge the skip by addition. The last conv predicts a residual and starts at
-zero, so an untrained stage returns its input unchanged. Any H×W works: the frame is padded
+pixel-shuffle, and merge the skip by addition. The last conv predicts a residual and starts
+near zero (:func:`~vqe.models.blocks.near_zero_`), so an untrained stage returns its input to
+within ~1e-4 while every layer already receives a gradient. Any H×W works: the frame is padded
 (edge-replicated) to a multiple of ``unshuffle · 2^(levels−1)`` and the output cropped back.
 """
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.blocks import RepConvBlock
+from vqe.models.blocks import RepConvBlock, near_zero_
 
 
 def pad_to_multiple(frames: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -78,9 +79,9 @@ class UNetStage(nn.Module):
         )
         self.tail = nn.Conv2d(widths[0], packed_channels, 3, padding=1)
         self.shuffle = nn.PixelShuffle(self.unshuffle_factor)
-        # Residual output starts at zero: the untrained stage is the identity.
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        # Residual output starts at ≈ 0 (not exactly: zeros would starve every earlier layer
+        # of gradient on the first step), so the untrained stage is the identity to ~1e-4.
+        near_zero_(self.tail)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         height, width = frames.shape[-2:]

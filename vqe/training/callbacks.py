@@ -2,20 +2,19 @@
 bar — are configured in ``configs/callbacks``):
 
 * :class:`SubmissionWriter` — the test end: per-video means of what ``test_step`` returns,
-  gathered over ranks, written by rank 0 as ``metrics_supervised.csv`` and
-  ``metrics_unsupervised.csv`` (official schema, :func:`vqe.metrics.submission.write_submission`),
-  scored with :func:`vqe.metrics.score.score_submission` (the function
-  ``codalab_scoring/score.py`` runs), printed, saved as ``score.json`` and logged; per-video
-  flicker goes to ``flicker.csv``.
+  gathered over ranks, written by rank 0 in the layout of :mod:`vqe.metrics.results`:
+  ``submission/`` with exactly ``metrics_supervised.csv`` and ``metrics_unsupervised.csv``
+  (official schema), ``submission.zip`` (the upload), ``score.json`` (scored with
+  :func:`vqe.metrics.score.score_submission`, the function ``codalab_scoring/score.py`` runs;
+  printed and logged), ``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and
+  ``tables/temporal.csv`` (flicker and warping error per video).
 * :class:`ValidationImageGrid` — a grid of input / output / target frames of the first
   validation batches, logged to TensorBoard and saved as a PNG.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,18 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from vqe.metrics.score import SubmissionError, score_submission, write_json
-from vqe.metrics.submission import write_submission
-from vqe.metrics.video_metrics import FlickerTracker, VideoMetrics
-from vqe.schema import SUBSET, VIDEO_KEY
+from vqe.metrics.quality import FrameQuality, build_frame_quality
+from vqe.metrics.results import RunResults, write_results
+from vqe.metrics.temporal import DEFAULT_FLOW_HEIGHT
+from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics
 
 log = logging.getLogger(__name__)
 
-SCORE_JSON = "score.json"
-FLICKER_CSV = "flicker.csv"
-FLICKER = "flicker"
+#: Results logged to the loggers as ``test/<name>`` when present.
+LOGGED_RESULTS = (
+    "score", "mean_rmse", "mean_psnr", "mean_ssim", "mean_lpips", "mean_flicker",
+    "mean_warping_error",
+)  # fmt: skip
 
 
 def _gather(metrics: VideoMetrics, trainer: pl.Trainer) -> VideoMetrics:
@@ -50,29 +51,63 @@ def _gather(metrics: VideoMetrics, trainer: pl.Trainer) -> VideoMetrics:
 
 
 class SubmissionWriter(pl.Callback):
-    """Writes the two submission CSVs (and ``score.json``, ``flicker.csv``) at the test end.
+    """Writes the run's submission, zip, score and tables at the test end (see the module doc).
 
     Args:
-        results_dir: folder for the files (the Hydra run directory).
+        results_dir: the run folder (the Hydra run directory); files go where
+            :class:`vqe.metrics.results.RunLayout` says.
         subset: score whatever videos the test set holds (a demo or local subset) instead of
             checking the official row counts (500 supervised, 3000 unsupervised videos).
-        flicker: measure per-video flicker (single process only: it needs frames in order).
+        flicker / warping_error: per-video temporal measures (single process only: they need
+            frames in order); ``flow_height`` is the warping error's working height.
+        quality: per-frame PSNR and SSIM of rows with a target; ``lpips`` adds LPIPS when its
+            weights are there (``lpips_net``, ``lpips_backbone_weights`` — null: torchvision's
+            cache file —, ``lpips_linear_weights`` — null: the ``lpips`` package's own).
     """
 
-    def __init__(self, results_dir: str | Path, subset: bool = False, flicker: bool = True) -> None:
+    def __init__(
+        self,
+        results_dir: str | Path,
+        subset: bool = False,
+        flicker: bool = True,
+        warping_error: bool = True,
+        flow_height: int | None = DEFAULT_FLOW_HEIGHT,
+        quality: bool = True,
+        lpips: bool = True,
+        lpips_net: str = "alex",
+        lpips_backbone_weights: str | Path | None = None,
+        lpips_linear_weights: str | Path | None = None,
+    ) -> None:
         super().__init__()
         self.results_dir = Path(results_dir)
         self.subset = subset
         self.flicker = flicker
+        self.warping_error = warping_error
+        self.flow_height = flow_height
+        self.quality = quality
+        self._lpips_options = {
+            "lpips": lpips,
+            "lpips_net": lpips_net,
+            "lpips_backbone_weights": lpips_backbone_weights,
+            "lpips_linear_weights": lpips_linear_weights,
+        }
+        self._frame_quality: FrameQuality | None = None  # built once, at the first test
         self.metrics = VideoMetrics()
-        self.flicker_tracker = FlickerTracker()
-        #: What the last test run produced: score, mean rmse, column means, file paths.
+        self.temporal = self._new_tracker()
+        #: What the last test run produced: score, means, file paths (RunResults.to_dict()).
         self.results: dict[str, Any] = {}
+
+    def _new_tracker(self) -> TemporalTracker:
+        return TemporalTracker(self.flicker, self.warping_error, self.flow_height)
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.metrics = VideoMetrics()
-        self.flicker_tracker = FlickerTracker()
+        self.temporal = self._new_tracker()
         self.results = {}
+        if self.quality:
+            if self._frame_quality is None:
+                self._frame_quality = build_frame_quality(**self._lpips_options)
+            self._frame_quality.to(pl_module.device)
 
     def on_test_batch_end(
         self,
@@ -87,71 +122,50 @@ class SubmissionWriter(pl.Callback):
         frames = [int(index) for index in batch["frame_index"].tolist()]
         if "rmse" in outputs:
             self.metrics.add_rmse(subsets, videos, frames, outputs["rmse"])
+            if self._frame_quality is not None and "y" in batch:
+                values = self._frame_quality(outputs["enhanced"], batch["y"])
+                self.metrics.add_quality(subsets, videos, frames, values)
         if "scores" in outputs:
             self.metrics.add_scores(subsets, videos, frames, outputs["scores"])
-        if self.flicker and trainer.world_size == 1:
-            self.flicker_tracker.update(subsets, videos, frames, outputs["enhanced"], batch["x"])
+        if trainer.world_size == 1:
+            self.temporal.update(subsets, videos, frames, outputs["enhanced"], batch["x"])
 
-    def _write_flicker(self) -> Path | None:
-        values = self.flicker_tracker.values()
-        if not values:
-            return None
-        path = self.results_dir / FLICKER_CSV
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow([VIDEO_KEY, SUBSET, FLICKER])
-            for (subset, video), value in sorted(values.items(), key=lambda item: item[0][::-1]):
-                writer.writerow([video, subset, repr(value)])
-        return path
-
-    def _write_and_score(self, metrics: VideoMetrics) -> dict[str, Any]:
-        supervised = metrics.supervised_means()
-        unsupervised = metrics.unsupervised_means()
-        supervised_path, unsupervised_path = write_submission(
-            self.results_dir, supervised, unsupervised, overwrite=True
+    def _write_and_score(self, metrics: VideoMetrics) -> RunResults:
+        quality_columns = self._frame_quality.columns if self._frame_quality is not None else ()
+        written = write_results(
+            self.results_dir,
+            metrics.supervised_means(),
+            metrics.unsupervised_means(),
+            quality=metrics.quality_means(),
+            quality_columns=quality_columns,
+            temporal=self.temporal.values(),
+            temporal_measures=self.temporal.measures,
+            subset=self.subset,
+            overwrite=True,
         )
-        results: dict[str, Any] = {
-            "supervised_csv": str(supervised_path),
-            "unsupervised_csv": str(unsupervised_path),
-            "supervised_videos": len(supervised),
-            "unsupervised_videos": len(unsupervised),
-        }
-        if supervised:
-            results["mean_rmse"] = math.fsum(supervised.values()) / len(supervised)
-        flicker_path = self._write_flicker() if self.flicker else None
-        if flicker_path is not None:
-            finite = [v for v in self.flicker_tracker.values().values() if math.isfinite(v)]
-            results["flicker_csv"] = str(flicker_path)
-            if finite:
-                results["mean_flicker"] = math.fsum(finite) / len(finite)
-        # A local subset is scored over the videos it holds; otherwise the official counts.
-        row_counts = {"supervised_rows": None, "unsupervised_rows": None} if self.subset else {}
-        try:
-            report = score_submission(self.results_dir, **row_counts)
-        except SubmissionError as error:
-            results["score_error"] = str(error)
-            rank_zero_info(f"the submission in {self.results_dir} cannot be scored:\n{error}")
-            return results
-        write_json(report, self.results_dir / SCORE_JSON)
-        results["score"] = report.score
-        results["means"] = report.means
+        rank_zero_info(written.summary())
+        if written.score is None:
+            rank_zero_info(
+                f"the submission in {written.layout.submission_dir} cannot be scored:\n"
+                f"{written.score_error}"
+            )
+            return written
         kind = "local subset" if self.subset else "official row counts"
         rank_zero_info(
-            f"objective score of {self.results_dir} ({kind}; {len(supervised)} supervised, "
-            f"{len(unsupervised)} unsupervised videos):\n{report.format()}"
+            f"objective score of {written.layout.submission_dir} ({kind}; "
+            f"{written.supervised_videos} supervised, {written.unsupervised_videos} unsupervised "
+            f"videos):\n{written.score.format()}"
         )
-        return results
+        return written
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = _gather(self.metrics, trainer)
         results: dict[str, Any] = {}
         if trainer.is_global_zero:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            results = self._write_and_score(metrics)
+            results = self._write_and_score(metrics).to_dict()
             logged = {
-                f"test/{name}": float(results[name])
-                for name in ("score", "mean_rmse", "mean_flicker")
-                if name in results
+                f"test/{name}": float(results[name]) for name in LOGGED_RESULTS if name in results
             }
             for logger in trainer.loggers:
                 logger.log_metrics(logged, step=trainer.global_step)
@@ -229,4 +243,4 @@ class ValidationImageGrid(pl.Callback):
             self.saved.append(path)
 
 
-__all__ = ["FLICKER_CSV", "SCORE_JSON", "SubmissionWriter", "ValidationImageGrid"]
+__all__ = ["LOGGED_RESULTS", "SubmissionWriter", "ValidationImageGrid"]

@@ -108,7 +108,7 @@ class VQEModule(pl.LightningModule):
         critics = None
         if self.loss.needs_critics:
             assert self.train_critics is not None
-            critics = self.train_critics(output.frames, inputs, batch["source"])
+            critics = self.train_critics(output.frames, inputs, batch.get("stored_input"))
         result = self.loss(LossInputs(inputs, output, batch.get("y"), critics))
         check_finite(result, self.global_step)
         size = inputs.shape[0]
@@ -142,7 +142,9 @@ class VQEModule(pl.LightningModule):
                     "the test set has rows without targets, which are scored by the critics, but "
                     "this module has no metric critics"
                 )
-            scores = self.metric_critics(enhanced, inputs, batch["source"], exact=True)
+            scores = self.metric_critics(
+                enhanced, inputs, batch.get("stored_input"), exact=True
+            )
             output["scores"] = scores.metric_row()
         return output
 

@@ -24,6 +24,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from vqe.critics.scorer import CriticScorer
 from vqe.losses import WeightedLoss, build_loss
@@ -33,6 +34,7 @@ from vqe.training import resolvers  # noqa: F401  (registers the config resolver
 from vqe.training.callbacks import SubmissionWriter
 from vqe.training.checkpoints import init_enhancer
 from vqe.training.module import VQEModule
+from vqe.training.quality_table import report_quality
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +81,27 @@ def _check_config(cfg: DictConfig) -> None:
             f"experiment {cfg.task_name} starts from a {cfg.previous_stage} checkpoint: set "
             f"init_from=<{cfg.previous_stage} run dir>/checkpoints/last.ckpt (or its best-*.ckpt)"
         )
-    input_dover = cfg.critics.get("input_dover")
-    if input_dover == "cache" and cfg.dataset.get("pair_synthesis") is not None:
+
+
+def _check_input_dover(cfg: DictConfig) -> None:
+    """``critics.input_dover=cache`` needs training inputs that are stored frames as they are."""
+    if cfg.critics.get("input_dover") != "cache":
+        return
+    changes = [
+        key
+        for key, value in (
+            ("dataset.pair_synthesis", cfg.dataset.get("pair_synthesis")),
+            ("dataset.crop_size", cfg.dataset.get("crop_size")),
+            ("dataset.train_pairs", cfg.dataset.get("train_pairs")),
+        )
+        if value is not None
+    ]
+    if changes:
         raise ValueError(
-            "critics.input_dover=cache scores the stored input frames, but "
-            "dataset.pair_synthesis makes new inputs; set critics.input_dover=online"
+            f"critics.input_dover=cache reads DOVER(x) of whole stored frames, but {changes} "
+            "change the training inputs, and DOVER(x) must be computed on the view DOVER(ŷ) "
+            "sees. Use critics.input_dover=auto (the default: cache where the input is a "
+            "stored frame, computed otherwise), or train on whole frames with view=official"
         )
 
 
@@ -116,6 +134,8 @@ def _log_once(trainer: pl.Trainer, cfg: DictConfig, size: Mapping[str, float]) -
 
 def build_module(cfg: DictConfig, enhancer: Enhancer) -> VQEModule:
     loss: WeightedLoss = build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
+    if loss.needs_critics:
+        _check_input_dover(cfg)
     train_critics: CriticScorer | None = build(cfg.critics) if loss.needs_critics else None
     metric_critics: CriticScorer | None = build(cfg.evaluation.critics) if cfg.test else None
     scheduler = cfg.get("scheduler")
@@ -155,22 +175,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     results: dict[str, Any] = {"output_dir": str(cfg.paths.output_dir), **size}
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         results.update(_scalars(trainer.callback_metrics))
-    checkpoint = trainer.checkpoint_callback
-    best = getattr(checkpoint, "best_model_path", "") if checkpoint is not None else ""
-    last = getattr(checkpoint, "last_model_path", "") if checkpoint is not None else ""
+    best, last = _checkpoint_paths(trainer)
     results["best_checkpoint"] = best or None
-    results["last_checkpoint"] = last if last and Path(last).is_file() else None
+    results["last_checkpoint"] = last or None
     results["global_step"] = trainer.global_step
     if cfg.test:
         # The best checkpoint when fit wrote one; otherwise the weights in memory.
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         results.update(_scalars(trainer.callback_metrics))
         writers = [c for c in trainer.callbacks if isinstance(c, SubmissionWriter)]
         if writers:
             results["test"] = writers[0].results
+        if cfg.get("quality_table") and getattr(datamodule, "test_set", None) is not None:
+            # Input vs baseline vs model on the frames the test loop just scored.
+            results["quality_table"] = report_quality(module.enhancer, datamodule.test_set)
     return results
+
+
+def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str, str]:
+    """The best checkpoint (of the monitored ModelCheckpoint) and the latest one: the
+    unmonitored ModelCheckpoint's file, or a ``save_last`` file; "" where there is none."""
+    best = last = ""
+    for callback in trainer.checkpoint_callbacks:
+        if not isinstance(callback, ModelCheckpoint):
+            continue
+        if callback.monitor is not None:
+            best = best or callback.best_model_path
+        latest = callback.last_model_path or (
+            callback.best_model_path if callback.monitor is None else ""
+        )
+        last = last or latest
+    return best, last if last and Path(last).is_file() else ""
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:

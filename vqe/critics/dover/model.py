@@ -24,6 +24,11 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from vqe.conventions import (
+    DOVER_CHANNEL_ORDERS,
+    OFFICIAL_DOVER_CHANNEL_ORDER,
+    DoverChannelOrder,
+)
 from vqe.critics.checkpoints import (
     load_strict,
     read_state_dict,
@@ -79,28 +84,68 @@ class DoverSettings:
     ``num_frames`` identical frames per image clip (official 32; 4 or 8 are cheaper than
     official and give different scores), ``num_technical_clips`` fragment mosaics per frame
     (official 3), ``seed`` of the fragment offsets, ``differentiable``: keep the autograd graph
-    (off by default, as in the reference pipeline).
+    (off by default, as in the reference pipeline, whose 8-bit cast cuts it; a differentiable
+    score skips that cast), ``channel_order`` of what DOVER receives (official ``"bgr"``; see
+    :mod:`vqe.critics.dover.views`).
     """
 
     num_frames: int = OFFICIAL_NUM_FRAMES
     num_technical_clips: int = OFFICIAL_TECHNICAL_CLIPS
     seed: int = 0
     differentiable: bool = False
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER
 
     def __post_init__(self) -> None:
         check_view_settings(self.num_frames, self.num_technical_clips)
+        if self.channel_order not in DOVER_CHANNEL_ORDERS:
+            raise ValueError(
+                f"model_dover.channel_order={self.channel_order!r}: choose "
+                f"{OFFICIAL_DOVER_CHANNEL_ORDER!r} (the official pipeline's) or 'rgb' (DOVER as "
+                "published, not the challenge's)"
+            )
+
+    @property
+    def quantise(self) -> bool:
+        """The official 8-bit cast before the views (impossible with gradients)."""
+        return not self.differentiable
 
     @property
     def is_official(self) -> bool:
-        return (self.num_frames, self.num_technical_clips) == (
-            OFFICIAL_NUM_FRAMES,
-            OFFICIAL_TECHNICAL_CLIPS,
+        """The organisers' computation, up to the seeded fragment offsets."""
+        return (
+            (self.num_frames, self.num_technical_clips)
+            == (OFFICIAL_NUM_FRAMES, OFFICIAL_TECHNICAL_CLIPS)
+            and self.channel_order == OFFICIAL_DOVER_CHANNEL_ORDER
+            and self.quantise
         )
 
     @property
+    def differences(self) -> list[str]:
+        """How these settings depart from the official computation, in words (empty if none)."""
+        notes = []
+        if (self.num_frames, self.num_technical_clips) != (
+            OFFICIAL_NUM_FRAMES,
+            OFFICIAL_TECHNICAL_CLIPS,
+        ):
+            notes.append(
+                f"{self.num_frames} frames × {self.num_technical_clips} technical clips instead "
+                f"of {OFFICIAL_NUM_FRAMES} × {OFFICIAL_TECHNICAL_CLIPS}"
+            )
+        if self.channel_order != OFFICIAL_DOVER_CHANNEL_ORDER:
+            notes.append(f"{self.channel_order.upper()} input instead of the official BGR")
+        if not self.quantise:
+            notes.append("differentiable, without the official 8-bit cast")
+        return notes
+
+    @property
     def tag(self) -> str:
-        """What the score depends on besides the weights, for cache keys: ``T32-K3-seed0``."""
-        return f"T{self.num_frames}-K{self.num_technical_clips}-seed{self.seed}"
+        """What the score depends on besides the weights, for cache keys: ``T32-K3-seed0-bgr-u8``
+        (``-float`` without the 8-bit cast)."""
+        precision = "u8" if self.quantise else "float"
+        return (
+            f"T{self.num_frames}-K{self.num_technical_clips}-seed{self.seed}-"
+            f"{self.channel_order}-{precision}"
+        )
 
 
 OFFICIAL_SETTINGS = DoverSettings()
@@ -191,6 +236,8 @@ class DOVER(nn.Module):
                 num_technical_clips=settings.num_technical_clips,
                 generator=generator,
                 seed=settings.seed,
+                channel_order=settings.channel_order,
+                quantise=settings.quantise,
             )
             technical_map, aesthetic_map = self(views)
             count = frames.shape[0]
@@ -300,7 +347,8 @@ class DoverCritic(nn.Module):
         return f"{self.network.weights_digest}-{self.settings.tag}"
 
     def extra_repr(self) -> str:
-        official = "official" if self.settings.is_official else "cheaper than official"
+        differences = self.settings.differences
+        official = "official" if not differences else "not official: " + "; ".join(differences)
         return f"{self.settings} ({official}), weights {self.network.weights_digest}"
 
 
@@ -311,6 +359,7 @@ def build_dover(
     num_frames: int = OFFICIAL_NUM_FRAMES,
     num_technical_clips: int = OFFICIAL_TECHNICAL_CLIPS,
     seed: int = 0,
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER,
 ) -> DoverCritic:
     """Hydra entry point for ``configs/model_dover``: the config keys → a frozen
     :class:`DoverCritic` (a new light wrapper each call; the network is shared)."""
@@ -319,9 +368,10 @@ def build_dover(
         num_technical_clips=num_technical_clips,
         seed=seed,
         differentiable=differentiable,
+        channel_order=channel_order,
     )
     if not settings.is_official:
-        log.info("DOVER scores with %s: cheaper than the official T=32, K=3", settings)
+        log.info("DOVER scores with %s: %s", settings, "; ".join(settings.differences))
     return freeze(
         DoverCritic(load_dover(weights, allow_random=allow_random_critics), settings)
     )

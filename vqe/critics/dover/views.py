@@ -12,11 +12,16 @@ An image is a clip of ``num_frames`` identical frames (the official setting is 3
   frame; they go along the batch axis (K = N·clips), as the reference splits its 3×32 sampled
   frames into 3 clips.
 * aesthetic view: the whole frame resized to 224×224 (bilinear, without antialiasing, as the
-  torchvision resize of the reference's era did on tensors); one clip per frame (K = N).
+  starter's torchvision 0.14 ``Resize`` does on tensors); one clip per frame (K = N).
 
-Both views are normalised with :func:`vqe.conventions.to_dover`. Normalisation is a per-channel
-affine map, so applying it before cropping/resizing gives the reference's values (which
-normalise afterwards). Everything is differentiable with respect to the frames.
+What DOVER receives follows the official pipeline (starter ``label_dover.py`` and
+``dover_datasets.py::spatial_temporal_view_decomposition_for_images``): the frame in **BGR**
+order (OpenCV frames go in unconverted), as 0–255 values cast to 8 bits by **truncation**, the
+aesthetic resize rounded back to 8 bits, and only then normalised with the ImageNet statistics
+(:func:`vqe.conventions.normalise_dover`). The 8-bit steps (``quantise=True``) are what
+non-differentiable scoring does; a differentiable DOVER skips them (floor and round carry no
+gradient) and so differs from the official score by at most the rounding of one 8-bit level.
+The opposite channel order (``channel_order="rgb"``, DOVER as published) is an explicit opt-in.
 
 Fragment offsets come from an explicit :class:`torch.Generator`. Without one, a generator
 seeded with ``seed`` draws one set of offsets shared by every frame of the call, so a frame's
@@ -30,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vqe.conventions import to_dover
+from vqe.conventions import (
+    OFFICIAL_DOVER_CHANNEL_ORDER,
+    UINT8_MAX,
+    DoverChannelOrder,
+    normalise_dover,
+    to_dover_pixels,
+)
 
 FRAGMENT_GRID = 7
 FRAGMENT_SIZE = 32
@@ -41,6 +52,9 @@ OFFICIAL_TECHNICAL_CLIPS = 3
 TECHNICAL = "technical"
 AESTHETIC = "aesthetic"
 VIEW_NAMES = (TECHNICAL, AESTHETIC)
+#: Frames read from 8-bit files come back from ``v / 255 · 255`` a few float32 ulps off ``v``;
+#: this much is added before truncating so that they keep their value, as in the starter.
+TRUNCATION_TOLERANCE = 1e-4
 
 
 def check_frames(frames: Tensor) -> None:
@@ -63,14 +77,38 @@ def check_frames(frames: Tensor) -> None:
         raise ValueError("DOVER: got an empty batch of frames")
 
 
-def upsample_to_view(frames: Tensor) -> Tensor:
-    """Bilinearly upsample so that the short side is at least :data:`VIEW_SIZE`."""
-    height, width = frames.shape[-2:]
+def dover_pixels(
+    frames: Tensor,
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER,
+    quantise: bool = True,
+) -> Tensor:
+    """Internal N×3×H×W frames → the 0–255 values DOVER's views are cut from.
+
+    ``quantise`` applies the starter's ``.to(torch.uint8)``: truncation to whole levels. Values
+    are clamped to [0, 255] first; a uint8 cast of out-of-range floats wraps (undefined in
+    torch), which no enhancer should rely on.
+    """
+    pixels = to_dover_pixels(frames, channel_order)
+    if quantise:
+        pixels = truncate_to_uint8_levels(pixels)
+    return pixels
+
+
+def truncate_to_uint8_levels(pixels: Tensor) -> Tensor:
+    """0–255 floats → whole levels by truncation (a float → uint8 cast), staying float."""
+    return (pixels.clamp(0.0, UINT8_MAX) + TRUNCATION_TOLERANCE).floor().clamp(max=UINT8_MAX)
+
+
+def upsample_to_view(pixels: Tensor, quantise: bool = False) -> Tensor:
+    """Bilinearly upsample so that the short side is at least :data:`VIEW_SIZE` (the starter
+    casts the result back to 8 bits by truncation; so does ``quantise``)."""
+    height, width = pixels.shape[-2:]
     ratio = min(height, width) / VIEW_SIZE
     if ratio >= 1:
-        return frames
+        return pixels
     size = (max(VIEW_SIZE, round(height / ratio)), max(VIEW_SIZE, round(width / ratio)))
-    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
+    upsampled = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+    return truncate_to_uint8_levels(upsampled) if quantise else upsampled
 
 
 def _cell_starts(length: int) -> Tensor:
@@ -139,27 +177,35 @@ def technical_view(
     num_clips: int = OFFICIAL_TECHNICAL_CLIPS,
     generator: torch.Generator | None = None,
     seed: int = 0,
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER,
+    quantise: bool = True,
 ) -> Tensor:
     """Internal N×3×H×W frames → (N·num_clips)×3×224×224 normalised fragment mosaics."""
     check_frames(frames)
-    frames = upsample_to_view(to_dover(frames))
-    height, width = frames.shape[-2:]
+    pixels = upsample_to_view(dover_pixels(frames, channel_order, quantise), quantise)
+    height, width = pixels.shape[-2:]
     rows, cols = sample_fragment_origins(
-        height, width, frames.shape[0], num_clips, generator=generator, seed=seed
+        height, width, pixels.shape[0], num_clips, generator=generator, seed=seed
     )
-    return fragment_mosaic(frames, rows, cols)
+    return normalise_dover(fragment_mosaic(pixels, rows, cols))
 
 
-def aesthetic_view(frames: Tensor) -> Tensor:
-    """Internal N×3×H×W frames → N×3×224×224 normalised resizes."""
+def aesthetic_view(
+    frames: Tensor,
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER,
+    quantise: bool = True,
+) -> Tensor:
+    """Internal N×3×H×W frames → N×3×224×224 normalised resizes (rounded to 8 bits when
+    ``quantise``, as torchvision's resize of a uint8 tensor rounds)."""
     check_frames(frames)
-    return F.interpolate(
-        to_dover(frames),
+    resized = F.interpolate(
+        dover_pixels(frames, channel_order, quantise),
         size=(VIEW_SIZE, VIEW_SIZE),
         mode="bilinear",
         align_corners=False,
         antialias=False,
     )
+    return normalise_dover(resized.round() if quantise else resized)
 
 
 def check_view_settings(num_frames: int, num_technical_clips: int) -> None:
@@ -188,16 +234,24 @@ def image_views(
     num_technical_clips: int = OFFICIAL_TECHNICAL_CLIPS,
     generator: torch.Generator | None = None,
     seed: int = 0,
+    channel_order: DoverChannelOrder = OFFICIAL_DOVER_CHANNEL_ORDER,
+    quantise: bool = True,
 ) -> dict[str, Tensor]:
     """Both views of N internal frames, as the DOVER network's ``forward`` takes them:
     ``{'technical': (N·clips)×3×T×224×224, 'aesthetic': N×3×T×224×224}``."""
     check_view_settings(num_frames, num_technical_clips)
     technical = technical_view(
-        frames, num_technical_clips, generator=generator, seed=seed
+        frames,
+        num_technical_clips,
+        generator=generator,
+        seed=seed,
+        channel_order=channel_order,
+        quantise=quantise,
     )
+    aesthetic = aesthetic_view(frames, channel_order=channel_order, quantise=quantise)
     return {
         TECHNICAL: as_clip(technical, num_frames),
-        AESTHETIC: as_clip(aesthetic_view(frames), num_frames),
+        AESTHETIC: as_clip(aesthetic, num_frames),
     }
 
 
@@ -214,9 +268,11 @@ __all__ = [
     "as_clip",
     "check_frames",
     "check_view_settings",
+    "dover_pixels",
     "fragment_mosaic",
     "image_views",
     "sample_fragment_origins",
     "technical_view",
+    "truncate_to_uint8_levels",
     "upsample_to_view",
 ]

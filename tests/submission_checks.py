@@ -1,0 +1,53 @@
+"""Test helper: a run's submission passes the checks of the organisers' ``score.py``.
+
+The facts of the official ``codalab_scoring/score.py`` (varunj/cvpr-vqe, ``read_data``), restated:
+the results folder holds exactly two ``*.csv`` files (a glob of ``<folder>/*.csv``), named
+``metrics_supervised.csv`` and ``metrics_unsupervised.csv``; read with pandas, the unsupervised
+table has the column set ``{video_i, m_1 … m_12}`` and 3000 rows, the supervised one
+``{video_i, rmse}`` and 500 rows (a local subset: as many rows as it has videos). CodaLab unpacks
+the uploaded zip into that folder, so the two files sit at the zip root.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from vqe.metrics.score import main as score_main
+
+SUPERVISED, UNSUPERVISED = "metrics_supervised.csv", "metrics_unsupervised.csv"
+OFFICIAL_COLUMNS = {
+    UNSUPERVISED: {"video_i", *(f"m_{i}" for i in range(1, 13))},
+    SUPERVISED: {"video_i", "rmse"},
+}
+
+
+def check_official_folder(folder: Path, rows: dict[str, int]) -> None:
+    """The official read_data's assertions on ``folder``; ``rows``: file name → row count."""
+    names = sorted(path.name for path in folder.glob("*.csv"))
+    assert names == sorted(OFFICIAL_COLUMNS), f"{folder} holds {names}"
+    for name, columns in OFFICIAL_COLUMNS.items():
+        table = pd.read_csv(folder / name)
+        assert set(table.columns) == columns, (name, list(table.columns))
+        assert len(table) == rows[name], (name, len(table))
+
+
+def check_run_submission(run: Path, supervised_rows: int, unsupervised_rows: int) -> None:
+    """``run/submission/`` holds exactly the two CSVs and passes the official checks;
+    ``run/submission.zip`` holds exactly those two files, byte for byte, at its root; our
+    ``codalab_scoring/score.py`` (``vqe.metrics.score.main``) scores both."""
+    rows = {SUPERVISED: supervised_rows, UNSUPERVISED: unsupervised_rows}
+    folder = run / "submission"
+    assert sorted(path.name for path in folder.iterdir()) == sorted(OFFICIAL_COLUMNS)
+    check_official_folder(folder, rows)
+    with zipfile.ZipFile(run / "submission.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(OFFICIAL_COLUMNS)
+        for name in OFFICIAL_COLUMNS:
+            assert archive.read(name) == (folder / name).read_bytes(), name
+        unpacked = run.parent / f"{run.name}_unzipped"
+        archive.extractall(unpacked)
+    check_official_folder(unpacked, rows)
+    for results in (folder, run, run / "submission.zip"):
+        assert score_main(["--results", str(results), "--subset"]) == 0, results

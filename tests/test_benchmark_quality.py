@@ -1,0 +1,140 @@
+"""The quality benchmark end to end at CI size (``--tiny``): staged training through train(cfg),
+degraded test clips, the real vqe.enhance path and the baseline, every metric, the report files.
+
+No quality target here — the tiny model trains for two steps per stage; the full run
+(``python -m vqe.benchmarks.quality``) is where the targets are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vqe.benchmarks import quality
+from vqe.benchmarks.quality_clips import make_clips
+from vqe.benchmarks.quality_recipe import STAGES, _max_time, timed_overrides, wall_clock_cosine
+from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+from vqe.video import probe, read_frames
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("quality")
+    # Trains on the demo set's pool: the default demo cache ($VQE_DEMO_DIR), built on first use.
+    code = quality.main(["--tiny", "--out", str(out), "--clips", "2", "--frames", "6"])
+    return out, code
+
+
+def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, int]) -> None:
+    out, code = tiny_run
+    assert code == 0
+    result = json.loads((out / "quality.json").read_text())
+    assert [clip["photo"] for clip in result["clips"]] == [
+        TEST_PHOTOS[i % len(TEST_PHOTOS)] for i in range(2)
+    ]
+    assert set(result["methods"]) == {method.key for method in quality.METHODS}
+    available = {"psnr", "ssim", "ciede2000", "flicker", "warping_error"}
+    for key, entry in result["methods"].items():
+        means = entry["means"]
+        assert set(means) == set(quality.METRICS)
+        for metric in available:
+            assert means[metric] is not None and math.isfinite(means[metric]), (key, metric)
+        assert len(entry["per_clip"]) == 2
+        # LPIPS is a number exactly when its pretrained backbone is on disk, else explained.
+        if means["lpips"] is None:
+            assert "LPIPS" in result["metric_notes"]
+        else:
+            assert math.isfinite(means["lpips"])
+    assert 0 < result["methods"]["input"]["means"]["ssim"] <= 1
+    targets = result["targets"]
+    assert isinstance(targets["psnr_met"], bool) and isinstance(targets["flicker_met"], bool)
+    assert math.isfinite(targets["psnr_gain_over_baseline_db"])
+
+    stages = result["recipe"]["stages"]
+    assert [stage["experiment"] for stage in stages] == [stage.experiment for stage in STAGES]
+    assert all(stage["steps"] == 2 for stage in stages)
+    experiments = result["recipe"]["experiments"]
+    assert all(
+        not entry["loss"].get("vqa") and not entry["loss"].get("dover")
+        for entry in experiments.values()
+    )
+    assert experiments["stage1"]["model"] == "lut" and experiments["stage2"]["freeze_lut"]
+
+    table = (out / "quality.md").read_text()
+    for method in quality.METHODS:
+        assert f"| {method.label} |" in table
+    assert "PSNR (dB)" in table and "CIEDE2000" in table and "wall time" in table.lower()
+
+
+def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
+    tiny_run: tuple[Path, int],
+) -> None:
+    out, _ = tiny_run
+    for name in ("stage1.ckpt", "final.ckpt"):
+        state = torch.load(out / name, map_location="cpu", weights_only=True)["state_dict"]
+        assert any(key.startswith("enhancer.lut.") for key in state)
+    final = torch.load(out / "final.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert any(key.startswith("enhancer.unet.") for key in final)
+    inputs = sorted((out / "work" / "inputs").glob("*.mp4"))
+    assert len(inputs) == 2
+    for method in ("baseline", "stage1", "final"):
+        outputs = sorted((out / "work" / method).glob("*.mp4"))
+        assert [path.name for path in outputs] == [path.name for path in inputs]
+        info = probe(outputs[0])
+        assert (info.codec, info.pix_fmt) == ("h264", "yuv420p")  # the official encoding
+        assert len(list(read_frames(outputs[0]))) == 6
+    strip = np.asarray(Image.open(out / "quality.png"))
+    width, height = quality.TINY["size"]
+    assert strip.shape[0] > 2 * height and strip.shape[1] >= 5 * width  # 2 rows × 5 panels
+
+
+def test_test_clips_are_deterministic_and_cover_only_test_photos(tmp_path: Path) -> None:
+    assert not set(TEST_PHOTOS) & set(TRAIN_PHOTOS)
+    first = make_clips(tmp_path / "a", 1, 4, 64, 48, seed=3)
+    second = make_clips(tmp_path / "b", 1, 4, 64, 48, seed=3)
+    assert first[0].photo in TEST_PHOTOS
+    a, b = list(read_frames(first[0].input_path)), list(read_frames(second[0].input_path))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(first[0].target, second[0].target, strict=True))
+    assert first[0].degradations["flicker"] and first[0].degradations["h264_crf"]
+    # The input is darker than its clean target (dim key light).
+    assert np.mean(a) < np.mean(first[0].target)
+
+
+def test_the_wall_clock_schedule_follows_time_not_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("vqe.benchmarks.quality_recipe.time.perf_counter", lambda: now[0])
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=1.0)
+    scheduler = wall_clock_cosine(optimizer, total_steps=3, seconds=10.0)
+    assert optimizer.param_groups[0]["lr"] < 0.01  # the warm-up starts low
+    rates = []
+    for elapsed in (0.5, 1.0, 5.25, 10.0, 50.0):  # however many steps fit, time sets the rate
+        now[0] = 100.0 + elapsed
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[1] == pytest.approx(1.0, abs=0.01)  # warm-up over at 5 % of the time
+    assert rates[2] == pytest.approx(0.505, abs=0.01)  # half-way down the cosine (to 0.01)
+    assert rates[3] == pytest.approx(0.01) and rates[4] == pytest.approx(0.01)
+
+
+def test_a_timed_stage_is_stopped_by_max_time() -> None:
+    assert _max_time(61.2) == "00:00:01:02" and _max_time(0) == "00:00:00:01"
+    overrides = timed_overrides(90.0)
+    assert "+trainer.max_time=00:00:01:30" in overrides and "trainer.max_steps=-1" in overrides
+    assert any(item.endswith("wall_clock_cosine") for item in overrides)
+
+
+def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--size", "65x48"])
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--smoothing-alpha", "0"])
+    assert "alpha" in capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""The clean-photo pool (vqe.data.photos): offline photographs, disjoint splits, seeded pairs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vqe.data import photos
+from vqe.data.photos import (
+    TEST_PHOTOS,
+    TRAIN_PHOTOS,
+    CleanPhotoPairs,
+    load_photo,
+    photo_pool,
+)
+from vqe.data.sampler import FrameKey
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64)
+    return (small - small.mean()) / (small.std() + 1e-9)
+
+
+def test_every_pool_photo_loads_offline_as_rgb_uint8() -> None:
+    for name in TRAIN_PHOTOS + TEST_PHOTOS:
+        image = load_photo(name)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
+        assert min(image.shape[:2]) >= 256, f"{name} is too small to crop from"
+        # A colour photograph, not a grey image repeated over three channels.
+        assert np.abs(image[..., 0].astype(int) - image[..., 2]).mean() > 5, name
+
+
+def test_splits_are_disjoint_photographs() -> None:
+    assert TRAIN_PHOTOS and TEST_PHOTOS
+    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
+    # Different names could still be one picture (skimage's cat is chelsea): compare content.
+    for train_name in TRAIN_PHOTOS:
+        for test_name in TEST_PHOTOS:
+            a, b = _thumbnail(load_photo(train_name)), _thumbnail(load_photo(test_name))
+            assert (a * b).mean() < 0.9, f"{train_name} and {test_name} look like one photograph"
+
+
+def test_a_known_alias_would_be_caught_by_the_content_check() -> None:
+    # The check above must be able to fail: cat and chelsea are the same picture.
+    a, b = _thumbnail(load_photo("cat")), _thumbnail(load_photo("chelsea"))
+    assert (a * b).mean() > 0.99
+
+
+def test_photo_pool_returns_the_split_in_order() -> None:
+    test = photo_pool("test")
+    assert len(test) == len(TEST_PHOTOS)
+    np.testing.assert_array_equal(test[0], load_photo(TEST_PHOTOS[0]))
+    assert len(photo_pool("train")) == len(TRAIN_PHOTOS)
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        photo_pool("val")  # type: ignore[arg-type]
+
+
+def test_load_photo_returns_independent_copies() -> None:
+    first = load_photo(TRAIN_PHOTOS[0])
+    first[:] = 0
+    assert load_photo(TRAIN_PHOTOS[0]).max() > 0
+
+
+def test_grey_and_rgba_images_become_rgb() -> None:
+    grey = load_photo("camera")
+    assert grey.shape[2] == 3
+    np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
+    assert load_photo("logo").shape[2] == 3  # RGBA in skimage
+
+
+def test_unknown_and_non_image_names_are_refused_with_the_pool_named() -> None:
+    with pytest.raises(KeyError, match="nope.*astronaut"):
+        load_photo("nope")
+    with pytest.raises(KeyError, match="download_all"):
+        load_photo("download_all")  # a skimage.data function that downloads, not an image
+
+
+def test_photos_that_need_a_download_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def needs_pooch() -> np.ndarray:
+        raise ModuleNotFoundError("The requested file ... requires the installation of pooch")
+
+    monkeypatch.setattr(photos.skimage.data, "pretend_download", needs_pooch, raising=False)
+    with pytest.raises(ValueError, match="pretend_download.*not bundled"):
+        load_photo("pretend_download")
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def _identity(y: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    return y.clone()
+
+
+def test_pairs_are_reproducible_per_seed_epoch_and_index() -> None:
+    pairs = CleanPhotoPairs(crop_size=64, samples_per_epoch=8, seed=3)
+    again = CleanPhotoPairs(crop_size=64, samples_per_epoch=8, seed=3)
+    a, b = pairs[FrameKey(5, 2)], again[FrameKey(5, 2)]
+    torch.testing.assert_close(a["x"], b["x"], rtol=0, atol=0)
+    torch.testing.assert_close(a["y"], b["y"], rtol=0, atol=0)
+    other_epoch = pairs[FrameKey(5, 3)]
+    assert not torch.equal(a["y"], other_epoch["y"])
+    other_seed = CleanPhotoPairs(crop_size=64, samples_per_epoch=8, seed=4)[FrameKey(5, 2)]
+    assert not torch.equal(a["x"], other_seed["x"])
+
+
+def test_items_are_degraded_supervised_crops_of_the_listed_photos() -> None:
+    pairs = CleanPhotoPairs(crop_size=(48, 64), samples_per_epoch=2 * len(TRAIN_PHOTOS))
+    seen = set()
+    for index in range(len(pairs)):
+        item = pairs[index]
+        assert item["x"].shape == item["y"].shape == (3, 48, 64)
+        assert item["has_target"] and item["subset"] == "synthetic"
+        assert float((item["x"] - item["y"]).abs().mean()) > 0.01  # the input is degraded
+        seen.add(item["video_id"])
+    assert seen == {f"skimage.data.{name}" for name in TRAIN_PHOTOS}
+    assert not any(name in str(seen) for name in TEST_PHOTOS)
+
+
+def test_a_full_scale_window_is_the_resized_photo() -> None:
+    # scale 1, aspect 1 on a square photo: the window is the whole photo, resized (maybe flipped).
+    pairs = CleanPhotoPairs(
+        photos=("astronaut",),
+        crop_size=64,
+        scale=(1.0, 1.0),
+        ratio=(1.0, 1.0),
+        hflip_p=0.0,
+        pair_synthesis=_identity,
+    )
+    photo = load_photo("astronaut")
+    expected = cv2.resize(photo, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    got = pairs[0]["y"].permute(1, 2, 0).numpy()
+    assert np.abs(got - expected).mean() < 0.02
+
+
+def test_windows_vary_in_scale_and_flip() -> None:
+    pairs = CleanPhotoPairs(
+        photos=("astronaut",),
+        crop_size=32,
+        samples_per_epoch=16,
+        scale=(0.2, 1.0),
+        pair_synthesis=_identity,
+    )
+    targets = torch.stack([pairs[i]["y"] for i in range(16)])
+    assert torch.unique(targets.flatten(1).mean(1)).numel() == 16  # no two crops alike
+
+
+def test_bad_settings_name_the_parameter() -> None:
+    with pytest.raises(ValueError, match="photos is empty"):
+        CleanPhotoPairs(photos=())
+    with pytest.raises(ValueError, match="samples_per_epoch"):
+        CleanPhotoPairs(samples_per_epoch=0)
+    with pytest.raises(ValueError, match="scale"):
+        CleanPhotoPairs(scale=(0.0, 1.5))
+    with pytest.raises(KeyError, match="unknown photo"):
+        CleanPhotoPairs(photos=("nope",))

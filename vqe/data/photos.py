@@ -1,0 +1,277 @@
+"""A clean-photo pool from the photographs scikit-image ships, split into train and test.
+
+The natural colour photographs bundled with scikit-image (no download, no network) serve as
+clean targets: the demo set and :class:`CleanPhotoPairs` degrade them into inputs. The two
+splits hold *different photographs*, so a model trained on the train photos and measured on the
+test photos is measured on content it has never seen — not on new crops of memorised pictures.
+
+* ``TRAIN_PHOTOS`` — chelsea (a close-up face, the portrait-like one), coffee, rocket (a dusk
+  scene), stereo_motorcycle (its left view; the right view is a near duplicate and never used);
+* ``TEST_PHOTOS`` — astronaut (a portrait: the case that matters for video conferencing).
+
+Left out on purpose: the photographs that need a download (skin, lily, eagle, …), the synthetic
+or scientific colour images (colorwheel, logo, hubble_deep_field, immunohistochemistry, retina),
+``cat`` (the same picture as chelsea, so it would leak across the splits) and the grey images —
+:func:`load_photo` still loads any offline ``skimage.data`` image as RGB uint8 on request.
+
+:class:`CleanPhotoPairs` is a training dataset over a photo list: each item is a random crop
+(random scale, aspect jitter, horizontal flip) of one photo as the clean target ``y``, and
+``x = pair_synthesis(y, rng)`` degraded per item, with every draw seeded from
+(seed, epoch, index) like :class:`vqe.data.datasets.FrameDataset`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import skimage.data
+import torch
+from torch.utils.data import Dataset
+
+from vqe.conventions import rgb_uint8_to_tensor
+from vqe.data.datasets import PairSynthesis, item_seed
+from vqe.data.degradations import DegradationPipeline
+from vqe.data.sampler import FrameKey
+from vqe.data.transforms import Size, TrainTransform, as_size, hflip, resize
+from vqe.schema import SUBSET_SYNTHETIC
+
+#: Training photographs (``skimage.data`` function names).
+TRAIN_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket", "stereo_motorcycle")
+#: Test photographs, never in :data:`TRAIN_PHOTOS`.
+TEST_PHOTOS: tuple[str, ...] = ("astronaut",)
+#: Every photograph of the pool, train first.
+POOL_PHOTOS: tuple[str, ...] = TRAIN_PHOTOS + TEST_PHOTOS
+
+assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS), "train and test photos must be disjoint"
+
+Split = Literal["train", "test"]
+SPLIT_PHOTOS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}
+
+#: Prefix of the ``video_id`` / ``source`` of a :class:`CleanPhotoPairs` item.
+PHOTO_SOURCE_PREFIX = "skimage.data."
+#: ``skimage.data`` callables that are not images (one of them downloads everything).
+_NOT_IMAGES = frozenset({"download_all", "file_hash", "lbp_frontal_face_cascade_filename"})
+
+
+@functools.lru_cache(maxsize=16)
+def _decoded(name: str) -> np.ndarray:
+    loader = getattr(skimage.data, name, None)
+    if name.startswith("_") or name in _NOT_IMAGES or not callable(loader):
+        raise KeyError(
+            f"unknown photo {name!r}: not a scikit-image data function; the pool holds "
+            f"train {list(TRAIN_PHOTOS)} and test {list(TEST_PHOTOS)}"
+        )
+    try:
+        image = loader()
+    except ModuleNotFoundError as error:  # skimage asks for pooch: the file is not bundled
+        raise ValueError(
+            f"photo {name!r} is not bundled with scikit-image (it needs a download); "
+            f"choose one of {list(POOL_PHOTOS)}"
+        ) from error
+    if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+        image = image[0]
+    return _as_rgb_uint8(np.asarray(image), name)
+
+
+def _as_rgb_uint8(image: np.ndarray, name: str) -> np.ndarray:
+    """H×W (grey), H×W×3 or H×W×4 (alpha dropped) of any numeric dtype → H×W×3 uint8."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(
+            f"photo {name!r} has shape {image.shape}; expected a grey, RGB or RGBA image"
+        )
+    image = image[:, :, :3]
+    if image.dtype == np.bool_:
+        image = image.astype(np.uint8) * 255
+    elif np.issubdtype(image.dtype, np.floating):
+        # skimage float images are in [0, 1].
+        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"photo {name!r} has dtype {image.dtype}; expected uint8, bool or float")
+    image = np.ascontiguousarray(image)
+    image.flags.writeable = False  # cached: callers get copies
+    return image
+
+
+def load_photo(name: str) -> np.ndarray:
+    """The photograph ``skimage.data.<name>()`` as an H×W×3 RGB uint8 array (a fresh copy).
+
+    Grey images are repeated over the three channels and an alpha channel is dropped. Raises
+    KeyError for a name that is not a scikit-image data function and ValueError for one that
+    scikit-image does not bundle.
+    """
+    return _decoded(name).copy()
+
+
+def photo_pool(split: Split) -> list[np.ndarray]:
+    """The photographs of ``split`` ("train" or "test"), in list order, as RGB uint8 arrays."""
+    if split not in SPLIT_PHOTOS:
+        raise ValueError(f"photo_pool: split must be 'train' or 'test', got {split!r}")
+    return [load_photo(name) for name in SPLIT_PHOTOS[split]]
+
+
+def photo_tensor(name: str) -> torch.Tensor:
+    """A photograph as a 3×H×W RGB float tensor in [0, 1] (vqe's frame convention)."""
+    return rgb_uint8_to_tensor(load_photo(name))
+
+
+# --------------------------------------------------------------------------- training pairs
+
+
+def _check_range(value: Sequence[float], name: str, low: float, high: float) -> tuple[float, float]:
+    pair = tuple(float(v) for v in value)
+    if len(pair) != 2 or not low < pair[0] <= pair[1] <= high:
+        raise ValueError(
+            f"CleanPhotoPairs.{name}: expected [min, max] in ({low}, {high}], got {value!r}"
+        )
+    return pair[0], pair[1]
+
+
+class CleanPhotoPairs(Dataset[dict[str, Any]]):
+    """Degraded/clean pairs cut from clean photographs, different every epoch.
+
+    Item ``i`` of epoch ``e`` takes photo ``photos[i % len(photos)]`` (so every batch mixes the
+    photos), cuts a window whose side is ``scale`` × the largest window of the crop's aspect that
+    fits (the aspect jittered by ``ratio``), resizes it to ``crop_size`` (antialiased, so a large
+    window becomes a zoomed-out view), flips it with ``hflip_p``, and degrades it:
+    ``x = pair_synthesis(y, rng)``. All draws come from (seed, e, i).
+
+    Items look like :class:`vqe.data.datasets.FrameDataset` items of the ``synthetic`` subset
+    (``video_id`` = ``skimage.data.<photo>``, ``frame_index`` = i), so the batch sampler, the
+    module and the losses treat them as supervised synthetic frames.
+
+    Args:
+        photos: ``skimage.data`` names of the clean photographs (default :data:`TRAIN_PHOTOS`).
+        crop_size: output (height, width) or int.
+        samples_per_epoch: items per epoch (the dataset length).
+        scale: [min, max] side fraction of the window (1 = the largest window that fits).
+        ratio: [min, max] aspect of the window relative to the crop's, drawn log-uniformly.
+        hflip_p: probability of a horizontal flip.
+        pair_synthesis: the degradation; None uses :class:`DegradationPipeline` defaults
+            (``configs/degradation/realesrgan.yaml`` mirrors them).
+        seed: base of the per-item seeds.
+    """
+
+    def __init__(
+        self,
+        photos: Sequence[str] = TRAIN_PHOTOS,
+        crop_size: int | Sequence[int] = 128,
+        samples_per_epoch: int = 256,
+        scale: Sequence[float] = (0.35, 1.0),
+        ratio: Sequence[float] = (0.8, 1.25),
+        hflip_p: float = 0.5,
+        pair_synthesis: PairSynthesis | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        self.photos = tuple(photos)
+        if not self.photos:
+            raise ValueError(
+                "CleanPhotoPairs: photos is empty; give at least one skimage.data name"
+            )
+        size = as_size(crop_size, "CleanPhotoPairs.crop_size")
+        assert size is not None
+        if samples_per_epoch < 1:
+            raise ValueError(
+                f"CleanPhotoPairs.samples_per_epoch must be >= 1, got {samples_per_epoch}"
+            )
+        if not 0.0 <= hflip_p <= 1.0:
+            raise ValueError(f"CleanPhotoPairs.hflip_p must be in [0, 1], got {hflip_p}")
+        self.crop_size: Size = size
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.scale = _check_range(scale, "scale", 0.0, 1.0)
+        self.ratio = _check_range(ratio, "ratio", 0.0, 1e3)
+        self.hflip_p = float(hflip_p)
+        self.pair_synthesis: PairSynthesis = pair_synthesis or DegradationPipeline()
+        self.seed = 0 if seed is None else int(seed)
+        # Decoded once here (and so in the main process, before workers fork).
+        self._images = [photo_tensor(name) for name in self.photos]
+        for name, image in zip(self.photos, self._images, strict=True):
+            if min(image.shape[1:]) < 16:
+                raise ValueError(
+                    f"CleanPhotoPairs: photo {name!r} is too small ({tuple(image.shape)})"
+                )
+        # What the datamodule's loader reads: every item has this size, so batches stack.
+        self.transform = TrainTransform(self.crop_size)
+        self.csv_path = f"CleanPhotoPairs({', '.join(self.photos)})"  # named in loader errors
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def has_target(self, row: int) -> bool:
+        return True
+
+    def group_keys(self, by_size: bool) -> list[Hashable]:
+        """One key for every item: all are supervised synthetic frames of ``crop_size``."""
+        key: Hashable = (
+            (SUBSET_SYNTHETIC, True, *self.crop_size) if by_size else (SUBSET_SYNTHETIC, True)
+        )
+        return [key] * len(self)
+
+    def _window(self, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """A random window of ``image`` resized to ``crop_size``."""
+        height, width = image.shape[1:]
+        out_h, out_w = self.crop_size
+        log_ratio = rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        aspect = out_w / out_h * math.exp(log_ratio)  # window width / height
+        largest_h = min(height, width / aspect)
+        window_h = max(1, min(height, round(largest_h * rng.uniform(*self.scale))))
+        window_w = max(1, min(width, round(window_h * aspect)))
+        top = int(rng.integers(0, height - window_h + 1))
+        left = int(rng.integers(0, width - window_w + 1))
+        window = image[:, top : top + window_h, left : left + window_w]
+        return resize(window[None], self.crop_size)[0].clamp(0.0, 1.0)
+
+    def __getitem__(self, key: int | FrameKey) -> dict[str, Any]:
+        index, epoch = (key.index, key.epoch) if isinstance(key, FrameKey) else (int(key), 0)
+        if not 0 <= index < len(self):
+            raise IndexError(f"CleanPhotoPairs: index {index} out of range [0, {len(self)})")
+        geometry, degradation = item_seed(self.seed, epoch, index).spawn(2)
+        rng = np.random.default_rng(geometry)
+        photo = index % len(self.photos)
+        y = self._window(self._images[photo], rng)
+        if rng.random() < self.hflip_p:
+            y = hflip(y)
+        y = y.contiguous()
+        x = self.pair_synthesis(y, np.random.default_rng(degradation))
+        if tuple(x.shape) != tuple(y.shape):
+            raise ValueError(
+                f"pair_synthesis returned shape {tuple(x.shape)} for a photo crop of "
+                f"{tuple(y.shape)}; it must keep the frame size"
+            )
+        name = self.photos[photo]
+        return {
+            "x": x,
+            "y": y,
+            "subset": SUBSET_SYNTHETIC,
+            "video_id": PHOTO_SOURCE_PREFIX + name,
+            "frame_index": index,
+            "has_target": True,
+            "source": PHOTO_SOURCE_PREFIX + name,
+            # Not a stored frame: the critics score DOVER(x) on the batch, never from a cache.
+            "stored_input": "",
+        }
+
+
+def optional_photo_pairs(enabled: bool, **options: Any) -> CleanPhotoPairs | None:
+    """``CleanPhotoPairs(**options)`` when ``enabled``, else None — for configs that train on
+    the photo pool only in some runs (``configs/dataset/demo.yaml``: the demo run only)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"optional_photo_pairs: enabled must be true or false, got {enabled!r}")
+    return CleanPhotoPairs(**options) if enabled else None
+
+
+__all__ = [
+    "POOL_PHOTOS",
+    "TEST_PHOTOS",
+    "TRAIN_PHOTOS",
+    "CleanPhotoPairs",
+    "load_photo",
+    "optional_photo_pairs",
+    "photo_pool",
+    "photo_tensor",
+]
