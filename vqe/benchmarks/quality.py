@@ -244,12 +244,28 @@ def markdown(result: dict[str, Any]) -> str:
     for key, note in result["metric_notes"].items():
         lines.append(f"{key}: {note}")
     recipe = result["recipe"]
+    lines += [
+        "",
+        "Recipe (`vqe.training.train.train` per stage, each from the previous stage's last "
+        "checkpoint; supervised losses only, no critic; the clean-photo training pool):",
+        "",
+    ]
+    for name, entry in recipe.get("experiments", {}).items():
+        loss = " + ".join(f"{weight:g}·{term}" for term, weight in entry["loss"].items())
+        crop = "×".join(str(side) for side in entry["crop_size"])
+        lines.append(
+            f"- {name} (`experiment={entry['experiment']}`): {entry['model']}"
+            + (" (LUT frozen)" if entry["freeze_lut"] else "")
+            + f", loss {loss}, {entry['optimizer']} lr {entry['lr']:g}, batch "
+            f"{entry['batch_size']} × {crop} crops, {entry['share_of_budget']:.0%} of the budget"
+        )
     stages = ", ".join(
         f"{stage['name']} {stage['steps']} steps in {stage['seconds']:.0f} s"
         for stage in recipe["stages"]
     )
     timings = result["timings"]
     lines += [
+        "",
         f"Training ({recipe['mode']}): {stages}.",
         f"Wall time: {timings['total_s']:.0f} s (training {timings['train_s']:.0f} s, clips "
         f"{timings['clips_s']:.0f} s, enhancement {timings['enhance_s']:.0f} s, metrics "
