@@ -2,26 +2,41 @@
 
 With nothing configured it runs the demo (embedded demo set, random critics, CPU, a few
 minutes); see ``configs/vqe.yaml`` and the README for real data and the staged recipe.
+
+Exit codes: 0 done; 1 an error that is the user's to fix (one logged line naming the key or
+file and what to do); 143 / 130 stopped by SIGTERM / Ctrl-C, with a checkpoint and the command
+that resumes the run logged.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 import vqe.training.resolvers  # noqa: F401  (the configs' ${vqe.…} resolvers; light import)
+from vqe.training.config_checks import ConfigError, check_numbers  # light too
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="vqe")
 def main(cfg: DictConfig) -> None:
-    # Imported here so that config errors (and --help, --cfg) answer before torch is loaded.
-    from vqe.training.train import train
+    # Checked and imported here so that config errors (and --help, --cfg) answer before torch
+    # is loaded.
+    try:
+        check_numbers(cfg)
+    except ConfigError as error:
+        logging.getLogger("train_vqe").error("%s", error)
+        sys.exit(1)
+    from vqe.training.train import run_training
 
-    train(cfg)
+    code = run_training(cfg)
+    if code:
+        sys.exit(code)  # a SystemExit passes through Hydra, which would report an exception
 
 
 if __name__ == "__main__":

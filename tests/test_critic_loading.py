@@ -190,9 +190,12 @@ def test_missing_vqa_weights_say_where_to_get_them_and_what_to_set(tmp_path: Pat
 def test_random_vqa_warns_loudly_and_is_loaded_once(tmp_path: Path):
     with pytest.warns(RuntimeWarning, match="RANDOM weights.*MEANINGLESS"):
         critic = load_vqa(None, allow_random=True)
-    with pytest.warns(RuntimeWarning, match="does not exist"):
-        again = load_vqa(tmp_path / "VQA.ckpt", allow_random=True)
+    with pytest.warns(RuntimeWarning, match="no weights file was given"):
+        again = load_vqa(None, allow_random=True)
     assert isinstance(critic, VQA) and again is critic
+    # A given path that does not exist is never replaced by random weights (a typo on the demo).
+    with pytest.raises(CriticWeightsMissingError, match="VQA.ckpt does not exist"):
+        load_vqa(tmp_path / "VQA.ckpt", allow_random=True)
     assert is_frozen(critic)
     assert next(critic.parameters()).device.type == "cpu"
 

@@ -227,7 +227,10 @@ def _cheap_degradation(y: torch.Tensor, rng) -> torch.Tensor:
 
 
 def test_train_pairs_join_the_csv_rows_every_epoch(root: Path) -> None:
-    from vqe.data.photos import TRAIN_PHOTOS, CleanPhotoPairs
+    from vqe.data.photos import POOL_PHOTOS, TRAIN_PHOTOS, CleanPhotoPairs, photo_source
+
+    pool_sources = {photo_source(name) for name in POOL_PHOTOS}
+    train_sources = {photo_source(name) for name in TRAIN_PHOTOS}
 
     pairs = CleanPhotoPairs(crop_size=16, samples_per_epoch=6, pair_synthesis=_cheap_degradation)
     datamodule = make_datamodule(root, train_pairs=pairs)
@@ -238,9 +241,9 @@ def test_train_pairs_join_the_csv_rows_every_epoch(root: Path) -> None:
     photo_items = []
     for batch in datamodule.train_dataloader():
         assert batch["x"].shape[-2:] == (16, 16) and len(set(batch["has_target"].tolist())) == 1
-        photo_items += [s for s in batch["source"] if s.startswith("skimage.data.")]
+        photo_items += [s for s in batch["source"] if s in pool_sources]
     assert len(photo_items) == 6  # each generated pair once per epoch
-    assert {s.removeprefix("skimage.data.") for s in photo_items} <= set(TRAIN_PHOTOS)
+    assert set(photo_items) <= train_sources
     # Validation is untouched: still the held-out CSV video only.
     assert videos_of(datamodule.val_set) == videos_of(csv_only.val_set)
 

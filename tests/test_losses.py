@@ -14,6 +14,7 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
+from vqe import losses
 from vqe.critics.scorer import CriticScores
 from vqe.critics.vqa import DECREASING_AUX_INDEX, higher_is_better, load_vqa
 from vqe.losses import (
@@ -42,9 +43,17 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def random_lpips() -> LPIPSLoss:
-    """LPIPS with a random backbone — its values mean nothing; the warning says so."""
-    with pytest.warns(RuntimeWarning, match="RANDOM alex backbone"):
-        return LPIPSLoss(backbone_weights="/nonexistent/alexnet.pth", allow_random_backbone=True)
+    """LPIPS with a random backbone — its values mean nothing; the warning says so. Random only
+    when no path is given and the default file is absent (a given path must exist)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(losses, "default_backbone_path", lambda net: Path("/nonexistent/alex.pth"))
+        with pytest.warns(RuntimeWarning, match="RANDOM alex backbone"):
+            return LPIPSLoss(allow_random_backbone=True)
+
+
+def test_a_given_lpips_backbone_path_that_is_missing_is_refused_even_with_random_allowed() -> None:
+    with pytest.raises(LPIPSWeightsMissingError, match="/nonexistent/alexnet.pth"):
+        LPIPSLoss(backbone_weights="/nonexistent/alexnet.pth", allow_random_backbone=True)
 
 
 def critic_scores(p: torch.Tensor, aux: torch.Tensor) -> CriticScores:

@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 import torch
 
+from vqe.conventions import WELL_EXPOSED_LUMA
 from vqe.data import photos
 from vqe.data.photos import (
     TEST_PHOTOS,
     TRAIN_PHOTOS,
     CleanPhotoPairs,
     load_photo,
+    mean_luma,
     photo_pool,
+    photo_tensor,
+    reexpose,
 )
 from vqe.data.sampler import FrameKey
 
@@ -114,7 +118,7 @@ def test_items_are_degraded_supervised_crops_of_the_listed_photos() -> None:
         assert item["has_target"] and item["subset"] == "synthetic"
         assert float((item["x"] - item["y"]).abs().mean()) > 0.01  # the input is degraded
         seen.add(item["video_id"])
-    assert seen == {f"skimage.data.{name}" for name in TRAIN_PHOTOS}
+    assert seen == {photos.photo_source(name) for name in TRAIN_PHOTOS}
     assert not any(name in str(seen) for name in TEST_PHOTOS)
 
 
@@ -127,6 +131,7 @@ def test_a_full_scale_window_is_the_resized_photo() -> None:
         ratio=(1.0, 1.0),
         hflip_p=0.0,
         pair_synthesis=_identity,
+        reference_luma=None,
     )
     photo = load_photo("astronaut")
     expected = cv2.resize(photo, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
@@ -155,3 +160,32 @@ def test_bad_settings_name_the_parameter() -> None:
         CleanPhotoPairs(scale=(0.0, 1.5))
     with pytest.raises(KeyError, match="unknown photo"):
         CleanPhotoPairs(photos=("nope",))
+
+
+@pytest.mark.parametrize("luma", [0.2, WELL_EXPOSED_LUMA, 0.7])
+def test_reexpose_reaches_the_mean_luma_with_a_tone_curve(luma: float) -> None:
+    rocket = photo_tensor("rocket")  # a dusk scene, mean luma ≈ 0.24
+    out = reexpose(rocket, luma)
+    assert abs(mean_luma(out) - luma) < 1e-3
+    # A power curve: pixel order, black and white stay; nothing clips.
+    flat_in, flat_out = rocket.flatten(), out.flatten()
+    order = torch.argsort(flat_in)
+    assert bool((flat_out[order].diff() >= -1e-6).all())
+    assert float(out.min()) == pytest.approx(float(rocket.min()), abs=1e-6)
+    assert float(out.max()) <= 1.0
+
+
+def test_pairs_teach_one_well_lit_exposure_by_default() -> None:
+    # Whole-photo windows of a dark and a bright photograph: both targets sit at the reference
+    # exposure by default; reference_luma=None keeps each photograph's own.
+    def whole_photo_targets(**options: object) -> list[float]:
+        pairs = CleanPhotoPairs(
+            photos=("rocket", "chelsea"), crop_size=64, scale=(1.0, 1.0),
+            pair_synthesis=_identity, **options,
+        )  # fmt: skip
+        return [mean_luma(pairs[index]["y"]) for index in range(2)]
+
+    rexposed = whole_photo_targets()
+    assert rexposed == pytest.approx([WELL_EXPOSED_LUMA] * 2, abs=0.03)
+    own = whole_photo_targets(reference_luma=None)
+    assert own[0] < 0.3 < own[1]  # rocket dark, chelsea bright: the dusk prior it would teach

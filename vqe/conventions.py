@@ -24,6 +24,11 @@ VQA_SCALE = 128.0
 #: BT.601 luma weights for R, G, B (flicker, tone curves): Y = 0.299 R + 0.587 G + 0.114 B.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
+#: Mean luma (in [0, 1]) of a well-exposed frame: what the baseline's exposure correction aims at
+#: and what the clean-photo pool's training targets are re-exposed to (a conferencing enhancer
+#: should light every scene well, not keep a dusk photograph dark).
+WELL_EXPOSED_LUMA = 0.45
+
 #: DOVER normalises 0–255 values with the ImageNet statistics (in 0–255 units), listed for the
 #: channels in the order they reach it.
 DOVER_MEAN = (123.675, 116.28, 103.53)

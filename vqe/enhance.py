@@ -11,7 +11,11 @@ and encoded with the official settings — H.264, yuv420p, CRF 18, 30 fps; input
 are resampled to 30 fps first like the official frame extraction (``--fps``) — under **the same
 file name** in ``--dir_out``. That is the submission layout:
 ``dir_out/video_XXXX_x.mp4`` for each ``dir_in/video_XXXX_x.mp4``. Files that are not mp4 are
-listed as ignored.
+listed as ignored. The input's audio track is copied unchanged into the output; an odd frame
+size (which yuv420p cannot hold) is encoded as yuv444p at the same size; an input that decodes
+to fewer frames than its container declares (a truncated copy) is enhanced as far as it goes.
+Each of these, and audio that had to be dropped, is listed under ``notes`` in the summary,
+naming the file.
 
 Batch behaviour (:mod:`vqe.folder_jobs`): a progress bar over videos and one per video (frames);
 an existing output is skipped unless ``--overwrite``; outputs are written under a temporary

@@ -21,6 +21,12 @@ The model comes from :mod:`vqe.enhance_backends`; output frames are encoded with
 settings (:class:`vqe.video.VideoWriter`: H.264, yuv420p, CRF 18, 30 fps). Inputs at another
 rate are first resampled to 30 fps as the official frame extraction does (``fps``), so the
 output keeps the input's duration; ``fps=None`` keeps the decoded frames one for one.
+
+What the official encoding cannot hold is kept another way and said (a
+:class:`~vqe.video.VideoWarning` naming the file, listed in the folder report): an odd frame
+size (yuv420p needs even sides) is encoded as yuv444p at the input's exact size; the input's
+audio track is copied unchanged into the output — unless ``fps=None`` retimes a video that is
+not at 30 fps, which would put the sound out of step: then it is dropped.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from vqe.video import (
     OFFICIAL_FPS,
     VideoError,
     VideoWriter,
+    audio_to_keep,
     frames_at,
+    output_pix_fmt,
     probe,
     read_frames,
 )
@@ -147,12 +155,19 @@ def enhance_video(
 ) -> int:
     """Enhance ``source`` into ``destination`` (official encoding); returns frames written."""
     times = times if times is not None else StageTimes()
-    total = frames_at(probe(source), settings.fps)  # probe fails early, naming the file
+    info = probe(source)  # fails early, naming the file
     bar = tqdm(
-        total=total, desc=source.name, unit="frame", leave=False, disable=not settings.progress
+        total=frames_at(info, settings.fps),
+        desc=source.name,
+        unit="frame",
+        leave=False,
+        disable=not settings.progress,
+    )
+    writer = VideoWriter(
+        destination, pix_fmt=output_pix_fmt(info), audio_from=audio_to_keep(info, settings.fps)
     )
     try:
-        with VideoWriter(destination) as writer:
+        with writer:
             for image in enhance_frames(read_frames(source, settings.fps), model, settings, times):
                 start = time.perf_counter()
                 writer.write(image)

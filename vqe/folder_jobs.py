@@ -6,7 +6,10 @@ The job is ``job(source, destination) -> frames written``; it must be picklable 
 function or a :func:`functools.partial` of one) so worker processes can run it. Each output is
 written under a temporary name beside its final place and renamed only when the job succeeded,
 so a crash never leaves a half-written video that a rerun would take for finished. Existing
-outputs are left alone (reported as skipped) unless ``overwrite`` is set.
+outputs are left alone (reported as skipped) unless ``overwrite`` is set. The
+:class:`~vqe.video.VideoWarning` messages of a job (a truncated input, audio that was dropped…)
+are collected per video and listed in the report as notes: the output is written, and the user
+is told what it lacks.
 
 Worker processes come from a fork server (spawn where there is none), as in
 :mod:`vqe.data.build`: a child forked from a process whose torch or OpenCV thread pools have run
@@ -18,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
+
+from vqe.video import VideoWarning
 
 VIDEO_SUFFIXES = (".mp4",)
 
@@ -37,6 +43,7 @@ class FolderReport:
     skipped: list[Path] = field(default_factory=list)  # the output already existed
     failed: list[tuple[Path, str]] = field(default_factory=list)  # input, why (names the file)
     ignored: list[Path] = field(default_factory=list)  # files in the folder that are not videos
+    notes: list[str] = field(default_factory=list)  # VideoWarnings of the jobs (name the file)
     frames: int = 0
 
     @property
@@ -57,6 +64,9 @@ class FolderReport:
                 f"ignored {len(self.ignored)} files that are not "
                 f"{'/'.join(VIDEO_SUFFIXES)}: {names}{' …' if len(self.ignored) > 5 else ''}"
             )
+        if self.notes:
+            lines.append(f"notes ({len(self.notes)}):")
+            lines += [f"  {note}" for note in self.notes]
         if self.failed:
             lines.append(f"FAILED {len(self.failed)}:")
             lines += [f"  {reason}" for _, reason in self.failed]
@@ -77,17 +87,34 @@ def _partial_path(destination: Path) -> Path:
     return destination.with_name(f".{destination.stem}.partial{destination.suffix}")
 
 
-def _run_one(job: Job, source: Path, destination: Path) -> tuple[int, str | None]:
-    """Run the job on a temporary output; (frames, None) or (0, the reason it failed)."""
+def _noted(job: Job, source: Path, destination: Path) -> tuple[int, list[str]]:
+    """Run the job; its frames and the messages of the VideoWarnings it raised, in order."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VideoWarning)
+        frames = job(source, destination)
+    for warning in caught:  # other warnings go on to the usual filters and output
+        if not issubclass(warning.category, VideoWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    notes = [str(item.message) for item in caught if issubclass(item.category, VideoWarning)]
+    return frames, list(dict.fromkeys(notes))  # one warning per file and problem
+
+
+def _run_one(job: Job, source: Path, destination: Path) -> tuple[int, str | None, list[str]]:
+    """Run the job on a temporary output; (frames, None, notes) or (0, the reason it failed,
+    [])."""
     partial = _partial_path(destination)
     try:
-        frames = job(source, partial)
+        frames, notes = _noted(job, source, partial)
         os.replace(partial, destination)
-        return frames, None
+        return frames, None, notes
     except Exception as error:  # any failure of one video must not stop the others
         partial.unlink(missing_ok=True)
         reason = str(error)  # VideoError messages already name the file
-        return 0, reason if str(source) in reason else f"{source}: {type(error).__name__}: {reason}"
+        if str(source) not in reason:
+            reason = f"{source}: {type(error).__name__}: {reason}"
+        return 0, reason, []
 
 
 def plan_folder(dir_in: Path, dir_out: Path, overwrite: bool) -> tuple[list[Path], FolderReport]:
@@ -131,12 +158,13 @@ def process_folder(
     workers = workers or min(os.cpu_count() or 1, max(len(todo), 1))
     progress = tqdm(total=len(todo), desc=description, unit="video", file=sys.stderr)
 
-    def record(source: Path, frames: int, reason: str | None) -> None:
+    def record(source: Path, frames: int, reason: str | None, notes: list[str]) -> None:
         if reason is None:
             report.written.append(dir_out / source.name)
             report.frames += frames
         else:
             report.failed.append((source, reason))
+        report.notes += notes
         progress.update()
 
     if workers == 1 or len(todo) <= 1:
@@ -151,8 +179,9 @@ def process_folder(
                 try:
                     record(futures[future], *future.result())
                 except BrokenProcessPool as error:  # a worker died (out of memory, a crash)
-                    record(futures[future], 0, f"worker process died: {error}")
+                    record(futures[future], 0, f"worker process died: {error}", [])
     progress.close()
     report.written.sort()
     report.failed.sort()
+    report.notes.sort()
     return report

@@ -257,7 +257,9 @@ def build_lpips_network(
     ``backbone_weights`` (default: torchvision's cache file, :func:`default_backbone_path`). The
     calibrated linear layers come from ``linear_weights`` (default: the file shipped inside the
     ``lpips`` package). A missing backbone file raises :class:`LPIPSWeightsMissingError`, unless
-    ``allow_random_backbone``: then the backbone stays random, with a loud warning.
+    ``allow_random_backbone`` and no path was given (the default file is absent): then the
+    backbone stays random, with a loud warning. A path that is given must exist — a mistyped
+    one is never replaced by random weights.
     """
     import lpips  # imported late: only losses that use LPIPS pay for it
 
@@ -287,7 +289,7 @@ def build_lpips_network(
             raise ValueError(f"{backbone_path}: expected a state dict, got {type(checkpoint)}")
         network.net.load_state_dict(_backbone_state(network.net, checkpoint, backbone_path))
         log.info("LPIPS %s backbone loaded from %s", net, backbone_path)
-    elif allow_random_backbone:
+    elif allow_random_backbone and not backbone_weights:
         message = (
             f"LPIPS: backbone weights {backbone_path} not found; using a RANDOM {net} backbone "
             "because allow_random_backbone is true. LPIPS values are MEANINGLESS — tests and the "
@@ -297,7 +299,8 @@ def build_lpips_network(
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     else:
         raise LPIPSWeightsMissingError(
-            f"LPIPS: backbone weights {backbone_path} not found (nothing is downloaded). Get "
+            f"LPIPS: backbone weights {backbone_path} not found (nothing is downloaded; a path "
+            "that is given is never replaced by random weights). Get "
             f"{_TORCHVISION_URL}{LPIPS_BACKBONE_FILES[net]} and put it there, or set "
             "loss.terms.lpips.backbone_weights=/path/to/it, or set loss.weights.lpips=0"
         )

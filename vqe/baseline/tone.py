@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vqe.conventions import LUMA_WEIGHTS, UINT8_MAX
-from vqe.video import OFFICIAL_FPS, VideoWriter, read_frames
+from vqe.conventions import LUMA_WEIGHTS, UINT8_MAX, WELL_EXPOSED_LUMA
+from vqe.video import OFFICIAL_FPS, VideoWriter, audio_to_keep, output_pix_fmt, probe, read_frames
 
 _LEVELS = np.arange(256, dtype=np.float32) / UINT8_MAX  # LUT input values in [0, 1]
 _HISTOGRAM_BINS = 32
@@ -42,7 +42,7 @@ class ToneSettings:
     white_percentile: float = 99.5
     max_black: float = 0.1  # never lift the black point above this
     max_stretch: float = 3.0  # cap on 1 / (white − black)
-    target_mean: float = 0.45  # mean luma the exposure correction aims at
+    target_mean: float = WELL_EXPOSED_LUMA  # mean luma the exposure correction aims at
     exposure_strength: float = 0.7  # fraction (in log gamma) of the full correction
     gamma_range: tuple[float, float] = (0.45, 1.6)
     thumbnail_width: int = 160
@@ -173,9 +173,15 @@ def tone_map_video(
     """Map every frame of ``source`` (streamed) and encode ``destination`` with the official
     encoding (H.264, yuv420p, CRF 18, 30 fps). The input is first resampled to ``fps`` (the
     official 30-fps extraction, so the output keeps its duration; None: frames one for one).
-    Returns frames written."""
+    Odd frame sizes and the input's audio are kept as :mod:`vqe.enhance` keeps them
+    (:func:`~vqe.video.output_pix_fmt`, :func:`~vqe.video.audio_to_keep`). Returns frames
+    written."""
     mapper = ToneMapper(settings)
-    with VideoWriter(destination) as writer:
+    info = probe(source)
+    writer = VideoWriter(
+        destination, pix_fmt=output_pix_fmt(info), audio_from=audio_to_keep(info, fps)
+    )
+    with writer:
         for frame in read_frames(source, fps):
             writer.write(mapper(frame))
     if writer.frames_written == 0:

@@ -313,10 +313,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recipe = {**recipe, "mode": f"{recipe['mode']}; re-measured with --eval-only"}
     else:
         budget = None if args.steps is not None else args.minutes
-        stages = run_recipe(out, budget, args.steps, tiny=args.tiny)
+        stages = run_recipe(out, budget, args.steps, args.tiny, args.overrides)
         mode = f"{args.steps} steps per stage" if budget is None else f"{budget:g}-minute budget"
         recipe = {"mode": mode, "stages": describe(stages)}
-    recipe["experiments"] = recipe_summary(TINY_OVERRIDES if args.tiny else ())
+    recipe["experiments"] = recipe_summary(
+        [*(TINY_OVERRIDES if args.tiny else ()), *args.overrides]
+    )
     train_s = time.perf_counter() - started
 
     # 2. test clips
@@ -491,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"vqe.enhance LUT-weight smoothing (default {DEFAULT_ALPHA})",
     )  # fmt: skip
     parser.add_argument("--no-smoothing", action="store_true", help="vqe.enhance --no-smoothing")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="Hydra overrides for every training stage, e.g. dataset.train_pairs.reference_luma=null",
+    )  # fmt: skip
     parser.add_argument(
         "--lpips-backbone", type=Path,
         help="torchvision AlexNet weights for LPIPS (default: torchvision's cache file)",

@@ -38,7 +38,7 @@ class CheckpointMismatchError(ValueError):
 
 
 class CriticWeightsMissingError(FileNotFoundError):
-    """A critic's weights file was not given or does not exist (and random critics are off)."""
+    """A critic's weights file does not exist, or none was given and random critics are off."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -238,32 +238,43 @@ def resolve_weights(
 ) -> Path | None:
     """Decide where a critic's weights come from.
 
-    Returns the resolved weights path when it exists; ``None`` when it does not but
-    ``allow_random`` is set (after a loud warning: the caller then builds a random critic);
-    otherwise raises :class:`CriticWeightsMissingError` saying where to get ``file_name`` and
-    which config keys to set.
+    Returns the resolved weights path when it exists. A path that is given but is not a file
+    always raises :class:`CriticWeightsMissingError` naming it: a mistyped path must never turn
+    into random weights. Only when no path is given does ``allow_random`` return ``None`` (after
+    a loud warning: the caller then builds a random critic); otherwise the error says where to
+    get ``file_name`` and which config keys to set.
     """
-    if path is not None and str(path).strip() and Path(path).expanduser().is_file():
+    given = path is not None and bool(str(path).strip())
+    if given and Path(path).expanduser().is_file():
         return Path(path).expanduser().resolve()
-
-    if path is None or not str(path).strip():
-        problem = "no weights file was given"
-    elif Path(path).expanduser().exists():
-        problem = f"the weights path {path} is not a file"
-    else:
-        problem = f"the weights file {path} does not exist"
+    if given:
+        raise CriticWeightsMissingError(
+            _bad_path_message(Path(path), critic, file_name, config_group, where_to_get)
+        )
     if not allow_random:
         raise CriticWeightsMissingError(
-            f"{critic}: {problem}. Get {file_name} {where_to_get} and set "
+            f"{critic}: no weights file was given. Get {file_name} {where_to_get} and set "
             f"{config_group}.weights=/path/to/{file_name}, or set "
             f"{config_group}.allow_random_critics=true to run with a randomly initialised "
             f"{critic} whose scores are meaningless (tests and the demo only)."
         )
     message = (
-        f"{critic}: {problem}; using RANDOM weights because {config_group}.allow_random_critics"
-        f" is true. Its scores are MEANINGLESS — do not train or report results with them. "
-        f"Get {file_name} {where_to_get} and set {config_group}.weights."
+        f"{critic}: no weights file was given; using RANDOM weights because {config_group}."
+        f"allow_random_critics is true. Its scores are MEANINGLESS — do not train or report "
+        f"results with them. Get {file_name} {where_to_get} and set {config_group}.weights."
     )
     log.warning(message)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     return None
+
+
+def _bad_path_message(
+    path: Path, critic: str, file_name: str, config_group: str, where_to_get: str
+) -> str:
+    problem = "is not a file" if path.expanduser().exists() else "does not exist"
+    return (
+        f"{critic}: the weights file {path} {problem}. Fix {config_group}.weights (get "
+        f"{file_name} {where_to_get}); {config_group}.allow_random_critics never replaces a "
+        f"given file with random weights: for a random {critic}, as on the demo, leave "
+        f"{config_group}.weights unset."
+    )

@@ -281,8 +281,8 @@ def load_vqa(path: str | Path | None, allow_random: bool = False) -> VQA:
     """The frozen VQA critic, on the CPU when first loaded; loaded once per process.
 
     ``path`` is ``VQA.ckpt`` (a Lightning checkpoint whose ``state_dict`` keys carry the
-    ``_model.`` prefix) or a plain state dict; it is loaded strictly. Without a usable path
-    this raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError`, unless
+    ``_model.`` prefix) or a plain state dict; it is loaded strictly. A path that is not a file
+    raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError`; so does ``None``, unless
     ``allow_random`` is set: then a seeded random critic is returned with a loud warning.
     """
     weights = resolve_weights(

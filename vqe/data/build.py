@@ -13,7 +13,9 @@ What it writes (the *index root* is ``out_dir``, or ``source_dir`` when ``out_di
 - One CSV per split present, ``train.csv``/``test.csv`` at the index root, with the columns of
   :data:`vqe.schema.INDEX_COLUMNS`; paths are POSIX and relative to the index root (synthetic
   frames outside it get ``../`` paths). The CSVs are the build's summary and are rewritten by
-  every build (the log says when one is replaced).
+  every build (the log says when one is replaced), atomically (temporary file, then rename). An
+  existing CSV is kept, and the build fails, when the new one would lose rows of it: always when
+  the new one is empty, otherwise unless ``overwrite=true``.
 
 Resuming: ``<name>/extraction.json`` is written after a video's last frame. A video with that
 marker, the same ``fps`` and source file size, and all its frames is skipped; one without it is
@@ -28,8 +30,13 @@ one index root and run ``merge=true``.
 Checks: an ``_x`` video without its ``_y`` (or the reverse), an unreadable video, x/y pairs of
 different length or frame size, synthetic folders with unmatched or differently sized frames and
 empty folders are each reported with the file they concern; every good video is still built and
-indexed. The command prints the failures and a summary table and exits with status 1 when
-anything failed (2 for bad arguments).
+indexed. A video that gives fewer frames than its header declares (truncated) is built and
+listed as a warning. The command prints the failures, the warnings and a summary table and
+exits with status 1 when anything failed or an index was kept (2 for bad arguments).
+
+Interruptions: SIGTERM or SIGINT stop the worker processes at once (none outlives the build),
+write no index and exit with 143 / 130. Frames of a video cut short carry no
+``extraction.json``, so running the same command again resumes where it stopped.
 
 Hydra writes nothing to the working directory: the run directory is ``.`` without changing into
 it, ``hydra.output_subdir`` is null and logging goes to stdout only (``configs/build.yaml``).
@@ -40,11 +47,13 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 
@@ -54,6 +63,8 @@ from tqdm import tqdm
 
 from vqe.data.extract import Failure, ItemResult, Settings, process_item
 from vqe.data.index import (
+    IndexedVideo,
+    IndexKept,
     index_file_name,
     merge_shard_indexes,
     merge_shards,
@@ -71,7 +82,29 @@ from vqe.schema import SPLITS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BuildReport", "Failure", "SubsetCounts", "build_dataset", "merge_shards"]
+__all__ = [
+    "BuildInterrupted",
+    "BuildReport",
+    "Failure",
+    "SubsetCounts",
+    "build_dataset",
+    "merge_shards",
+]
+#: How long terminated workers get to exit before they are killed.
+_WORKER_EXIT_SECONDS = 5.0
+
+
+class BuildInterrupted(BaseException):
+    """SIGTERM / SIGINT arrived; a BaseException like KeyboardInterrupt, so that no ``except
+    Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
 
 
 @dataclass
@@ -88,18 +121,23 @@ class BuildReport:
     counts: dict[tuple[str, str], SubsetCounts] = field(default_factory=dict)  # (split, subset)
     failed: list[Failure] = field(default_factory=list)
     index_files: list[Path] = field(default_factory=list)  # CSVs written, shard and merged ones
+    kept_indexes: list[str] = field(default_factory=list)  # why an existing CSV was kept
+    warnings: list[Failure] = field(default_factory=list)  # built, but e.g. from a short video
     frames_written: int = 0  # PNG files written by this run
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.kept_indexes
 
     def add(self, result: ItemResult) -> None:
         counts = self.counts.setdefault((result.item.split, result.item.subset), SubsetCounts())
         if result.failure is not None:
             counts.failed += 1
             self.failed.append(result.failure)
+        for text in result.warnings:
+            log.warning("%s: %s", result.item.name, text)
+            self.warnings.append(Failure(result.item.name, text))
         if result.video is not None:
             counts.videos += 1
             counts.frames += result.video.frame_count
@@ -120,6 +158,18 @@ class BuildReport:
         lines = [f"{len(self.failed)} item(s) failed:"]
         lines += [f"  {failure.item}: {failure.reason}" for failure in sorted(self.failed)]
         return "\n".join(lines)
+
+    def warning_list(self) -> str:
+        lines = [f"{len(self.warnings)} warning(s):"]
+        lines += [f"  {warning.item}: {warning.reason}" for warning in sorted(self.warnings)]
+        return "\n".join(lines)
+
+    def problems(self) -> str:
+        """Failures, warnings and kept indexes, for the end of the command's output."""
+        parts = [self.failure_list()] if self.failed else []
+        parts += [self.warning_list()] if self.warnings else []
+        parts += [f"index not written: {reason}" for reason in self.kept_indexes]
+        return "\n".join(parts)
 
 
 def _table_row(split: str, subset: str, cells: Sequence[object]) -> str:
@@ -150,6 +200,24 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Drop the queued items and end the running ones now, waiting until every worker is gone:
+    shutdown() alone lets workers finish their items, racing a re-run of the build."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    if terminate is not None:
+        terminate()
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(_WORKER_EXIT_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _results(
     items: list[Item], settings: Settings, workers: int, bar: tqdm
 ) -> Iterator[ItemResult]:
@@ -169,18 +237,24 @@ def _results(
                     reason = f"its worker process died ({error}); out of memory? try fewer workers"
                     yield ItemResult(item, failure=Failure(item.name, reason))
                 bar.update()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # an interruption, or the caller stopped early
+            _stop_pool(pool)
             raise
 
 
-def _merge_complete_shards(index_root: Path, splits: list[str], count: int) -> list[Path]:
-    merged = []
+def _merge_complete_shards(
+    report: BuildReport, splits: list[str], count: int, overwrite: bool
+) -> None:
+    index_root = report.index_root
     for split in splits:
         parts = [index_root / index_file_name(split, (k, count)) for k in range(1, count + 1)]
         present = sum(path.exists() for path in parts)
         if present == count:
-            merged.append(merge_shard_indexes(index_root, split, count))
+            try:
+                report.index_files.append(merge_shard_indexes(index_root, split, count, overwrite))
+            except IndexKept as kept:
+                log.error("%s", kept)
+                report.kept_indexes.append(str(kept))
         else:
             log.info(
                 "%s: %d of %d shard indexes present; the last shard to finish (or merge=true) "
@@ -190,7 +264,25 @@ def _merge_complete_shards(index_root: Path, splits: list[str], count: int) -> l
                 count,
                 index_file_name(split),
             )
-    return merged
+
+
+def _write_split_indexes(
+    report: BuildReport,
+    videos: list[IndexedVideo],
+    splits: list[str],
+    shard: tuple[int, int] | None,
+    overwrite: bool,
+) -> None:
+    """Write one index per split into the report's root; a kept one is logged and recorded."""
+    for split in splits:
+        path = report.index_root / index_file_name(split, shard)
+        try:
+            write_index(path, (video for video in videos if video.split == split), overwrite)
+        except IndexKept as kept:
+            log.error("%s", kept)
+            report.kept_indexes.append(str(kept))
+            continue
+        report.index_files.append(path)
 
 
 def build_dataset(
@@ -229,12 +321,9 @@ def build_dataset(
             report.add(result)
             if result.video is not None:
                 videos.append(result.video)
-    for split in splits:
-        path = index_root / index_file_name(split, shard_spec)
-        write_index(path, (video for video in videos if video.split == split))
-        report.index_files.append(path)
+    _write_split_indexes(report, videos, splits, shard_spec, overwrite)
     if shard_spec is not None:
-        report.index_files += _merge_complete_shards(index_root, splits, shard_spec[1])
+        _merge_complete_shards(report, splits, shard_spec[1], overwrite)
     report.seconds = time.perf_counter() - started
     log.info(
         "built %d items in %.1f s: %d frames written, %d failed; index files: %s",
@@ -242,9 +331,30 @@ def build_dataset(
         report.seconds,
         report.frames_written,
         len(report.failed),
-        ", ".join(path.name for path in report.index_files),
+        ", ".join(path.name for path in report.index_files) or "none",
     )
     return report
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    # Further signals would break off the cleanup, which is short (workers are killed after
+    # _WORKER_EXIT_SECONDS), and leave workers behind.
+    for name in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(name, signal.SIG_IGN)
+    raise BuildInterrupted(signum)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`BuildInterrupted` in the main thread."""
+    previous = {
+        name: signal.signal(name, _raise_interrupted) for name in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
 
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="build")
@@ -257,26 +367,37 @@ def main(config: DictConfig) -> None:
         sys.exit(2)
     out_dir = Path(config.out_dir) if config.out_dir is not None else None
     try:
-        if config.merge:
-            for path in merge_shards(out_dir or Path(config.source_dir)):
-                print(f"wrote {path}")
-            return
-        report = build_dataset(
-            Path(config.source_dir),
-            out_dir=out_dir,
-            fps=config.fps,
-            workers=config.workers,
-            shard=config.shard,
-            overwrite=config.overwrite,
-            progress=config.progress,
+        with _interruptible():
+            if config.merge:
+                for path in merge_shards(out_dir or Path(config.source_dir), config.overwrite):
+                    print(f"wrote {path}")
+                return
+            report = build_dataset(
+                Path(config.source_dir),
+                out_dir=out_dir,
+                fps=config.fps,
+                workers=config.workers,
+                shard=config.shard,
+                overwrite=config.overwrite,
+                progress=config.progress,
+            )
+    except BuildInterrupted as interruption:
+        print(
+            f"{interruption}: no index written; finished videos are kept, run the same command "
+            "again to resume",
+            file=sys.stderr,
         )
+        sys.exit(interruption.exit_code)
+    except IndexKept as kept:  # merge=true
+        print(f"error: {kept}", file=sys.stderr)
+        sys.exit(1)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if report.failed:
-        print(report.failure_list())
+    if report.problems():
+        print(report.problems())
     print(report.summary_table())
-    if report.failed:
+    if not report.ok:
         sys.exit(1)
 
 

@@ -15,6 +15,11 @@ Stages:
 * **test** — ``test_csv`` rows that ``test_query`` selects.
 Val and test frames are whole, or centre-cropped / resized to ``eval_size`` — never random.
 
+Every file a stage's rows list is checked to exist when the stage is set up (a directory listing,
+no decoding), so a missing frame stops the run before training, naming the file and its CSV
+line. ``on_bad_frame`` says what a missing or undecodable frame does: ``"stop"`` raises,
+``"skip"`` logs it and trains without it (see :class:`vqe.data.datasets.FrameDataset`).
+
 Distributed training: the batch sampler splits batches over ranks itself, so the trainer must
 run with ``use_distributed_sampler=False``; :meth:`VQEDataModule.setup` raises otherwise.
 """
@@ -31,7 +36,13 @@ from torch.utils.data import DataLoader
 
 from vqe import schema
 from vqe.data.concat import ConcatFrameSets, FrameSource
-from vqe.data.datasets import FrameDataset, PairSynthesis, read_index
+from vqe.data.datasets import (
+    BAD_FRAME_POLICIES,
+    BadFramePolicy,
+    FrameDataset,
+    PairSynthesis,
+    read_index,
+)
 from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
 
@@ -75,6 +86,8 @@ class VQEDataModule(pl.LightningDataModule):
         batch_size, eval_batch_size, drop_last, num_workers, pin_memory, persistent_workers:
             DataLoader settings (``drop_last`` applies to training only).
         seed: base of the per-epoch order and per-item augmentation seeds (None means 0).
+        on_bad_frame: ``"stop"`` (default) or ``"skip"`` for a listed frame that is missing or
+            does not decode; skipped frames are logged with their path and CSV line.
     """
 
     def __init__(
@@ -100,8 +113,14 @@ class VQEDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         seed: int | None = 0,
+        on_bad_frame: BadFramePolicy = "stop",
     ) -> None:
         super().__init__()
+        if on_bad_frame not in BAD_FRAME_POLICIES:
+            raise ValueError(
+                f"dataset.on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {on_bad_frame!r}"
+            )
+        self.on_bad_frame = on_bad_frame
         self.save_hyperparameters(logger=False, ignore=["pair_synthesis", "train_pairs"])
         self.path = path
         self.train_csv, self.test_csv = train_csv, test_csv
@@ -161,7 +180,7 @@ class VQEDataModule(pl.LightningDataModule):
             )
 
     def _dataset(self, csv_name: str, table: pd.DataFrame, train: bool) -> FrameDataset:
-        return FrameDataset(
+        dataset = FrameDataset(
             self.data_root(),
             table,
             self.data_root() / csv_name,
@@ -169,7 +188,11 @@ class VQEDataModule(pl.LightningDataModule):
             pair_synthesis=self.pair_synthesis if train else None,
             synthesis_subsets=self.synthesis_subsets,
             seed=self.seed,
+            on_bad_frame=self.on_bad_frame,
         )
+        # Here rather than mid-epoch: a missing frame found late costs the epoch's work.
+        dataset.check_files()
+        return dataset
 
     def _build_fit_sets(self) -> None:
         csv_path = self.data_root() / self.train_csv

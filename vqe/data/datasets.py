@@ -6,15 +6,22 @@ with and without ``y``: :class:`vqe.data.sampler.GroupedBatchSampler` keeps them
 
 Per-item randomness (crop, flips, jitter, synthesised degradations) is seeded from
 (seed, epoch, index), so an item is the same whichever worker loads it and whenever.
+
+Bad frames: messages name the file and its line in the CSV (:data:`CSV_LINE`, the header being
+line 1), not its position in a filtered table. :meth:`FrameDataset.check_files` finds missing
+files before training (a directory listing per folder, no decoding); a frame that is missing or
+does not decode when read is handled by ``on_bad_frame``: ``"stop"`` raises, ``"skip"`` logs
+the file and its line and serves another frame of the same group (subset, target, size) instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -35,6 +42,14 @@ log = logging.getLogger(__name__)
 
 #: Columns every index must have; ``frame_index`` is derived when absent (official CSVs lack it).
 REQUIRED_COLUMNS = schema.FRAME_INDEX_COLUMNS
+#: Column :func:`read_index` adds: the row's line in its CSV (the header is line 1), so that
+#: messages point into the file whatever query filtered the table.
+CSV_LINE = "csv_line"
+#: What a frame that cannot be read does: stop the run (raise) or be skipped (logged).
+BadFramePolicy = Literal["stop", "skip"]
+BAD_FRAME_POLICIES = ("stop", "skip")
+#: Missing files listed in one message; the total is always given.
+_LISTED_FILES = 10
 #: CSVs whose official subset names were already reported (one log line per file).
 _NORMALISED_CSVS: set[str] = set()
 _TEXT_COLUMNS = {
@@ -45,15 +60,19 @@ _TEXT_COLUMNS = {
 }
 
 
+class UnreadableFrame(ValueError):
+    """A listed frame exists but does not decode as an image."""
+
+
 def _integer_column(table: pd.DataFrame, column: str, csv_path: Path, minimum: int) -> pd.Series:
-    """The column as int64, or an error naming the CSV, the column and the first bad row."""
+    """The column as int64, or an error naming the CSV, the column and the first bad line."""
     values = pd.to_numeric(table[column], errors="coerce")
     bad = values.isna() | (values < minimum) | (values % 1 != 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"{csv_path}: column {column!r} must hold integers >= {minimum}; "
-            f"row {row} has {table[column].iloc[row]!r}"
+            f"line {table[CSV_LINE].iloc[row]} has {str(table[column].iloc[row])!r}"
         )
     return values.astype(np.int64)
 
@@ -106,7 +125,8 @@ def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
     """Read a frame-index CSV, check its columns and values, and keep the rows ``query`` selects.
 
     ``query`` is a :meth:`pandas.DataFrame.query` expression, e.g.
-    ``"subset == 'synthetic' and video_id in ['video_0001']"``. The index is reset to 0…n-1.
+    ``"subset == 'synthetic' and video_id in ['video_0001']"``. The index is reset to 0…n-1;
+    column :data:`CSV_LINE` keeps each row's line in the file.
 
     CSVs made by the organisers' ``dataset_builder.py`` are accepted as they are: their subset
     names are read as vqe's (:data:`vqe.schema.OFFICIAL_SUBSETS`; a query may use either) and
@@ -126,6 +146,7 @@ def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
         raise ValueError(
             f"{csv_path}: missing columns {missing}; a frame index has {list(schema.INDEX_COLUMNS)}"
         )
+    table[CSV_LINE] = np.arange(len(table), dtype=np.int64) + 2  # before any row is dropped
     table = normalise_subsets(table, csv_path)
     bad_subsets = sorted(set(table[schema.SUBSET]) - set(schema.SUBSETS))
     if bad_subsets:
@@ -166,6 +187,8 @@ class FrameDataset(Dataset[dict[str, Any]]):
             get ``x = pair_synthesis(y, rng)`` (after the geometric transform, before the
             photometric one) instead of reading their input file.
         seed: base of the per-item seeds.
+        on_bad_frame: ``"stop"`` raises on a frame that is missing or does not decode;
+            ``"skip"`` logs it (path and CSV line) and serves another frame of its group.
     """
 
     def __init__(
@@ -177,7 +200,12 @@ class FrameDataset(Dataset[dict[str, Any]]):
         pair_synthesis: PairSynthesis | None = None,
         synthesis_subsets: Sequence[str] = schema.SUPERVISED_SUBSETS,
         seed: int = 0,
+        on_bad_frame: BadFramePolicy = "stop",
     ) -> None:
+        if on_bad_frame not in BAD_FRAME_POLICIES:
+            raise ValueError(
+                f"on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {on_bad_frame!r}"
+            )
         unknown = sorted(set(synthesis_subsets) - set(schema.SUPERVISED_SUBSETS))
         if unknown:
             raise ValueError(
@@ -186,11 +214,17 @@ class FrameDataset(Dataset[dict[str, Any]]):
             )
         self.root = Path(root)
         self.csv_path = Path(csv_path)
-        self.index = index.reset_index(drop=True)
         self.transform = transform
         self.pair_synthesis = pair_synthesis
         self.synthesis_subsets = tuple(synthesis_subsets)
         self.seed = seed
+        self.on_bad_frame = on_bad_frame
+        self._set_rows(index)
+        self._bad_rows: set[int] = set()  # rows found unreadable in this process (skip policy)
+        self._group_rows: dict[Hashable, list[int]] | None = None  # built on the first skip
+
+    def _set_rows(self, index: pd.DataFrame) -> None:
+        self.index = index.reset_index(drop=True)
         targets = self.index[schema.IMG_TARGET].fillna("").astype(str).str.strip()
         self._has_target = (targets != "").to_numpy()
 
@@ -215,26 +249,117 @@ class FrameDataset(Dataset[dict[str, Any]]):
         heights, widths = self.index[schema.HEIGHT].tolist(), self.index[schema.WIDTH].tolist()
         return list(zip(subsets, self._has_target.tolist(), heights, widths))
 
+    def _where(self, row: int) -> str:
+        """Where row ``row`` comes from: its CSV line, or its table row without one."""
+        if CSV_LINE in self.index.columns:
+            return f"{self.csv_path} line {self.index.at[row, CSV_LINE]}"
+        return f"{self.csv_path} (table row {row})"
+
     def _read(self, relative: str, row: int) -> torch.Tensor:
         path = self.root / relative
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path}: frame listed in {self.csv_path} (row {row}) does not exist"
+                f"{path}: frame listed in {self._where(row)} does not exist; rebuild the index "
+                "or restore the file"
             )
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(
-                f"{path}: frame listed in {self.csv_path} (row {row}) cannot be decoded as an image"
+            hint = " or set dataset.on_bad_frame=skip" if self.on_bad_frame == "stop" else ""
+            raise UnreadableFrame(
+                f"{path}: frame listed in {self._where(row)} cannot be decoded as an image; "
+                f"rebuild it (vqe.data.build overwrite=true){hint}"
             )
         frame = bgr_uint8_to_tensor(image)
         expected = (int(self.index.at[row, schema.HEIGHT]), int(self.index.at[row, schema.WIDTH]))
         if tuple(frame.shape[1:]) != expected:
             raise ValueError(
                 f"{path}: frame is {frame.shape[1]}×{frame.shape[2]} (h×w) but "
-                f"{self.csv_path} row {row} "
-                f"says {expected[0]}×{expected[1]}; rebuild the index"
+                f"{self._where(row)} says {expected[0]}×{expected[1]}; rebuild the index"
             )
         return frame
+
+    # ------------------------------------------------------------------ bad frames
+
+    def _needed_files(self) -> pd.DataFrame:
+        """(row, relative path) of every file reading the rows opens."""
+        rows = np.arange(len(self.index))
+        synthesised = self._has_target & self.index[schema.SUBSET].isin(self.synthesis_subsets)
+        reads_source = ~synthesised.to_numpy() if self.pair_synthesis is not None else rows >= 0
+        sources = pd.DataFrame({"row": rows[reads_source]})
+        sources["path"] = self.index[schema.IMG_SOURCE].to_numpy()[reads_source]
+        targets = pd.DataFrame({"row": rows[self._has_target]})
+        targets["path"] = self.index[schema.IMG_TARGET].to_numpy()[self._has_target]
+        return pd.concat([sources, targets], ignore_index=True)
+
+    def _missing(self, files: pd.DataFrame) -> np.ndarray:
+        """Mask of ``files`` that do not exist: one listing per folder, not a stat per frame."""
+        listings: dict[str, set[str]] = {}
+        missing = np.zeros(len(files), dtype=bool)
+        for position, relative in enumerate(files["path"]):
+            folder, name = os.path.split(os.path.join(self.root, relative))
+            if folder not in listings:
+                try:
+                    listings[folder] = set(os.listdir(folder))
+                except OSError:  # no such folder (or not one): every file in it is missing
+                    listings[folder] = set()
+            missing[position] = name not in listings[folder]
+        return missing
+
+    def check_files(self) -> int:
+        """Find the listed files that do not exist, before any is read; returns their count.
+
+        ``on_bad_frame="stop"`` raises ``FileNotFoundError`` naming them with their CSV lines;
+        ``"skip"`` logs them the same way and drops their rows.
+        """
+        files = self._needed_files()
+        missing = files[self._missing(files)]
+        if missing.empty:
+            return 0
+        listed = [f"{self._where(row)}: {path}" for row, path in missing.head(_LISTED_FILES).values]
+        more = len(missing) - len(listed)
+        text = (
+            f"{len(missing)} file(s) listed in {self.csv_path} do not exist under {self.root}:\n  "
+            + "\n  ".join(listed)
+            + (f"\n  … and {more} more" if more else "")
+        )
+        if self.on_bad_frame == "stop":
+            raise FileNotFoundError(
+                f"{text}\nrebuild the index (python -m vqe.data.build), restore the files, or "
+                "set dataset.on_bad_frame=skip to train without those rows"
+            )
+        rows = sorted(set(missing["row"]))
+        log.warning("%s\nskipping their %d row(s) (on_bad_frame=skip)", text, len(rows))
+        self._set_rows(self.index.drop(index=rows))
+        return len(missing)
+
+    def _stand_in(self, row: int, error: Exception) -> int:
+        """Log ``row`` as unreadable and pick the next readable-looking row of its group, so
+        that the batch still stacks (same subset, target and size)."""
+        if row not in self._bad_rows:
+            self._bad_rows.add(row)
+            log.warning("skipped (on_bad_frame=skip): %s", error)
+        if self._group_rows is None:
+            self._group_rows = {}
+            for position, key in enumerate(self.group_keys(by_size=True)):
+                self._group_rows.setdefault(key, []).append(position)
+        group = self._group_rows[self.group_keys_of(row)]
+        start = group.index(row)
+        for other in group[start + 1 :] + group[:start]:
+            if other not in self._bad_rows:
+                return other
+        raise RuntimeError(
+            f"{self.csv_path}: every frame of group {self.group_keys_of(row)} is unreadable "
+            f"(last: {error}); rebuild the index"
+        ) from error
+
+    def group_keys_of(self, row: int) -> Hashable:
+        """The finest group key of one row (what :meth:`group_keys` gives with ``by_size``)."""
+        return (
+            self.index.at[row, schema.SUBSET],
+            bool(self._has_target[row]),
+            int(self.index.at[row, schema.HEIGHT]),
+            int(self.index.at[row, schema.WIDTH]),
+        )
 
     def _synthesises(self, row: int) -> bool:
         return (
@@ -245,6 +370,15 @@ class FrameDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, key: int | FrameKey) -> dict[str, Any]:
         row, epoch = (key.index, key.epoch) if isinstance(key, FrameKey) else (int(key), 0)
+        while True:
+            try:
+                return self._item(row, epoch)
+            except (FileNotFoundError, UnreadableFrame) as error:
+                if self.on_bad_frame == "stop":
+                    raise
+                row = self._stand_in(row, error)
+
+    def _item(self, row: int, epoch: int) -> dict[str, Any]:
         record = self.index.iloc[row]
         streams = item_seed(self.seed, epoch, row).spawn(2)
         generator = torch.Generator().manual_seed(int(streams[0].generate_state(1, np.uint64)[0]))
@@ -260,7 +394,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
                 raise ValueError(
                     f"pair_synthesis returned shape {tuple(x.shape)} for a target of "
                     f"{tuple(y.shape)} "
-                    f"(row {row} of {self.csv_path}); it must keep the frame size"
+                    f"({self._where(row)}); it must keep the frame size"
                 )
             if self.transform is not None:
                 x = self.transform.photometric(x, generator)

@@ -7,6 +7,10 @@ that marker, matching settings and all its frames is complete and is reused; a f
 was interrupted and is extracted again. A marker from other settings (fps, source file size) is
 an error unless ``overwrite`` is set — finished work is never replaced silently.
 
+A video that gives fewer frames than its header declares (a truncated copy decodes cleanly up to
+where it ends) is still built, with a warning naming the file in :attr:`ItemResult.warnings`;
+the warning is repeated whenever the short extraction is reused.
+
 Each function here runs in a worker process and reports problems as :class:`ItemError`, whose
 message names the file.
 """
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +34,7 @@ from vqe.conventions import swap_rgb_bgr_uint8
 from vqe.data.index import IndexedVideo, frame_file_name
 from vqe.data.layout import SOURCE_FRAMES_DIR, SUBSET_DIRS, TARGET_FRAMES_DIR, Item
 from vqe.schema import SUBSET_SYNTHETIC
-from vqe.video import VideoError, probe, read_frames
+from vqe.video import VideoError, frames_at, probe, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,7 @@ class ItemResult:
     failure: Failure | None = None
     skipped: bool = False  # a complete earlier extraction was reused
     frames_written: int = 0  # PNG files written (input and target frames)
+    warnings: tuple[str, ...] = ()  # built, but not quite as asked (e.g. a truncated video)
 
 
 def process_item(item: Item, settings: Settings) -> ItemResult:
@@ -230,6 +236,35 @@ def _write_frames(
     return count, shape[0], shape[1]
 
 
+def _videos_of(item: Item) -> list[Path]:
+    return [item.source] + ([item.target] if item.target is not None else [])
+
+
+def _shortfall(path: Path, fps: float | None, count: int) -> str | None:
+    """A warning when ``path`` gave fewer frames than its header declares (a truncated file)."""
+    declared = frames_at(probe(path), fps)
+    # Resampling rounds the last slot, so a complete file may end one frame early at a set fps.
+    slack = 0 if fps is None else 1
+    if declared is None or count >= declared - slack:
+        return None
+    return (
+        f"{path}: gave {count} frames ({_fps_text(fps)}) but its header declares {declared}; "
+        "the file looks truncated, so its index rows are short; replace it with a complete "
+        "copy and build again with overwrite=true"
+    )
+
+
+def _short_videos(item: Item, fps: float | None, count: int, noted: list[str]) -> list[str]:
+    """Truncation warnings for the item's videos that ``noted`` does not already name."""
+    found = []
+    for path in _videos_of(item):
+        if not any(text.startswith(f"{path}:") for text in noted):
+            shortfall = _shortfall(path, fps, count)
+            if shortfall is not None:
+                found.append(shortfall)
+    return found
+
+
 def _length_mismatch(item: Item, fps: float | None, source_count: int, target_count: int) -> str:
     assert item.target is not None
     return (
@@ -308,7 +343,9 @@ def extract_video(item: Item, settings: Settings) -> ItemResult:
             )
         folders = [source_dir] + ([target_dir] if target_dir is not None else [])
         if all(_frames_present(folder, previous.frame_count) for folder in folders):
-            return ItemResult(item, video=_indexed(item, settings, previous), skipped=True)
+            noted = _short_videos(item, previous.requested_fps, previous.frame_count, [])
+            video = _indexed(item, settings, previous)
+            return ItemResult(item, video=video, skipped=True, warnings=tuple(noted))
         log.warning("%s: frames missing although marked complete; extracting again", video_dir)
 
     # From here on the folder counts as incomplete until the new marker is in place.
@@ -318,17 +355,26 @@ def extract_video(item: Item, settings: Settings) -> ItemResult:
         target_dir.mkdir(exist_ok=True)
     written: list[Path] = []
     try:
-        count, height, width = _write_frames(item, source_dir, target_dir, settings.fps, written)
-    except Exception:
+        # Warnings raised while decoding (vqe.video's) would only reach a worker's stderr: keep
+        # them with the result, which the build reports.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            count, height, width = _write_frames(
+                item, source_dir, target_dir, settings.fps, written
+            )
+    except BaseException:  # an interruption too: leave no partial frames behind
         _remove_written(written, [d for d in (target_dir, source_dir, video_dir) if d is not None])
         raise
+    noted = [str(warning.message) for warning in caught]
+    noted += _short_videos(item, settings.fps, count, noted)
     for folder in (source_dir, target_dir):
         if folder is not None:
             _remove_surplus_frames(folder, count)
     fps = settings.fps if settings.fps is not None else (probe(item.source).fps or None)
     extraction = Extraction(settings.fps, fps, count, height, width, *wanted[1:])
     _write_marker(marker_path, extraction)
-    return ItemResult(item, video=_indexed(item, settings, extraction), frames_written=len(written))
+    video = _indexed(item, settings, extraction)
+    return ItemResult(item, video=video, frames_written=len(written), warnings=tuple(noted))
 
 
 def _indexed(item: Item, settings: Settings, extraction: Extraction) -> IndexedVideo:

@@ -87,27 +87,85 @@ def index_file_name(split: str, shard: tuple[int, int] | None = None) -> str:
     return f"{split}.shard-{shard[0]}-of-{shard[1]}.csv"
 
 
-def _write_rows(path: Path, rows: Iterable[tuple[str, ...]]) -> int:
-    """Write a whole index atomically (temporary file, then rename); returns the row count."""
+class IndexKept(ValueError):
+    """A new index was not written because it would lose rows of the existing one."""
+
+
+def _sources(path: Path) -> set[str] | None:
+    """The ``img_source`` values of an existing index; None when there is no readable one."""
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            if header is None or IMG_SOURCE not in header:
+                return None
+            column = header.index(IMG_SOURCE)
+            return {row[column] for row in reader if len(row) > column}
+    except FileNotFoundError:
+        return None
+
+
+def _refusal(path: Path, old: set[str], new: set[str], overwrite: bool) -> str | None:
+    """Why ``path`` (holding ``old``) must be kept rather than replaced by ``new``; None if not."""
+    lost = old - new
+    if not lost:
+        return None
+    if not new:
+        # Never: an empty index is what a build that refused every video writes (issue 12).
+        return (
+            f"kept {path} ({len(old)} rows): the new index would be empty; fix the failures "
+            "listed above, or delete the file if an empty index is really wanted"
+        )
+    if overwrite:
+        return None
+    example = min(lost)
+    return (
+        f"kept {path} ({len(old)} rows): the new index would lose {len(lost)} of them "
+        f"(e.g. {example}) and hold {len(new)}; fix the failures listed above, or pass "
+        "overwrite=true (or delete the file) to write the smaller index"
+    )
+
+
+def _write_rows(path: Path, rows: Iterable[tuple[str, ...]], overwrite: bool = False) -> int:
+    """Write a whole index atomically (temporary file, then rename); returns the row count.
+
+    Raises :class:`IndexKept` (and leaves ``path`` as it was) when the new rows would drop rows
+    of the existing file: always when the new index is empty, else unless ``overwrite``.
+    """
     # One temporary name per process: two shards may merge the same index at the same time.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sources: set[str] = set()
     count = 0
-    with temporary.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(INDEX_COLUMNS)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    if path.exists() and not filecmp.cmp(temporary, path, shallow=False):
-        log.info("replacing %s (its rows changed; now %d rows)", path, count)
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(INDEX_COLUMNS)
+            for row in rows:
+                writer.writerow(row)
+                sources.add(row[_COLUMN[IMG_SOURCE]])
+                count += 1
+        old = _sources(path)
+        refusal = _refusal(path, old, sources, overwrite) if old is not None else None
+        if refusal is not None:
+            raise IndexKept(refusal)
+        if old is not None and not filecmp.cmp(temporary, path, shallow=False):
+            log.info(
+                "replacing %s (its rows changed; %d rows before, %d now)", path, len(old), count
+            )
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return count
 
 
-def write_index(path: Path, videos: Iterable[IndexedVideo]) -> int:
-    """Write the rows of ``videos`` in index order; returns the row count."""
+def write_index(path: Path, videos: Iterable[IndexedVideo], overwrite: bool = False) -> int:
+    """Write the rows of ``videos`` in index order; returns the row count.
+
+    Raises :class:`IndexKept` when that would lose rows of the existing ``path`` (see
+    :func:`_write_rows`).
+    """
     ordered = sorted(videos, key=lambda video: video.sort_key)
-    return _write_rows(path, (row for video in ordered for row in video.rows()))
+    return _write_rows(path, (row for video in ordered for row in video.rows()), overwrite)
 
 
 def _read_rows(path: Path) -> list[list[str]]:
@@ -130,7 +188,7 @@ def _row_key(row: list[str]) -> tuple[int, str, int]:
     )
 
 
-def merge_shard_indexes(root: Path, split: str, count: int) -> Path:
+def merge_shard_indexes(root: Path, split: str, count: int, overwrite: bool = False) -> Path:
     """Merge ``<split>.shard-k-of-<count>.csv`` (k = 1 … count) into ``<split>.csv``."""
     paths = [root / index_file_name(split, (index, count)) for index in range(1, count + 1)]
     missing = [path.name for path in paths if not path.exists()]
@@ -153,7 +211,7 @@ def merge_shard_indexes(root: Path, split: str, count: int) -> Path:
             )
         seen.add(row[_COLUMN[IMG_SOURCE]])
     target = root / index_file_name(split)
-    _write_rows(target, (tuple(row) for row in rows))
+    _write_rows(target, (tuple(row) for row in rows), overwrite)
     return target
 
 
@@ -172,9 +230,11 @@ def shard_counts(root: Path) -> dict[str, int]:
     return {split: found.pop() for split, found in counts.items()}
 
 
-def merge_shards(root: Path) -> list[Path]:
+def merge_shards(root: Path, overwrite: bool = False) -> list[Path]:
     """Merge every complete set of shard indexes found in ``root``; returns the CSVs written."""
     counts = shard_counts(Path(root))
     if not counts:
         raise FileNotFoundError(f"{root}: no <split>.shard-k-of-n.csv files to merge")
-    return [merge_shard_indexes(Path(root), split, count) for split, count in counts.items()]
+    return [
+        merge_shard_indexes(Path(root), split, count, overwrite) for split, count in counts.items()
+    ]

@@ -22,6 +22,7 @@ from torch import nn
 
 from vqe.macs import MacReport, check_budget, count_macs
 from vqe.models.enhancer import Enhancer
+from vqe.output_paths import check_writable
 
 #: Names of the exported graph's input and output, in every format.
 INPUT_NAME = "frame"
@@ -134,11 +135,13 @@ def export_metadata(
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing export unless asked to."""
+    """Refuse to replace an existing export unless asked to, or to start one whose folder cannot
+    be written (before the conversion, not after it)."""
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"{path}: already exists; pass --overwrite to replace it or choose another --out"
         )
+    check_writable(path, "--out")
 
 
 def replace_output(built: Path, final: Path) -> None:

@@ -52,6 +52,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 
 from vqe import schema
+from vqe.output_paths import OutputPathError, check_writable
 
 LEFT, RIGHT, VOTE = schema.VOTE_LEFT, schema.VOTE_RIGHT, schema.VOTE
 FACTOR, RATER = schema.VOTE_FACTOR, schema.VOTE_RATER
@@ -698,19 +699,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level", type=float, default=0.95, help="interval coverage")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    plot_path = (
+        args.plot if args.plot is not None else args.votes.with_name(f"{args.votes.stem}_bt.png")
+    )
     try:
+        check_writable(plot_path, "--plot")
+        if args.json is not None:
+            check_writable(args.json, "--json")
         analysis = analyse_votes(
             read_votes(args.votes), args.ci, args.bootstrap, args.level, args.resample, args.seed
         )
-    except (VoteError, ValueError) as error:
+    except (VoteError, ValueError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(format_analysis(analysis))
     from vqe.metrics.bt_plot import plot_analysis  # bt_plot imports this module
 
-    plot_path = (
-        args.plot if args.plot is not None else args.votes.with_name(f"{args.votes.stem}_bt.png")
-    )
     existed = plot_path.exists()
     _announce(plot_analysis(analysis, plot_path), existed)
     if args.json is not None:

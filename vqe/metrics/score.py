@@ -22,6 +22,10 @@ problem of both files): a folder holding other ``*.csv`` files besides the two (
 number of fields, empty / repeated / unknown video ids, non-numeric or infinite values, negative
 RMSE. With ``strict=True`` missing cells and missing video ids are errors too.
 
+Values the critic cannot produce (:data:`VALUE_RANGES`: ``m_1`` outside [0, 1], ``m_2 … m_12``
+outside [-1, 1], ``rmse`` above 2) are scored as given, with a warning naming the file and the
+lines; with ``strict=True`` they are errors.
+
 Note that the rule is applied literally: a missing ``m_5`` counts as −9999, so its term
 ``1 − m_5`` becomes 10000; the report warns about it.
 """
@@ -41,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vqe.metrics.submission import SUBMISSION_DIR, SUBMISSION_FILES, other_csvs
+from vqe.output_paths import OutputPathError, check_writable
 from vqe.schema import (
     DECREASING_SCORE_COLUMN,
     OFFICIAL_SUPERVISED_VIDEOS,
@@ -57,6 +62,14 @@ MISSING_SCORE = -9999.0
 MISSING_RMSE = 9999.0
 #: Cell texts (compared lower-case, without surrounding spaces) that mean "no value".
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+#: What each column can hold: the VQA's p lies in [0, 1] and its auxiliary scores are clamped to
+#: [-1, 1] (so are their per-video means); on the (v − 128)/128 scale two frames differ by at most
+#: 255/128 per pixel, so an RMSE above 2 is not one (an RMSE on the 0–255 scale, say).
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    SCORE_COLUMNS[0]: (0.0, 1.0),
+    **{column: (-1.0, 1.0) for column in SCORE_COLUMNS[1:]},
+    RMSE: (0.0, 2.0),
+}
 #: How many offending cells / ids one message lists before it summarises the rest.
 _LIST_LIMIT = 10
 
@@ -84,6 +97,7 @@ class MetricsTable:
     columns: tuple[str, ...]  # the value columns, in schema order
     values: dict[str, list[float]]  # video id → values in ``columns`` order (NaN = missing)
     missing_ids: tuple[str, ...]  # expected ids that have no row
+    out_of_range: tuple[str, ...] = ()  # "line L column=text" of values outside VALUE_RANGES
 
     def missing_cells(self) -> dict[str, int]:
         """Number of missing (NaN) cells per column, not counting missing rows."""
@@ -105,6 +119,14 @@ def _parse_cell(text: str) -> float | str:
     if not math.isfinite(value):
         return "not finite"
     return value
+
+
+def _range_problem(column: str, value: float) -> str | None:
+    """Why ``value`` cannot be a ``column`` value (None when it can; NaN is a missing cell)."""
+    low, high = VALUE_RANGES[column]
+    if math.isnan(value) or low <= value <= high:
+        return None
+    return f"outside [{low:g}, {high:g}]"
 
 
 def read_metrics_csv(
@@ -154,6 +176,7 @@ def read_metrics_csv(
     bad_cells: list[str] = []
     empty_ids: list[str] = []
     repeated_ids: list[str] = []
+    out_of_range: list[str] = []
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             bad_rows.append(f"line {line} has {len(row)} fields")
@@ -173,6 +196,8 @@ def read_metrics_csv(
                 cell = math.nan
             elif column == RMSE and cell < 0:
                 bad_cells.append(f"line {line} {column}={row[position]!r} (negative)")
+            elif reason := _range_problem(column, cell):
+                out_of_range.append(f"line {line} {column}={row[position].strip()} ({reason})")
             parsed.append(cell)
         values[video_id] = parsed
 
@@ -204,11 +229,16 @@ def read_metrics_csv(
     elif not values and not problems:
         problems.append("no data rows")
 
-    table = MetricsTable(path, tuple(value_columns), values, missing_ids)
+    table = MetricsTable(path, tuple(value_columns), values, missing_ids, tuple(out_of_range))
     if strict:
         nan_cells = {column: count for column, count in table.missing_cells().items() if count}
         if nan_cells:
             problems.append(f"missing cells per column {nan_cells} (strict mode)")
+        if out_of_range:
+            problems.append(
+                f"{len(out_of_range)} values outside their possible range (strict mode): "
+                f"{_listing(out_of_range)}"
+            )
     if problems:
         raise SubmissionError(f"{path}: " + "; ".join(problems))
     return table
@@ -325,6 +355,11 @@ def score_submission(
                 f"{name}: {len(table.missing_ids)} missing {VIDEO_KEY} counted as {fill:g}: "
                 f"{_listing(list(table.missing_ids))}"
             )
+        if table.out_of_range:
+            warnings.append(
+                f"{table.path}: {len(table.out_of_range)} values outside their possible range, "
+                f"scored as given (--strict refuses them): {_listing(list(table.out_of_range))}"
+            )
     holes = {column: count for column, count in missing_cells.items() if count}
     if holes:
         warnings.append(f"missing cells counted as {MISSING_SCORE:g} / {MISSING_RMSE:g}: {holes}")
@@ -384,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="treat missing cells and missing video ids as errors instead of filling them",
+        help="treat missing cells, missing video ids and values outside what the critic "
+        "outputs as errors instead of filling / scoring them",
     )
     return parser
 
@@ -420,11 +456,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "strict": args.strict,
     }
     try:
+        if args.json is not None:
+            check_writable(args.json, "--json")
         if args.results.suffix.lower() == ".zip" and args.results.is_file():
             report = _score_zip(args.results, **options)
         else:
             report = score_submission(submission_folder(args.results), **options)
-    except SubmissionError as error:
+    except (SubmissionError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report.format())

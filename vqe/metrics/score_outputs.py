@@ -86,6 +86,7 @@ from vqe.metrics.synthetic_inputs import (
     synthetic_video_name,
 )
 from vqe.metrics.video_metrics import VideoMetrics
+from vqe.output_paths import OutputPathError, check_writable
 from vqe.schema import (
     NUM_VQA_SCORES,
     SPLITS,
@@ -481,6 +482,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_critic_arguments(parser)
     args = parser.parse_args(argv)
     check_critic_arguments(parser, args)
+    try:  # before scoring, which takes minutes
+        check_writable(args.out, "--out", folder=True)
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(critics_label(args))
     vqa, dover = load_critics(args)
     quality = None

@@ -72,6 +72,7 @@ import torch
 from PIL import Image
 
 from vqe.conventions import LUMA_WEIGHTS, tensor_to_rgb_uint8
+from vqe.output_paths import check_writable
 from vqe.video import probe, read_frames
 
 log = logging.getLogger(__name__)
@@ -542,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiles[1].add(output_frame)
 
     try:
+        if args.profile is not None:
+            check_writable(args.profile, "--profile")  # before decoding both videos
         result = compare_videos(
             args.output,
             args.input,
@@ -561,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile is not None:
             image = side_by_side([profile.image() for profile in profiles])
             print(f"wrote {save_png(image, args.profile)}")
-    except (ValueError, RuntimeError) as error:  # VideoError is a RuntimeError
+    except (ValueError, RuntimeError, OSError) as error:  # VideoError is a RuntimeError
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

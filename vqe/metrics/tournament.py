@@ -78,6 +78,7 @@ from vqe.metrics.score_outputs import (
     random_critics_used,
     resolve_device,
 )
+from vqe.output_paths import OutputPathError, check_writable
 from vqe.video import OFFICIAL_FPS, VideoError, parse_fps, read_frames
 
 INPUT_METHOD = "input"
@@ -434,6 +435,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bootstrap < 2:
         parser.error(f"--bootstrap must be ≥ 2, got {args.bootstrap}")
     check_critic_arguments(parser, args)
+    try:  # before the comparisons, which take minutes
+        for option, path in (("--json", args.json), ("--plot", args.plot)):
+            if path is not None:
+                check_writable(path, option)
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     label = critics_label(args)
     print(label)
     vqa, dover = load_critics(args)

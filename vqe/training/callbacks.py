@@ -10,20 +10,28 @@ bar — are configured in ``configs/callbacks``):
   ``tables/temporal.csv`` (flicker and warping error per video).
 * :class:`ValidationImageGrid` — a grid of input / output / target frames of the first
   validation batches, logged to TensorBoard and saved as a PNG.
+* :class:`ResumeCheckpoint` — ``checkpoints/last.ckpt`` after every epoch and at an
+  interruption (SIGTERM, Ctrl-C), which :func:`vqe.training.train.train` reports with the
+  command that resumes the run.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -243,4 +251,73 @@ class ValidationImageGrid(pl.Callback):
             self.saved.append(path)
 
 
-__all__ = ["LOGGED_RESULTS", "SubmissionWriter", "ValidationImageGrid"]
+@dataclass(frozen=True)
+class Interruption:
+    """How a run was stopped: the signal, and the checkpoint that resumes it (None: none)."""
+
+    signal: signal.Signals
+    checkpoint: Path | None
+
+
+class ResumeCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` (``monitor=None``, ``filename=last``: ``last.ckpt`` after every
+    epoch) that also saves when the run is interrupted, so that ``ckpt_path=last`` resumes it.
+
+    Lightning stops a fit on SIGTERM at the next batch boundary (raising ``SIGTERMException``,
+    an exit 0). Ctrl-C (SIGINT) is sent down the same path, so the state saved is one between
+    two steps; a second Ctrl-C aborts at once, saving nothing. Any other exception saves
+    nothing either: the last good checkpoint stays as it is. :attr:`interruption` says what
+    happened, for :func:`vqe.training.train.train` to report and exit 143 / 130.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("save_on_exception", True)
+        super().__init__(*args, **kwargs)
+        self.interruption: Interruption | None = None
+        self._signal: signal.Signals | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._route_sigint()
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._route_sigint()
+
+    def _route_sigint(self) -> None:
+        # Lightning has registered its SIGTERM handler by now and restores SIGINT's own handler
+        # at teardown. An ignored SIGINT (nohup, a background job) stays ignored.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            try:
+                signal.signal(signal.SIGINT, self._on_sigint)
+            except ValueError:  # not the main thread: leave Ctrl-C as it is
+                pass
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self._signal = signal.SIGINT
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts now
+        rank_zero_info("Ctrl-C: stopping after this step (press it again to abort at once)")
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if callable(sigterm):
+            sigterm(signum, frame)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        super().on_exception(trainer, pl_module, exception)  # skipped when this step is saved
+        path = Path(self.format_checkpoint_name(self._monitor_candidates(trainer)))
+        saved = (
+            trainer.global_step > 0
+            and self._last_global_step_saved == trainer.global_step
+            and path.is_file()
+        )
+        self.interruption = Interruption(self._signal or signal.SIGTERM, path if saved else None)
+
+
+__all__ = [
+    "LOGGED_RESULTS",
+    "Interruption",
+    "ResumeCheckpoint",
+    "SubmissionWriter",
+    "ValidationImageGrid",
+]

@@ -13,6 +13,10 @@ training state — optimizer, scheduler, loops, callbacks):
   the enhancer from the ``model_vqe`` config stored in the checkpoint's hyper-parameters and
   loads its weights strictly.
 
+And two guards: :func:`read_resume_checkpoint` refuses a file Lightning could not resume a
+fit from (truncated, not a Lightning checkpoint) with a message naming it, and
+:func:`check_finite_state` refuses to save (or validate) a model whose weights are NaN / inf.
+
 Critics are never in these checkpoints (:class:`~vqe.critics.frozen.CriticHandle`).
 """
 
@@ -37,8 +41,16 @@ MODEL_CONFIG_KEY = "model_config"
 STAGES = ("lut", "unet")
 
 
+#: What Lightning reads to resume a fit (a weights-only or foreign file lacks some).
+RESUME_KEYS = ("pytorch-lightning_version", "state_dict", "optimizer_states", "loops")
+
+
 class CheckpointError(ValueError):
     """The checkpoint cannot be used for what was asked."""
+
+
+class NonFiniteStateError(FloatingPointError):
+    """A parameter or buffer holds NaN or inf: the model diverged; it is not saved."""
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
@@ -52,13 +64,53 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a file it cannot unpickle
-        raise CheckpointError(f"{key}={path}: cannot be read as a checkpoint ({error})") from error
+        raise CheckpointError(
+            f"{key}={path}: cannot be read as a checkpoint, it is damaged (e.g. truncated by "
+            f"an interrupted copy) or not one; copy it again or use another ({error})"
+        ) from error
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise CheckpointError(
             f"{key}={path}: not a Lightning checkpoint (no 'state_dict'); use a .ckpt written "
             "by train_vqe.py"
         )
     return dict(checkpoint)
+
+
+def read_resume_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """:func:`read_checkpoint`, also refusing a checkpoint Lightning cannot resume a fit from."""
+    checkpoint = read_checkpoint(path, key)
+    missing = [name for name in RESUME_KEYS if name not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{key}={path}: not a resumable Lightning checkpoint (no {', '.join(missing)}); "
+            "resume from a checkpoint train_vqe.py wrote (<run dir>/checkpoints/last.ckpt), or "
+            "start a new run from a checkpoint's weights with init_from=<checkpoint>"
+        )
+    return checkpoint
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or inf (one host sync)."""
+    named = [(n, v) for n, v in state.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not named:
+        return []
+    device = named[0][1].device
+    finite = torch.stack([torch.isfinite(value).all().to(device) for _, value in named])
+    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+
+
+def check_finite_state(state: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`NonFiniteStateError` naming every non-finite tensor of ``state``."""
+    bad = non_finite_tensors(state)
+    if not bad:
+        return
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    raise NonFiniteStateError(
+        f"the model diverged: NaN or inf in {shown} ({where}); no checkpoint was written with "
+        "them, the ones written before are kept. Lower optimizer.lr (or set "
+        "trainer.gradient_clip_val) and start again, or resume from an earlier checkpoint "
+        "with ckpt_path=<run dir>/checkpoints/last.ckpt"
+    )
 
 
 def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Tensor]:
@@ -144,9 +196,14 @@ def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhan
 __all__ = [
     "ENHANCER_PREFIX",
     "MODEL_CONFIG_KEY",
+    "RESUME_KEYS",
     "CheckpointError",
+    "NonFiniteStateError",
+    "check_finite_state",
     "enhancer_from_checkpoint",
     "enhancer_state_dict",
     "init_enhancer",
+    "non_finite_tensors",
     "read_checkpoint",
+    "read_resume_checkpoint",
 ]

@@ -2,11 +2,16 @@
 
 * **fit** — ``training_step`` enhances the batch, asks the critics (only when a loss term needs
   them), applies :class:`~vqe.losses.WeightedLoss`, stops the run on a non-finite loss (naming
-  the step and every term), and logs each term as ``train/<term>`` plus ``train/loss``.
+  the step and every term; under DDP on every rank at once, naming the rank — see
+  :mod:`vqe.training.ranks`), and logs each term as ``train/<term>`` plus ``train/loss``.
 * **validate** — the per-frame RMSE on the official ``(v − 128)/128`` scale against the targets,
   logged as ``val/rmse`` (the metric the best checkpoint is chosen by). Validation rows must
   have targets (``dataset.val_query`` selects supervised videos). Returns the enhanced frames
   so that :class:`~vqe.training.callbacks.ValidationImageGrid` can draw them.
+* **divergence** — the enhancer's parameters and buffers are checked for NaN / inf at the start
+  of each validation and in every checkpoint before it is written
+  (:func:`~vqe.training.checkpoints.check_finite_state`): a diverged model stops the run and is
+  never saved (a BatchNorm statistic can go inf while the training loss stays finite).
 * **test** — per frame: the RMSE (rows with a target) or ``[p, a1 … a11]`` from
   ``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` (rows without, computed in float32 with the metric
   critics); returned to :class:`~vqe.training.callbacks.SubmissionWriter`, which averages per
@@ -32,6 +37,8 @@ from vqe.conventions import vqa_scale_rmse
 from vqe.critics.scorer import CriticScorer
 from vqe.losses import LossInputs, WeightedLoss, check_finite
 from vqe.models.enhancer import Enhancer
+from vqe.training.checkpoints import check_finite_state
+from vqe.training.ranks import raise_on_every_rank
 
 OptimizerFactory = Callable[..., Optimizer]
 #: ``(optimizer, total_steps) -> scheduler``, see :mod:`vqe.training.schedules`.
@@ -110,7 +117,8 @@ class VQEModule(pl.LightningModule):
             assert self.train_critics is not None
             critics = self.train_critics(output.frames, inputs, batch.get("stored_input"))
         result = self.loss(LossInputs(inputs, output, batch.get("y"), critics))
-        check_finite(result, self.global_step)
+        # On every rank at once: a rank stopping alone would leave the others in the all-reduce.
+        raise_on_every_rank(self.trainer, lambda: check_finite(result, self.global_step))
         size = inputs.shape[0]
         logged = {f"train/{name}": value.detach() for name, value in result.terms.items()}
         logged["train/loss"] = result.total.detach()
@@ -120,6 +128,13 @@ class VQEModule(pl.LightningModule):
         # targets) and so log different keys; a collective over them would hang.
         self.log_dict(logged, on_step=True, on_epoch=True, batch_size=size)
         return result.total
+
+    def on_validation_epoch_start(self) -> None:
+        # Collective too: BatchNorm statistics are updated per rank, so one rank can diverge.
+        where = f"before validation, global step {self.global_step}"
+        raise_on_every_rank(
+            self.trainer, lambda: check_finite_state(self.enhancer.state_dict(), where)
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> dict[str, Tensor]:
         enhanced = self.enhancer(batch["x"])
@@ -142,9 +157,7 @@ class VQEModule(pl.LightningModule):
                     "the test set has rows without targets, which are scored by the critics, but "
                     "this module has no metric critics"
                 )
-            scores = self.metric_critics(
-                enhanced, inputs, batch.get("stored_input"), exact=True
-            )
+            scores = self.metric_critics(enhanced, inputs, batch.get("stored_input"), exact=True)
             output["scores"] = scores.metric_row()
         return output
 
@@ -154,6 +167,12 @@ class VQEModule(pl.LightningModule):
         # (its augmentation) that torch.load(weights_only=True) refuses on resume and evaluation.
         checkpoint.pop("datamodule_hyper_parameters", None)
         checkpoint.pop("datamodule_hparams_name", None)
+        # Raising here stops Lightning before it writes the file: a diverged model is never
+        # saved (nor does it replace the best one). EMA's raw weights are checked too.
+        where = f"checkpoint at global step {self.global_step}"
+        for key in ("state_dict", "current_model_state"):
+            if key in checkpoint:
+                check_finite_state(checkpoint[key], where)
 
     # ------------------------------------------------------------------ optimisation
 

@@ -109,7 +109,10 @@ def quality_table(enhance: Enhance, dataset: Any, batch_size: int = 8) -> Qualit
         }
         for method, output in outputs.items():
             per_video[method].append(
-                (float(vqa_scale_rmse(output, y).mean()), float(frame_psnr(output.clamp(0.0, 1.0), y).mean()))
+                (
+                    float(vqa_scale_rmse(output, y).mean()),
+                    float(frame_psnr(output.clamp(0.0, 1.0), y).mean()),
+                )
             )
         frames += len(rows)
     result = []

@@ -10,13 +10,24 @@ Called by ``train_vqe.py`` (Hydra) and by the tests (``hydra.compose``). Order o
 4. ``trainer.fit`` (``ckpt_path`` resumes), then ``trainer.test`` on the best checkpoint (or
    the current weights when there is none), which writes the submission CSVs.
 
+Safe to interrupt: SIGTERM or Ctrl-C stops at the next step with ``checkpoints/last.ckpt``
+(:class:`~vqe.training.callbacks.ResumeCheckpoint`) and raises :class:`TrainingInterrupted`,
+which names the command that resumes the run; a resume keeps the earlier rows of
+``csv/metrics.csv`` (:class:`~vqe.training.loggers.HistoryCSVLogger`). :func:`run_training`
+(what ``train_vqe.py`` calls) turns that, and the errors that are the user's to fix, into one
+logged line and an exit code.
+
 The config is never modified: run-time choices are made by interpolation in the configs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +36,56 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vqe.critics.scorer import CriticScorer
-from vqe.losses import WeightedLoss, build_loss
-from vqe.macs import MacReport, check_budget
+from vqe.losses import NonFiniteLossError, WeightedLoss, build_loss
+from vqe.macs import MacBudgetError, MacReport, check_budget
 from vqe.models.enhancer import Enhancer
 from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
-from vqe.training.callbacks import SubmissionWriter
-from vqe.training.checkpoints import init_enhancer
+from vqe.training.callbacks import Interruption, ResumeCheckpoint, SubmissionWriter
+from vqe.training.checkpoints import (
+    CheckpointError,
+    NonFiniteStateError,
+    init_enhancer,
+    read_resume_checkpoint,
+)
+from vqe.training.config_checks import ConfigError, check_numbers
+from vqe.training.loggers import HistoryCSVLogger
 from vqe.training.module import VQEModule
 from vqe.training.quality_table import report_quality
 
 log = logging.getLogger(__name__)
+
+#: The stock CSVLogger deletes metrics.csv in a non-empty folder; a resume builds it as
+#: HistoryCSVLogger, which keeps the rows.
+STOCK_CSV_LOGGERS = (
+    "pytorch_lightning.loggers.CSVLogger",
+    "pytorch_lightning.loggers.csv_logs.CSVLogger",
+)
+#: The name Lightning (and ModelCheckpoint) give the latest checkpoint: ckpt_path=last.
+LAST_CHECKPOINT = ModelCheckpoint.CHECKPOINT_NAME_LAST + ModelCheckpoint.FILE_EXTENSION
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or Ctrl-C stopped the run; :attr:`exit_code` is 128 + the signal number."""
+
+    def __init__(self, message: str, signum: signal.Signals, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.signal = signum
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + int(signum)
+
+
+#: Errors that are the user's to fix: :func:`run_training` logs their message, no traceback.
+REPORTED_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    FileNotFoundError,
+    MacBudgetError,
+    NonFiniteLossError,
+    NonFiniteStateError,
+)
 
 
 def build(node: Any, **kwargs: Any) -> Any:
@@ -56,7 +105,7 @@ def instantiate_group(group: Mapping[str, Any] | None) -> list[Any]:
     built = []
     for name, node in group.items():
         if not isinstance(node, Mapping) or "_target_" not in node:
-            raise ValueError(f"config entry {name!r} has no _target_; cannot build it")
+            raise ConfigError(f"config entry {name!r} has no _target_; cannot build it")
         built.append(build(node))
     return built
 
@@ -75,9 +124,10 @@ def check_dataset_path(path: str | None) -> None:
 
 
 def _check_config(cfg: DictConfig) -> None:
+    check_numbers(cfg)
     check_dataset_path(cfg.dataset.path)
     if cfg.previous_stage and not cfg.init_from:
-        raise ValueError(
+        raise ConfigError(
             f"experiment {cfg.task_name} starts from a {cfg.previous_stage} checkpoint: set "
             f"init_from=<{cfg.previous_stage} run dir>/checkpoints/last.ckpt (or its best-*.ckpt)"
         )
@@ -97,7 +147,7 @@ def _check_input_dover(cfg: DictConfig) -> None:
         if value is not None
     ]
     if changes:
-        raise ValueError(
+        raise ConfigError(
             f"critics.input_dover=cache reads DOVER(x) of whole stored frames, but {changes} "
             "change the training inputs, and DOVER(x) must be computed on the view DOVER(ŷ) "
             "sees. Use critics.input_dover=auto (the default: cache where the input is a "
@@ -124,12 +174,15 @@ def model_size(enhancer: Enhancer, report: MacReport) -> dict[str, float]:
     }
 
 
-def _log_once(trainer: pl.Trainer, cfg: DictConfig, size: Mapping[str, float]) -> None:
+def _log_once(
+    trainer: pl.Trainer, cfg: DictConfig, size: Mapping[str, float], resuming: bool
+) -> None:
     hyperparameters = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(hyperparameters, dict)
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparameters)
-        logger.log_metrics(dict(size), step=0)
+        if not resuming:  # the sizes are logged once per run, at step 0
+            logger.log_metrics(dict(size), step=0)
 
 
 def build_module(cfg: DictConfig, enhancer: Enhancer) -> VQEModule:
@@ -152,10 +205,98 @@ def build_module(cfg: DictConfig, enhancer: Enhancer) -> VQEModule:
     )
 
 
+def build_loggers(group: DictConfig | None, resuming: bool) -> list[Any]:
+    """The ``logger`` group; when resuming, a stock CSVLogger keeps the rows already logged."""
+    if not resuming or not group:
+        return instantiate_group(group)
+    nodes = OmegaConf.to_container(group, resolve=True)  # a resolved copy: cfg stays as it is
+    assert isinstance(nodes, dict)
+    for node in nodes.values():
+        if isinstance(node, dict) and node.get("_target_") in STOCK_CSV_LOGGERS:
+            node["_target_"] = _qualname(HistoryCSVLogger)
+    return instantiate_group(OmegaConf.create(nodes))
+
+
+def _qualname(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _checkpoint_dirs(callbacks: Sequence[Any], output_dir: str | Path) -> list[Path]:
+    """Where the ModelCheckpoint callbacks write (the run's checkpoints/ when unset)."""
+    dirs = [Path(c.dirpath) for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    return list(dict.fromkeys(dirs)) or [Path(output_dir) / "checkpoints"]
+
+
+def resume_path(
+    ckpt_path: str | None, callbacks: Sequence[Any], output_dir: str | Path
+) -> str | None:
+    """``ckpt_path`` as a checked file: ``last`` is the run's newest ``last.ckpt`` (an error when
+    there is none, where Lightning would silently start afresh); the file must be a checkpoint
+    Lightning can resume from (else a :class:`CheckpointError` naming it)."""
+    if ckpt_path is None:
+        return None
+    path = Path(str(ckpt_path)).expanduser()
+    if str(ckpt_path) == ModelCheckpoint.CHECKPOINT_NAME_LAST:
+        dirs = _checkpoint_dirs(callbacks, output_dir)
+        found = [d / LAST_CHECKPOINT for d in dirs if (d / LAST_CHECKPOINT).is_file()]
+        if not found:
+            raise ConfigError(
+                f"ckpt_path=last: no {LAST_CHECKPOINT} in {', '.join(map(str, dirs))}. Resume a "
+                "run in its own directory with ckpt_path=last hydra.run.dir=<that run's "
+                "directory>, or give the file: ckpt_path=<run dir>/checkpoints/last.ckpt"
+            )
+        path = max(found, key=lambda candidate: candidate.stat().st_mtime)
+    read_resume_checkpoint(path, key="ckpt_path")
+    return str(path)
+
+
+def resume_command(run_dir: str | Path) -> str:
+    """The command line that resumes this run in ``run_dir`` (Hydra's overrides, if known)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        config_name = hydra_cfg.job.config_name
+        overrides = [
+            o
+            for o in hydra_cfg.overrides.task
+            if not o.startswith(("ckpt_path=", "hydra.run.dir="))
+        ]
+        head = [sys.executable, sys.argv[0], f"--config-name={config_name}", *overrides]
+    else:  # train(cfg) called from Python: the caller knows its overrides
+        head = ["python", "train_vqe.py", "--config-name=vqe", "<the same overrides>"]
+    return shlex.join([*head, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
+
+
+def _interrupted(trainer: pl.Trainer, cfg: DictConfig) -> TrainingInterrupted:
+    """What stopped the run, where it was saved, and how to go on."""
+    guards = [c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)]
+    stop = (guards[0].interruption if guards else None) or Interruption(signal.SIGTERM, None)
+    dirs = _checkpoint_dirs(trainer.callbacks, cfg.paths.output_dir)
+    last = [d / LAST_CHECKPOINT for d in dirs if (d / LAST_CHECKPOINT).is_file()]
+    head = f"training interrupted by {stop.signal.name} at global step {trainer.global_step}"
+    if stop.checkpoint is not None:
+        saved = f"saved {stop.checkpoint}"
+    elif last:
+        saved = f"nothing trained since {last[0]}"
+    else:  # nothing to resume from: the same command starts the run again
+        message = f"{head}: no checkpoint to resume from (no step was saved); run it again"
+        return TrainingInterrupted(message, stop.signal, None)
+    message = (
+        f"{head}: {saved}. Resume it, from {os.getcwd()}, with:\n"
+        f"  {resume_command(cfg.paths.output_dir)}"
+    )
+    return TrainingInterrupted(message, stop.signal, stop.checkpoint or last[0])
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit and/or test as ``cfg`` says; returns the final metrics, test results and paths."""
+    """Fit and/or test as ``cfg`` says; returns the final metrics, test results and paths.
+
+    Raises :class:`TrainingInterrupted` on SIGTERM / Ctrl-C (see the module docstring)."""
     _check_config(cfg)
     pl.seed_everything(int(cfg.seed), workers=True)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    ckpt_path = resume_path(cfg.ckpt_path, callbacks, cfg.paths.output_dir) if cfg.train else None
     datamodule = build(cfg.dataset)
     enhancer = build_enhancer(cfg)
     report = check_budget(enhancer, limit=float(cfg.mac_limit), allow_over=cfg.allow_over_budget)
@@ -168,14 +309,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         int(size["model/trainable_parameters"]),
     )
     module = build_module(cfg, enhancer)
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), resuming=ckpt_path is not None)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    _log_once(trainer, cfg, size)
+    _log_once(trainer, cfg, size, resuming=ckpt_path is not None)
+    try:
+        return _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, size)
+    except SIGTERMException as stop:  # Lightning's SystemExit, which would exit 0
+        raise _interrupted(trainer, cfg) from stop
 
+
+def _fit_and_test(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    module: VQEModule,
+    datamodule: Any,
+    ckpt_path: str | None,
+    size: Mapping[str, float],
+) -> dict[str, Any]:
     results: dict[str, Any] = {"output_dir": str(cfg.paths.output_dir), **size}
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         results.update(_scalars(trainer.callback_metrics))
     best, last = _checkpoint_paths(trainer)
     results["best_checkpoint"] = best or None
@@ -192,6 +345,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # Input vs baseline vs model on the frames the test loop just scored.
             results["quality_table"] = report_quality(module.enhancer, datamodule.test_set)
     return results
+
+
+def run_training(cfg: DictConfig) -> int:
+    """:func:`train`, as ``train_vqe.py`` runs it: returns the exit code. An interruption
+    (143 / 130) and the errors that are the user's to fix (1) are logged in one message each,
+    without a traceback; anything else is a bug and raises."""
+    try:
+        train(cfg)
+    except TrainingInterrupted as stop:
+        log.warning("%s", stop)
+        return stop.exit_code
+    except REPORTED_ERRORS as error:
+        log.error("%s", error)
+        return 1
+    return 0
 
 
 def _checkpoint_paths(trainer: pl.Trainer) -> tuple[str, str]:
@@ -219,11 +387,18 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 __all__ = [
+    "REPORTED_ERRORS",
+    "ConfigError",
+    "TrainingInterrupted",
     "build",
+    "build_loggers",
     "build_enhancer",
     "build_module",
     "check_dataset_path",
     "instantiate_group",
     "model_size",
+    "resume_command",
+    "resume_path",
+    "run_training",
     "train",
 ]

@@ -299,10 +299,11 @@ def _dover_from_file(path: Path) -> DOVER:
 def load_dover(path: str | Path | None, allow_random: bool = False) -> DOVER:
     """The frozen DOVER network on the CPU (move it with ``.to()``), loaded once per process.
 
-    ``path`` is the public ``DOVER.pth`` (a plain state dict), loaded strictly. Without a
-    usable path this raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError` saying
-    where to get it and which config key to set, unless ``allow_random`` is set: then a seeded
-    random critic is returned with a loud warning that its scores are meaningless.
+    ``path`` is the public ``DOVER.pth`` (a plain state dict), loaded strictly. A path that is
+    not a file raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError` naming it; so
+    does ``None`` (saying where to get the file and which config key to set), unless
+    ``allow_random`` is set: then a seeded random critic is returned with a loud warning that
+    its scores are meaningless.
     """
     weights = resolve_weights(
         path,

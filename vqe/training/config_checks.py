@@ -1,0 +1,58 @@
+"""Checks of a composed ``configs/vqe.yaml`` that need no torch (``train_vqe.py`` runs them
+before it loads it, so that a mistyped value answers at once): :func:`check_numbers`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+#: Config values that must be numbers: key -> (integer only, may be null). A string there
+#: (``optimizer.lr=abc``) would otherwise fail deep inside torch or Lightning.
+NUMBER_KEYS: dict[str, tuple[bool, bool]] = {
+    "seed": (True, False),
+    "mac_limit": (False, False),
+    "optimizer.lr": (False, False),
+    "optimizer.weight_decay": (False, True),
+    "dataloader.batch_size": (True, False),
+    "trainer.max_epochs": (True, True),
+    "trainer.min_epochs": (True, True),
+    "trainer.max_steps": (True, True),
+    "trainer.check_val_every_n_epoch": (True, True),
+    "trainer.log_every_n_steps": (True, True),
+    "trainer.num_sanity_val_steps": (True, True),
+    "trainer.accumulate_grad_batches": (True, True),
+    "trainer.gradient_clip_val": (False, True),
+    "trainer.limit_train_batches": (False, True),
+    "trainer.limit_val_batches": (False, True),
+    "trainer.limit_test_batches": (False, True),
+}
+_ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and what to do."""
+
+
+def _check_number(key: str, value: Any, integer: bool, nullable: bool) -> None:
+    if value is None and nullable:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, kinds) and not isinstance(value, bool):
+        return
+    wanted = "an integer" if integer else "a number"
+    raise ConfigError(
+        f"{key}={value!r} is not {wanted}; set {key} to {wanted} (on the command line or in "
+        "its config file)"
+    )
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """:class:`ConfigError` naming the first :data:`NUMBER_KEYS` entry that is not a number."""
+    for key, (integer, nullable) in NUMBER_KEYS.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT:
+            _check_number(key, value, integer, nullable)
+
+
+__all__ = ["NUMBER_KEYS", "ConfigError", "check_numbers"]
