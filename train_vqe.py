@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 import vqe.training.resolvers  # noqa: F401  (the configs' ${vqe.…} resolvers; light import)
+from vqe.config_root import CONFIG_DIR  # light too
 from vqe.training.config_checks import ConfigError, check_numbers  # light too
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="vqe")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="vqe")
 def main(cfg: DictConfig) -> None:
     # Checked and imported here so that config errors (and --help, --cfg) answer before torch
     # is loaded.

@@ -8,7 +8,8 @@ import torch
 import yaml
 from torch import nn
 
-from vqe.models.enhancer import CONFIG_DIR, Enhancer
+from vqe.models.enhancer import Enhancer
+from vqe.models.loading import CONFIG_DIR
 from vqe.training.checkpoints import ENHANCER_PREFIX, MODEL_CONFIG_KEY
 
 

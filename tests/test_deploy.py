@@ -19,7 +19,7 @@ from vqe.export.deploy import (
     lut_atlas,
 )
 from vqe.models.blocks import RepConvBlock
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 
 

@@ -18,7 +18,8 @@ from vqe.enhance import main
 from vqe.enhance_backends import ModelSpec, OnnxBackend, TorchBackend, load_backend
 from vqe.enhance_stream import EnhanceSettings, LutWeightSmoother, enhance_frames
 from vqe.metrics.temporal import flicker
-from vqe.models.enhancer import Enhancer, enhancer_from_preset
+from vqe.models.enhancer import Enhancer
+from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut
 from vqe.video import (
     OFFICIAL_FPS,

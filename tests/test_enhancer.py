@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from vqe.models.enhancer import Enhancer, enhancer_from_preset
+from vqe.models.enhancer import Enhancer
+from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import LutStage
 from vqe.models.unet import UNetStage
 

@@ -28,7 +28,7 @@ from vqe.evaluate import evaluate
 from vqe.metrics.score import score_submission
 from vqe.metrics.temporal import WarpingErrorMeter, flicker
 from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.training.checkpoints import (
     CheckpointError,
     enhancer_from_checkpoint,

@@ -34,7 +34,7 @@ from vqe.export.metadata import (
     size_bytes,
 )
 from vqe.macs import MacBudgetError, count_macs
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 
 HEIGHT, WIDTH = 36, 64
 ON_MACOS = platform.system() == "Darwin"

@@ -26,7 +26,8 @@ from vqe.export.onnx import (
     stage_paths,
 )
 from vqe.macs import MacBudgetError
-from vqe.models.enhancer import Enhancer, enhancer_from_preset
+from vqe.models.enhancer import Enhancer
+from vqe.models.loading import enhancer_from_preset
 
 HEIGHT, WIDTH = 60, 100  # not a multiple of the U-Net's 16: its edge padding is exported too
 

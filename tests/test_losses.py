@@ -37,7 +37,8 @@ from vqe.losses import (
     build_lpips_network,
     check_finite,
 )
-from vqe.models.enhancer import EnhancerOutput, enhancer_from_preset
+from vqe.models.enhancer import EnhancerOutput
+from vqe.models.loading import enhancer_from_preset
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -19,7 +19,8 @@ from vqe.macs import (
     count_macs,
     run,
 )
-from vqe.models.enhancer import CONFIG_DIR, Enhancer, enhancer_from_preset
+from vqe.models.enhancer import Enhancer
+from vqe.models.loading import CONFIG_DIR, enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 from vqe.models.unet import UNetStage
 

@@ -47,7 +47,7 @@ def sample_dir() -> Path:
 
 
 def reference_score(scores: np.ndarray, rmse: np.ndarray) -> float:
-    """The DESIGN.md formula written out independently: rows × 12 scores, rows of rmse."""
+    """docs/protocol.md#score written out independently: rows × 12 scores, rows of rmse."""
     terms = scores.mean(axis=0)
     terms[4] = 1.0 - terms[4]
     return float(terms.sum() / 12 / rmse.mean())

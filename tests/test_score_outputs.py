@@ -32,7 +32,7 @@ from vqe.metrics.score import MISSING_RMSE, MISSING_SCORE
 from vqe.metrics.score_outputs import main, score_outputs
 from vqe.metrics.synthetic_inputs import encode_lossless, read_rgb
 from vqe.metrics.synthetic_inputs import main as synthetic_main
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.video import probe, read_frames, write_video
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

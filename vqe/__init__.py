@@ -2,5 +2,24 @@
 U-Net) against frozen quality critics, within 20 GMAC per 1280×720 frame.
 
 Entry points: ``train_vqe.py`` (training), ``export_coreml.py`` (deployment),
-``codalab_scoring/score.py`` (official score); see README.md.
+``codalab_scoring/score.py`` (official score); ``vqe --help`` lists the other tools
+(:mod:`vqe.cli`); see README.md. The challenge facts the code relies on (data layout, critics
+and their inputs, score, encoding, submission): ``docs/protocol.md``.
+
+Layers, bottom up; an import may point only to its own layer or a lower one, never up, and
+never in a cycle (the data is ``vqe/layers.py``, enforced by ``tests/test_layering.py``)::
+
+    foundation    conventions, schema, config_root, output_paths, video, layers
+    models        models/ (enhancer, deploy graph, loading: presets, checkpoint → enhancer),
+                  macs (counts the deploy graph)
+    data, critics data/, critics/ (siblings)
+    losses        losses
+    training      training/
+    export        export/ (CoreML, ONNX, package metadata)
+    inference     enhance, enhance_backends, enhance_stream, folder_jobs, baseline/
+    metrics       metrics/, evaluate, benchmarks/
+    entry         cli (``vqe TOOL``)
+
+Loading an enhancer (a preset, a trained checkpoint, the config root) has one home,
+:mod:`vqe.models.loading`; training, evaluation, export and enhancement all call it.
 """

@@ -29,7 +29,9 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from vqe.models.deploy import build_deploy_model
 from vqe.models.enhancer import Enhancer
+from vqe.models.loading import enhancer_from_checkpoint
 
 MODEL_KINDS = ("ckpt", "onnx", "mlpackage")
 
@@ -72,8 +74,6 @@ class TorchBackend:
     """An enhancer's deploy graph in PyTorch."""
 
     def __init__(self, enhancer: Enhancer, device: torch.device, description: str = "PyTorch"):
-        from vqe.export.deploy import build_deploy_model
-
         self.model = build_deploy_model(enhancer).to(device)
         self.device = device
         self.has_lut = self.model.lut is not None
@@ -194,9 +194,7 @@ class CoreMLBackend:
 def load_backend(spec: ModelSpec) -> FrameEnhancer:
     """Load the model ``spec`` names (once per process)."""
     if spec.kind == "ckpt":
-        from vqe.export.metadata import load_checkpoint
-
-        enhancer, _ = load_checkpoint(spec.path)
+        enhancer, _ = enhancer_from_checkpoint(spec.path, key="checkpoint")
         return TorchBackend(enhancer, resolve_device(spec.device), f"PyTorch {spec.path.name}")
     if spec.kind == "onnx":
         return OnnxBackend(spec.path)

@@ -19,7 +19,6 @@ critics allowed (as the demo training run does). ``evaluate(cfg)`` is the import
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -27,15 +26,14 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import TQDMProgressBar
 
+from vqe.config_root import CONFIG_DIR
+from vqe.models.loading import enhancer_from_checkpoint
 from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
 from vqe.training.callbacks import SubmissionWriter
-from vqe.training.checkpoints import enhancer_from_checkpoint
 from vqe.training.module import VQEModule
 from vqe.training.train import build, check_dataset_path
 
 log = logging.getLogger(__name__)
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -65,7 +63,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return {"output_dir": str(cfg.paths.output_dir), "ckpt": str(cfg.ckpt), **writer.results}
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

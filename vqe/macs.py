@@ -10,7 +10,7 @@ pass, plus handles for the ops it leaves uncounted or counts wrongly here:
   Pure additions, comparisons, clamps, floors, ReLUs and copies count 0 — they are not MACs.
 
 An :class:`~vqe.models.enhancer.Enhancer` is counted as it ships: its deploy graph (fused convs,
-atlas LUT lookup, :mod:`vqe.export.deploy`). Any other module is counted as given.
+atlas LUT lookup, :mod:`vqe.models.deploy`). Any other module is counted as given.
 
 CLI: ``python -m vqe.macs model_vqe=<preset> [height=720 width=1280 limit=20e9 max_depth=3]``
 prints a per-module table whose last line is ``total_macs=<integer>`` and exits 1 over the limit.
@@ -27,6 +27,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from vqe.models.deploy import build_deploy_model
+from vqe.models.enhancer import Enhancer
 
 with warnings.catch_warnings():  # fvcore's imports call the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -154,11 +157,6 @@ class MacReport:
 
 
 def _as_counted_graph(model: nn.Module) -> nn.Module:
-    from vqe.export.deploy import (
-        build_deploy_model,  # export depends on models, not on macs
-    )
-    from vqe.models.enhancer import Enhancer
-
     return build_deploy_model(model) if isinstance(model, Enhancer) else model
 
 
@@ -256,7 +254,7 @@ def run(cfg: Any) -> int:
 def main() -> None:
     import hydra
 
-    from vqe.models.enhancer import CONFIG_DIR
+    from vqe.config_root import CONFIG_DIR
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="macs")
     def _entry(cfg: Any) -> None:

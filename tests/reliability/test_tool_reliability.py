@@ -33,7 +33,7 @@ from vqe.critics.vqa import load_vqa
 from vqe.enhance import main as enhance_main
 from vqe.export.cli import main as export_main
 from vqe.metrics import bradley_terry, score, score_outputs, temporal, tournament
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.schema import UNSUPERVISED_METRICS_CSV
 from vqe.video import VideoWarning, read_frames
 

@@ -39,7 +39,7 @@ from vqe.data.demo import load_photo, pan_zoom_clip
 from vqe.enhance_backends import TorchBackend, resolve_device
 from vqe.enhance_stream import EnhanceSettings, StageTimes, enhance_video
 from vqe.export.metadata import preset_source
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.video import write_video
 
 DEFAULT_OUT = Path("outputs/benchmarks")

@@ -3,7 +3,7 @@
     python -m vqe.benchmarks.inference [--presets lut unet lut_unet] [--repeats 5] [--warmup 2]
         [--paths eager channels_last compile] [--height 720 --width 1280] [--no-cuda] [--out DIR]
 
-Each preset's deploy graph (fused convs, atlas LUT — what ships, :mod:`vqe.export.deploy`) runs
+Each preset's deploy graph (fused convs, atlas LUT — what ships, :mod:`vqe.models.deploy`) runs
 on one 1×3×height×width frame with untrained weights (speed does not depend on them):
 
 * CPU in fp32, and CUDA in fp16 and bf16 when a GPU is present;
@@ -31,9 +31,9 @@ from torch import nn
 
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.benchmarks.timing import median_seconds
-from vqe.export.deploy import build_deploy_model
 from vqe.macs import count_macs
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.deploy import build_deploy_model
+from vqe.models.loading import enhancer_from_preset
 
 DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "inference"

@@ -47,7 +47,7 @@ from vqe.losses import (
     VQAObjective,
     WeightedLoss,
 )
-from vqe.models.enhancer import enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 
 DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "train_step"

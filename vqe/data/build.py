@@ -61,6 +61,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from vqe.config_root import CONFIG_DIR
 from vqe.data.extract import Failure, ItemResult, Settings, process_item
 from vqe.data.index import (
     IndexedVideo,
@@ -357,7 +358,9 @@ def _interruptible() -> Iterator[None]:
             signal.signal(name, handler)
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="build")
+# An absolute config path: a relative one would resolve as a package ``configs`` when this
+# module is imported (the ``vqe build`` command) rather than run as ``__main__``.
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="build")
 def main(config: DictConfig) -> None:
     if OmegaConf.is_missing(config, "source_dir"):
         print(

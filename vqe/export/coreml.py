@@ -6,7 +6,7 @@ Neural Engine's native type):
 * ``frame``: 1×3×H×W RGB in [0, 1] (0 black, 1 full scale; decode 8-bit video and divide by 255);
 * ``enhanced``: 1×3×H×W RGB in [0, 1], the same layout.
 
-The graph is :func:`~vqe.export.deploy.build_deploy_model`'s: re-parameterised convs and the LUT
+The graph is :func:`~vqe.models.deploy.build_deploy_model`'s: re-parameterised convs and the LUT
 looked up in a 2-D atlas, so every tensor has at most 4 dimensions. ``precision="fp16"`` keeps
 fp16 weights; ``"int8"`` stores weights as 8-bit (per-channel symmetric linear quantisation,
 dequantised to fp16 on load), which shrinks the package; compute stays fp16 either way.
@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vqe.export.deploy import DeployEnhancer, build_deploy_model
 from vqe.export.metadata import (
     INPUT_DESCRIPTION,
     INPUT_NAME,
@@ -46,6 +45,7 @@ from vqe.export.metadata import (
     replace_output,
     size_bytes,
 )
+from vqe.models.deploy import DeployEnhancer, build_deploy_model
 from vqe.models.enhancer import Enhancer
 
 PRECISIONS = ("fp16", "int8")

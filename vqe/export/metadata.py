@@ -22,6 +22,7 @@ from torch import nn
 
 from vqe.macs import MacReport, check_budget, count_macs
 from vqe.models.enhancer import Enhancer
+from vqe.models.loading import compose_preset, enhancer_from_checkpoint
 from vqe.output_paths import check_writable
 
 #: Names of the exported graph's input and output, in every format.
@@ -56,33 +57,21 @@ def file_sha256(path: Path) -> str:
 def preset_source(name: str) -> ModelSource:
     """The source record of an untrained ``configs/model_vqe/<name>.yaml`` preset (its config
     composed and resolved, as a checkpoint records it)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from vqe.models.enhancer import CONFIG_DIR
-
-    overrides = [f"+model_vqe={name}"]
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: reuse its search path
-        config = compose(overrides=overrides)
-    else:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            config = compose(overrides=overrides)
     return ModelSource(
-        checkpoint=f"preset:{name}", config=OmegaConf.to_yaml(config.model_vqe, resolve=True)
+        checkpoint=f"preset:{name}", config=OmegaConf.to_yaml(compose_preset(name), resolve=True)
     )
 
 
 def load_checkpoint(path: str | Path) -> tuple[Enhancer, ModelSource]:
     """The enhancer a ``train_vqe.py`` checkpoint holds (eval mode) and its source record.
 
-    Reading is :func:`vqe.training.checkpoints.enhancer_from_checkpoint`'s: FileNotFoundError for
+    Reading is :func:`vqe.models.loading.enhancer_from_checkpoint`'s: FileNotFoundError for
     a missing file, CheckpointError (a ValueError naming the file) for one it cannot read or
     that holds something other than an enhancer checkpoint.
     """
     from omegaconf import OmegaConf
-
-    from vqe.training.checkpoints import enhancer_from_checkpoint
 
     path = Path(path).expanduser()
     enhancer, model_config = enhancer_from_checkpoint(path, key="checkpoint")

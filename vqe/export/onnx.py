@@ -4,7 +4,7 @@
 ONNX): input ``frame`` 1×3×H×W, output ``enhanced`` 1×3×H×W, both float32 RGB in [0, 1]; the
 shape is fixed at export, as in the CoreML package (a free batch axis makes the exporter lose
 the spatial sizes the predictor's adaptive pooling needs). The graph is the deploy graph of
-:func:`~vqe.export.deploy.build_deploy_model` (fused convs, 4-D atlas LUT lookup), opset
+:func:`~vqe.models.deploy.build_deploy_model` (fused convs, 4-D atlas LUT lookup), opset
 :data:`OPSET`.
 
 For a model with a LUT stage two stage graphs are written beside it, which video enhancement
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from vqe.export.deploy import DeployEnhancer, build_deploy_model
 from vqe.export.metadata import (
     INPUT_DESCRIPTION,
     INPUT_NAME,
@@ -48,6 +47,7 @@ from vqe.export.metadata import (
     replace_output,
     size_bytes,
 )
+from vqe.models.deploy import DeployEnhancer, build_deploy_model
 from vqe.models.enhancer import Enhancer
 
 OPSET = 17  # 4-D GridSample needs ≥ 16

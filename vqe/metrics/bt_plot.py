@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
-from vqe.metrics.bradley_terry import Analysis, Ranking  # noqa: E402
+from vqe.metrics.bt_fit import Analysis, Ranking  # noqa: E402
 
 _OFFSET = 0.18  # horizontal spread of the overall / per-factor markers of one method
 

@@ -69,7 +69,7 @@ from vqe.conventions import rgb_uint8_to_tensor
 from vqe.critics.dover import DoverCritic
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.vqa import VQA
-from vqe.metrics.bradley_terry import Analysis, PairCounts, Ranking, VoteError, rank
+from vqe.metrics.bt_fit import Analysis, PairCounts, Ranking, VoteError, rank
 from vqe.metrics.score_outputs import (
     add_critic_arguments,
     check_critic_arguments,

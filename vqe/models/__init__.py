@@ -1,7 +1,8 @@
 """The enhancer: an image-adaptive 3-D LUT stage and a re-parameterisable U-Net stage."""
 
 from vqe.models.blocks import RepConvBlock, reparameterize_blocks
-from vqe.models.enhancer import Enhancer, EnhancerOutput, enhancer_from_preset
+from vqe.models.enhancer import Enhancer, EnhancerOutput
+from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import (
     LutStage,
     LutStageOutput,

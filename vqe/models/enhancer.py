@@ -8,18 +8,14 @@ mode, so its batch-norm statistics do not drift either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from vqe.config_root import CONFIG_DIR  # noqa: F401  (kept importable here; defined there)
 from vqe.models.lut import LutStage, lut_regularisers
 from vqe.models.unet import UNetStage
-
-#: The Hydra config root; presets live in its ``model_vqe`` group.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass
@@ -106,17 +102,3 @@ class Enhancer(nn.Module):
             return {}
         return lut_regularisers(output.lut_weights, output.luts)
 
-
-def enhancer_from_preset(name: str, overrides: Sequence[str] = ()) -> Enhancer:
-    """Build ``configs/model_vqe/<name>.yaml``; ``overrides`` like ``"unet.widths=[8,16]"``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import instantiate
-
-    group_overrides = [f"+model_vqe={name}", *(f"model_vqe.{item}" for item in overrides)]
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: reuse its search path
-        cfg = compose(overrides=group_overrides)
-    else:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(overrides=group_overrides)
-    return instantiate(cfg.model_vqe)

@@ -26,7 +26,7 @@ LUT layout and coordinates (used everywhere in vqe):
 The lookup is ``grid_sample`` on the 5-D LUT with ``align_corners=True``: the grid's last axis
 holds (x, y, z) = (r, g, b), which index the LUT's (W, H, D) = (r, g, b) axes. It is
 differentiable with respect to both the image and the LUT. (The export graph uses an equivalent
-4-D formulation, see :mod:`vqe.export.deploy`.)
+4-D formulation, see :mod:`vqe.models.deploy`.)
 """
 
 from __future__ import annotations

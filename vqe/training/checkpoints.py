@@ -11,7 +11,8 @@ training state — optimizer, scheduler, loops, callbacks):
   has but the new model lacks is an error (its weights would be silently dropped).
 * **Evaluation** (``python -m vqe.evaluate ckpt=…``): :func:`enhancer_from_checkpoint` rebuilds
   the enhancer from the ``model_vqe`` config stored in the checkpoint's hyper-parameters and
-  loads its weights strictly.
+  loads its weights strictly. It and the reading steps live in :mod:`vqe.models.loading` (the one
+  home of enhancer loading, also used by export and inference) and are re-exported here.
 
 And two guards: :func:`read_resume_checkpoint` refuses a file Lightning could not resume a
 fit from (truncated, not a Lightning checkpoint) with a message naming it, and
@@ -31,49 +32,25 @@ import torch
 from torch import Tensor
 
 from vqe.models.enhancer import Enhancer
+from vqe.models.loading import (
+    ENHANCER_PREFIX,
+    MODEL_CONFIG_KEY,
+    STAGES,
+    CheckpointError,
+    enhancer_from_checkpoint,
+    enhancer_state_dict,
+    read_checkpoint,
+)
 
 log = logging.getLogger(__name__)
-
-#: The LightningModule attribute holding the enhancer, i.e. the key prefix of its weights.
-ENHANCER_PREFIX = "enhancer."
-#: Hyper-parameter holding the resolved ``model_vqe`` config (see VQEModule).
-MODEL_CONFIG_KEY = "model_config"
-STAGES = ("lut", "unet")
 
 
 #: What Lightning reads to resume a fit (a weights-only or foreign file lacks some).
 RESUME_KEYS = ("pytorch-lightning_version", "state_dict", "optimizer_states", "loops")
 
 
-class CheckpointError(ValueError):
-    """The checkpoint cannot be used for what was asked."""
-
-
 class NonFiniteStateError(FloatingPointError):
     """A parameter or buffer holds NaN or inf: the model diverged; it is not saved."""
-
-
-def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
-    """Load a checkpoint dict on the CPU; ``key`` names the config key in error messages."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{key}={path}: no such checkpoint; point it at a .ckpt written by train_vqe.py "
-            "(<run dir>/checkpoints/last.ckpt or the best-*.ckpt beside it)"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a file it cannot unpickle
-        raise CheckpointError(
-            f"{key}={path}: cannot be read as a checkpoint, it is damaged (e.g. truncated by "
-            f"an interrupted copy) or not one; copy it again or use another ({error})"
-        ) from error
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
-        raise CheckpointError(
-            f"{key}={path}: not a Lightning checkpoint (no 'state_dict'); use a .ckpt written "
-            "by train_vqe.py"
-        )
-    return dict(checkpoint)
 
 
 def read_resume_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
@@ -111,18 +88,6 @@ def check_finite_state(state: Mapping[str, Any], where: str) -> None:
         "trainer.gradient_clip_val) and start again, or resume from an earlier checkpoint "
         "with ckpt_path=<run dir>/checkpoints/last.ckpt"
     )
-
-
-def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Tensor]:
-    """The enhancer's weights of a checkpoint, without the ``enhancer.`` prefix."""
-    state = {
-        name[len(ENHANCER_PREFIX) :]: value
-        for name, value in checkpoint["state_dict"].items()
-        if name.startswith(ENHANCER_PREFIX)
-    }
-    if not state:
-        raise CheckpointError(f"{path}: holds no enhancer weights (no '{ENHANCER_PREFIX}*' keys)")
-    return state
 
 
 def _stage_states(state: Mapping[str, Tensor], path: str | Path) -> dict[str, dict[str, Tensor]]:
@@ -165,32 +130,6 @@ def init_enhancer(enhancer: Enhancer, path: str | Path, key: str = "init_from") 
         fresh or "nothing",
     )
     return sorted(stages)
-
-
-def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhancer, dict]:
-    """Rebuild the enhancer a checkpoint was trained with and load its weights strictly.
-
-    Returns the enhancer (in eval mode) and its ``model_vqe`` config.
-    """
-    from hydra.utils import instantiate
-
-    checkpoint = read_checkpoint(path, key)
-    model_config = checkpoint.get("hyper_parameters", {}).get(MODEL_CONFIG_KEY)
-    if not isinstance(model_config, Mapping):
-        raise CheckpointError(
-            f"{key}={path}: the checkpoint does not record its model_vqe config "
-            f"(hyper_parameters.{MODEL_CONFIG_KEY}); was it written by train_vqe.py?"
-        )
-    enhancer = instantiate(dict(model_config))
-    if not isinstance(enhancer, Enhancer):
-        raise CheckpointError(f"{key}={path}: its model config built a {type(enhancer).__name__}")
-    try:
-        enhancer.load_state_dict(enhancer_state_dict(checkpoint, path), strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{key}={path}: weights do not match its model config: {error}"
-        ) from error
-    return enhancer.eval(), dict(model_config)
 
 
 __all__ = [

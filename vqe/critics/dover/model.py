@@ -63,7 +63,7 @@ WHERE_TO_GET = (
 #: Seed of the random critic used when no weights are available (tests, demo).
 RANDOM_SEED = 0
 
-# The score-level fusion the VQA critic was paired with (DESIGN.md): keep exactly.
+# The score-level fusion the VQA critic was paired with (docs/protocol.md, DOVER): keep exactly.
 AESTHETIC_SHIFT, AESTHETIC_SCALE, AESTHETIC_WEIGHT = 0.1107, 0.07355, 0.6104
 TECHNICAL_SHIFT, TECHNICAL_SCALE, TECHNICAL_WEIGHT = 0.08285, 0.03774, 0.3896
 

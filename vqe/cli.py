@@ -1,0 +1,98 @@
+"""The ``vqe`` command: one entry point for every tool, ``vqe TOOL [ARGS …]``.
+
+``vqe TOOL ARGS`` is ``python -m MODULE ARGS`` (both keep working), ``vqe --help`` lists the
+tools and ``vqe TOOL --help`` is the tool's own help. :data:`TOOLS` is the one table of tools;
+each module is imported by its dotted name only when its tool runs, so ``vqe --help`` is instant
+and the table does not depend on what the tool modules import.
+
+Training, export and the official score keep their documented scripts: ``train_vqe.py``,
+``export_coreml.py`` (also ``vqe export``) and ``codalab_scoring/score.py`` (also ``vqe score``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class Tool(NamedTuple):
+    module: str  # dotted name of the module whose ``main`` the tool runs
+    summary: str  # one line for ``vqe --help``
+
+
+TOOLS: dict[str, Tool] = {
+    # data, model, checkpoints
+    "build": Tool("vqe.data.build", "frame index of the official layout (Hydra overrides)"),
+    "demo": Tool("vqe.data.demo", "write the embedded demo set, indexed"),
+    "macs": Tool("vqe.macs", "MACs per 720p frame against the budget (Hydra overrides)"),
+    "evaluate": Tool("vqe.evaluate", "test loop of a checkpoint, no training (Hydra overrides)"),
+    "export": Tool("vqe.export.cli", "checkpoint → CoreML / ONNX package (= export_coreml.py)"),
+    "enhance": Tool("vqe.enhance", "enhance a folder of videos, official encoding"),
+    "baseline": Tool("vqe.baseline.cli", "the baseline enhancer (= baseline/baseline.py)"),
+    # score and analyse
+    "score": Tool("vqe.metrics.score", "official score (= codalab_scoring/score.py)"),
+    "synthetic-inputs": Tool("vqe.metrics.synthetic_inputs", "synthetic jpg test inputs → mp4s"),
+    "score-outputs": Tool("vqe.metrics.score_outputs", "score a folder of enhanced videos"),
+    "tournament": Tool("vqe.metrics.tournament", "rank methods by the VQA's pairwise preference"),
+    "bradley-terry": Tool("vqe.metrics.bradley_terry", "Bradley–Terry scores from human votes"),
+    "temporal": Tool("vqe.metrics.temporal", "flicker, warping error, temporal profile"),
+    # benchmarks (outputs/benchmarks/)
+    "bench-inference": Tool("vqe.benchmarks.inference", "ms/frame at 720p per preset"),
+    "bench-train-step": Tool("vqe.benchmarks.train_step", "training step time, critics off / on"),
+    "bench-enhance-throughput": Tool(
+        "vqe.benchmarks.enhance_throughput", "decode + model + encode frames/s at 720p"
+    ),
+    "bench-critics": Tool("vqe.benchmarks.critics", "VQA and DOVER forward cost"),
+    "bench-build-throughput": Tool("vqe.benchmarks.build_throughput", "dataset builder frames/s"),
+    "bench-bradley-terry-fit": Tool(
+        "vqe.benchmarks.bradley_terry_fit", "Bradley–Terry fit time for 300k votes"
+    ),
+    "bench-quality": Tool("vqe.benchmarks.quality", "staged recipe in N minutes → quality table"),
+    "bench-baseline-bar": Tool(
+        "vqe.benchmarks.baseline_bar", "score and RMSE of the baseline and the identity"
+    ),
+}
+
+
+def usage() -> str:
+    width = max(map(len, TOOLS)) + 2
+    lines = [
+        "usage: vqe TOOL [ARGS ...]   (vqe TOOL --help: the tool's options)",
+        "",
+        "vqe TOOL ARGS runs python -m MODULE ARGS. Tools:",
+        "",
+    ]
+    lines += [f"  {name:<{width}}{tool.summary}  [{tool.module}]" for name, tool in TOOLS.items()]
+    lines += ["", "Training: python train_vqe.py [overrides] (see README.md)."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    tool = TOOLS.get(name) or TOOLS.get(name.replace("_", "-"))
+    if tool is None:
+        close = difflib.get_close_matches(name, TOOLS, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else "; vqe --help lists them"
+        print(f"vqe: unknown tool {name!r}{hint}", file=sys.stderr)
+        return 2
+    entry = importlib.import_module(tool.module).main
+    # The tools read their arguments from sys.argv when main() gets none — argparse and Hydra
+    # (whose main takes no argv) alike — so the arguments go there, as with python -m.
+    saved = sys.argv
+    sys.argv = [f"vqe {name}", *rest]
+    try:
+        code = entry()
+    finally:
+        sys.argv = saved
+    return code if isinstance(code, int) else 0  # None (Hydra tools), or a report (critics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The package's layers as data: the one machine-readable copy of the order in ``vqe/__init__.py``.
+
+Bottom up; a module may import only from its own layer or one below it (``tests/test_layering.py``
+checks every import, module- and function-level, and also refuses import cycles). A *unit* is a
+sub-package (``vqe.data``) or a top-level module (``vqe.macs``); each unit has exactly one layer.
+"""
+
+from __future__ import annotations
+
+#: (layer name, units in it), lowest first.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundation", ("vqe", "vqe.layers", "vqe.conventions", "vqe.schema", "vqe.config_root",
+                    "vqe.output_paths", "vqe.video")),
+    ("models", ("vqe.models", "vqe.macs")),
+    ("data, critics", ("vqe.data", "vqe.critics")),
+    ("losses", ("vqe.losses",)),
+    ("training", ("vqe.training",)),
+    ("export", ("vqe.export",)),
+    ("inference", ("vqe.enhance", "vqe.enhance_backends", "vqe.enhance_stream",
+                   "vqe.folder_jobs", "vqe.baseline")),
+    ("metrics, analysis", ("vqe.metrics", "vqe.evaluate", "vqe.benchmarks")),
+    ("entry points", ("vqe.cli",)),  # vqe TOOL: imports tools by name, at run time only
+)
+
+
+def unit_of(module: str) -> str:
+    """``vqe.data.build`` → ``vqe.data``; ``vqe.macs`` → ``vqe.macs``; ``vqe`` → ``vqe``."""
+    return ".".join(module.split(".")[:2])
+
+
+def layer_of(module: str) -> int:
+    """Index in :data:`LAYERS` of the unit holding ``module``; KeyError for an unplaced unit."""
+    unit = unit_of(module)
+    for index, (_, units) in enumerate(LAYERS):
+        if unit in units:
+            return index
+    raise KeyError(f"{unit}: not placed in vqe.layers.LAYERS; give it a layer there")
