@@ -34,3 +34,19 @@ def write_checkpoint(enhancer: Enhancer, preset: str, path: Path) -> Path:
     state = {ENHANCER_PREFIX + name: value for name, value in enhancer.state_dict().items()}
     torch.save({"state_dict": state, "hyper_parameters": {MODEL_CONFIG_KEY: config}}, path)
     return path
+
+
+#: Overrides that make a training run tiny: small model, crops and batches, no worker processes,
+#: no progress bars (test_training, the reliability and DDP modules build on it).
+TINY_RUN = [
+    "model_vqe=tiny",
+    "dataloader.num_workers=0",
+    "dataloader.pin_memory=false",
+    "dataloader.batch_size=2",
+    "dataloader.eval_batch_size=4",
+    "dataset.crop_size=[32,32]",
+    "augmentation=none",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "callbacks.progress_bar.refresh_rate=0",
+]

@@ -18,6 +18,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from index_helpers import write_train_and_test
+from model_helpers import TINY_RUN
 from omegaconf import DictConfig, OmegaConf
 from submission_checks import check_run_submission
 
@@ -34,18 +35,7 @@ from vqe.training.train import build_module, train
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 #: Overrides that make a run tiny: small model, crops and batches, no worker processes.
-FAST = [
-    "model_vqe=tiny",
-    "dataloader.num_workers=0",
-    "dataloader.pin_memory=false",
-    "dataloader.batch_size=2",
-    "dataloader.eval_batch_size=4",
-    "dataset.crop_size=[32,32]",
-    "augmentation=none",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
-    "callbacks.progress_bar.refresh_rate=0",
-]
+FAST = TINY_RUN
 SUPERVISED_ONLY = "dataset.train_query=\"subset in ['synthetic', 'real']\""
 
 

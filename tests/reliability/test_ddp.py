@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from model_helpers import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -39,21 +40,7 @@ JOB_TIMEOUT = 150
 SUBMISSION_FILES = ("metrics_supervised.csv", "metrics_unsupervised.csv")
 
 #: Tiny settings of every job: tiny model and crops, in-process loading, no progress bars.
-TINY = [
-    "model_vqe=tiny",
-    "dataloader.num_workers=0",
-    "dataloader.pin_memory=false",
-    "dataloader.batch_size=2",
-    "dataloader.eval_batch_size=4",
-    "dataset.crop_size=[32,32]",
-    "augmentation=none",
-    "loss=supervised",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
-    "trainer.limit_val_batches=1",
-    "callbacks.progress_bar.refresh_rate=0",
-    "quality_table=false",
-]
+TINY = [*TINY_RUN, "loss=supervised", "trainer.limit_val_batches=1", "quality_table=false"]
 DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
 #: 6 synthetic rows (2 batches of ≤ 4) + 2 unsupervised rows (1 batch): 3 batches for 2 ranks.
 TEST_QUERY = "dataset.test_query=\"(subset == 'synthetic' and frame_index < 3) or frame_index < 1\""

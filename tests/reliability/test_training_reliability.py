@@ -26,6 +26,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from index_helpers import write_train_and_test
+from model_helpers import TINY_RUN
 from omegaconf import DictConfig, OmegaConf
 
 from vqe.training.checkpoints import NonFiniteStateError
@@ -37,20 +38,11 @@ CONFIG_DIR = REPO / "configs"
 
 #: A tiny supervised run (no critics, no test loop) on the frames of ``frames_root``.
 TINY = [
-    "model_vqe=tiny",
-    "dataloader.num_workers=0",
-    "dataloader.pin_memory=false",
-    "dataloader.batch_size=2",
-    "dataloader.eval_batch_size=4",
-    "dataset.crop_size=[32,32]",
-    "augmentation=none",
+    *TINY_RUN,
     "loss=supervised",
     "dataset.train_query=\"subset in ['synthetic', 'real']\"",
     "test=false",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
     "trainer.limit_val_batches=1",
-    "callbacks.progress_bar.refresh_rate=0",
 ]
 #: Overrides a user mistypes, and the key the one-line message must name.
 BAD_NUMBERS = [
