@@ -16,8 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import vqe.training.resolvers  # noqa: F401  (the configs' ${vqe.…} resolvers; light import)
-from vqe.config_root import CONFIG_DIR  # light too
+from vqe.config_root import CONFIG_DIR  # light; registers ${vqe.mac_budget:}
 from vqe.training.config_checks import ConfigError, check_numbers  # light too
 
 

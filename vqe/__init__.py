@@ -16,7 +16,7 @@ never in a cycle (the data is ``vqe/layers.py``, enforced by ``tests/test_layeri
     losses        losses
     training      training/
     export        export/ (CoreML, ONNX, package metadata)
-    inference     enhance, enhance_backends, enhance_stream, folder_jobs, baseline/
+    inference     inference/ (backends, streaming, folder jobs, the enhance CLI), baseline/
     metrics       metrics/, evaluate, benchmarks/
     entry         cli (``vqe TOOL``)
 

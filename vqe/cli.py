@@ -30,7 +30,7 @@ TOOLS: dict[str, Tool] = {
     "macs": Tool("vqe.macs", "MACs per 720p frame against the budget (Hydra overrides)"),
     "evaluate": Tool("vqe.evaluate", "test loop of a checkpoint, no training (Hydra overrides)"),
     "export": Tool("vqe.export.cli", "checkpoint → CoreML / ONNX package (= export_coreml.py)"),
-    "enhance": Tool("vqe.enhance", "enhance a folder of videos, official encoding"),
+    "enhance": Tool("vqe.inference.cli", "enhance a folder of videos, official encoding"),
     "baseline": Tool("vqe.baseline.cli", "the baseline enhancer (= baseline/baseline.py)"),
     # score and analyse
     "score": Tool("vqe.metrics.score", "official score (= codalab_scoring/score.py)"),
@@ -39,6 +39,8 @@ TOOLS: dict[str, Tool] = {
     "tournament": Tool("vqe.metrics.tournament", "rank methods by the VQA's pairwise preference"),
     "bradley-terry": Tool("vqe.metrics.bradley_terry", "Bradley–Terry scores from human votes"),
     "temporal": Tool("vqe.metrics.temporal", "flicker, warping error, temporal profile"),
+    "study": Tool("vqe.study.__main__", "pairwise preference study: create, serve, export, report, compare"),
+    "p910": Tool("vqe.metrics.p910", "P.910 toolkit CCR votes → pairwise votes CSV"),
     # benchmarks (outputs/benchmarks/)
     "bench-inference": Tool("vqe.benchmarks.inference", "ms/frame at 720p per preset"),
     "bench-train-step": Tool("vqe.benchmarks.train_step", "training step time, critics off / on"),

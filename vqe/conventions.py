@@ -21,6 +21,12 @@ UINT8_MAX = 255.0
 VQA_OFFSET = 128.0
 VQA_SCALE = 128.0
 
+#: The challenge budget: multiply-accumulates per 1280×720 frame of the deploy graph. The configs
+#: read it as ``${vqe.mac_budget:}`` (vqe/config_root.py), so this is its only copy.
+MAC_BUDGET = 20.0e9
+BUDGET_HEIGHT = 720
+BUDGET_WIDTH = 1280
+
 #: BT.601 luma weights for R, G, B (flicker, tone curves): Y = 0.299 R + 0.587 G + 0.114 B.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 

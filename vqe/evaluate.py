@@ -28,10 +28,9 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 
 from vqe.config_root import CONFIG_DIR
 from vqe.models.loading import enhancer_from_checkpoint
-from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
 from vqe.training.callbacks import SubmissionWriter
 from vqe.training.module import VQEModule
-from vqe.training.train import build, check_dataset_path
+from vqe.training.train import build, check_dataset_path, deliver_input_dover
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = VQEModule(
         enhancer, metric_critics=build(cfg.evaluation.critics), model_config=model_config
     )
+    deliver_input_dover(datamodule, module)
     quality, temporal = cfg.evaluation.quality, cfg.evaluation.temporal
     writer = SubmissionWriter(
         cfg.paths.output_dir,

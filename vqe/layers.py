@@ -16,9 +16,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("losses", ("vqe.losses",)),
     ("training", ("vqe.training",)),
     ("export", ("vqe.export",)),
-    ("inference", ("vqe.enhance", "vqe.enhance_backends", "vqe.enhance_stream",
-                   "vqe.folder_jobs", "vqe.baseline")),
-    ("metrics, analysis", ("vqe.metrics", "vqe.evaluate", "vqe.benchmarks")),
+    ("inference", ("vqe.inference", "vqe.baseline")),
+    ("metrics, analysis", ("vqe.metrics", "vqe.evaluate", "vqe.benchmarks", "vqe.study")),
     ("entry points", ("vqe.cli",)),  # vqe TOOL: imports tools by name, at run time only
 )
 

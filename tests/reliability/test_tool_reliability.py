@@ -26,12 +26,12 @@ from hydra.utils import instantiate
 from model_helpers import write_checkpoint
 from omegaconf import OmegaConf
 
-import vqe.training.resolvers  # noqa: F401  (the configs' ${vqe.…} resolvers)
+import vqe.config_root  # noqa: F401  (registers ${vqe.mac_budget:}, which the configs use)
 from vqe.baseline.tone import tone_map_video
 from vqe.critics.checkpoints import CriticWeightsMissingError
 from vqe.critics.vqa import load_vqa
-from vqe.enhance import main as enhance_main
 from vqe.export.cli import main as export_main
+from vqe.inference.cli import main as enhance_main
 from vqe.metrics import bradley_terry, score, score_outputs, temporal, tournament
 from vqe.models.loading import enhancer_from_preset
 from vqe.schema import UNSUPERVISED_METRICS_CSV

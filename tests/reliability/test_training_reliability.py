@@ -60,7 +60,7 @@ def frames_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny(root: Path, *overrides: str) -> list[str]:
-    return [*TINY, f"dataset.path={root}", *overrides]
+    return [*TINY, "dataset=official", "dataset.val_videos=2", f"dataset.path={root}", *overrides]
 
 
 def compose_run(output_dir: Path, root: Path, *overrides: str) -> DictConfig:

@@ -173,7 +173,7 @@ def tone_map_video(
     """Map every frame of ``source`` (streamed) and encode ``destination`` with the official
     encoding (H.264, yuv420p, CRF 18, 30 fps). The input is first resampled to ``fps`` (the
     official 30-fps extraction, so the output keeps its duration; None: frames one for one).
-    Odd frame sizes and the input's audio are kept as :mod:`vqe.enhance` keeps them
+    Odd frame sizes and the input's audio are kept as :mod:`vqe.inference` keeps them
     (:func:`~vqe.video.output_pix_fmt`, :func:`~vqe.video.audio_to_keep`). Returns frames
     written."""
     mapper = ToneMapper(settings)

@@ -12,7 +12,7 @@ the official layout, the test split is scored exactly as a user would score any 
    encoding) over those and over ``test/unsupervised``;
    **identity** — the input unchanged: the lossless synthetic mp4s, and each unsupervised input
    resampled to 30 fps like the enhancers do, written losslessly;
-3. :mod:`vqe.metrics.score_outputs` on each folder.
+3. :func:`vqe.metrics.output_scoring.score_outputs` on each folder.
 
 The DOVER clip setting defaults to 2 frames × 1 technical clip, the setting the demo evaluation
 uses (``configs/evaluation``), so the figures compare with ``python -m vqe.evaluate`` on the
@@ -39,16 +39,15 @@ import torch
 from vqe.baseline.cli import main as baseline_main
 from vqe.benchmarks.report import save_report
 from vqe.data.demo import ensure_demo, is_demo
-from vqe.metrics.score_outputs import (
-    OutputsReport,
+from vqe.metrics.critic_options import (
     add_critic_arguments,
     check_critic_arguments,
     critics_label,
     load_critics,
     random_critics_used,
     resolve_device,
-    score_outputs,
 )
+from vqe.metrics.output_scoring import OutputsReport, score_outputs
 from vqe.metrics.synthetic_inputs import encode_lossless, write_synthetic_inputs
 from vqe.schema import RMSE
 from vqe.video import OFFICIAL_FPS, read_frames

@@ -6,8 +6,8 @@
 
 **Throughput.** A synthetic clip (a slow pan and zoom across scikit-image's astronaut photo, the
 demo set's motion, ``--frames`` frames at ``--height``×``--width``, stored with the official
-encoding) is enhanced exactly as ``python -m vqe.enhance`` does it
-(:func:`vqe.enhance_stream.enhance_video`: PyAV decode, batches through the preset's deploy
+encoding) is enhanced exactly as ``python -m vqe.inference`` does it
+(:func:`vqe.inference.stream.enhance_video`: PyAV decode, batches through the preset's deploy
 graph with LUT-weight smoothing, libx264 CRF 18 encode). Frames/s is frames over the wall time
 of the whole call; the time in each part (decode, model, encode) is measured inside the
 pipeline and given as a share of that wall time (the rest, "other", is the per-video set-up and
@@ -36,9 +36,9 @@ import torch
 
 from vqe.benchmarks.report import machine_description
 from vqe.data.demo import load_photo, pan_zoom_clip
-from vqe.enhance_backends import TorchBackend, resolve_device
-from vqe.enhance_stream import EnhanceSettings, StageTimes, enhance_video
 from vqe.export.metadata import preset_source
+from vqe.inference.backends import TorchBackend, resolve_device
+from vqe.inference.stream import EnhanceSettings, StageTimes, enhance_video
 from vqe.models.loading import enhancer_from_preset
 from vqe.video import write_video
 

@@ -63,10 +63,10 @@ from vqe.baseline.tone import ToneSettings, tone_map_video
 from vqe.benchmarks.quality_clips import TEST_RANGES, TestClip, comparison_strip, make_clips
 from vqe.benchmarks.quality_recipe import TINY_OVERRIDES, describe, recipe_summary, run_recipe
 from vqe.benchmarks.report import machine_description, save_report
-from vqe.enhance import enhance_folder
-from vqe.enhance_backends import ModelSpec, load_backend
-from vqe.enhance_stream import DEFAULT_ALPHA, EnhanceSettings
-from vqe.folder_jobs import FolderReport, process_folder
+from vqe.inference.backends import ModelSpec, load_backend
+from vqe.inference.enhance import enhance_folder
+from vqe.inference.folder_jobs import FolderReport, process_folder
+from vqe.inference.stream import DEFAULT_ALPHA, EnhanceSettings
 from vqe.metrics import temporal
 from vqe.metrics.quality import frame_psnr, frame_ssim, load_lpips
 from vqe.video import OFFICIAL_FPS, read_frames

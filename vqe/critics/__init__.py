@@ -19,7 +19,6 @@ from __future__ import annotations
 from vqe.critics.dover import (
     DOVER,
     DoverCritic,
-    DoverScoreCache,
     build_dover,
     load_dover,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "VQA",
     "CriticHandle",
     "DoverCritic",
-    "DoverScoreCache",
     "build_dover",
     "build_vqa",
     "freeze",

@@ -13,10 +13,11 @@ device) and turns (enhanced, input) batches into :class:`CriticScores`.
   the VQA compares the two scores, so a whole-frame score beside a crop score is a different
   question. ``input_dover`` says how:
 
-  - ``auto`` (default) — items whose input is a stored frame unchanged (the dataset's
-    ``stored_input`` path: whole frame, no crop, flip, jitter or synthesis) take the score from
-    :class:`~vqe.critics.dover.DoverScoreCache` under the data root, computed once per frame
-    and setting; every other item is scored on the batch, exactly the view ŷ has.
+  - ``auto`` (default) — items whose input is a stored frame unchanged (whole frame, no crop,
+    flip, jitter or synthesis) take the score the data pipeline delivers in the batch
+    (``dover_input``, from the cache of :mod:`vqe.data.input_scores`, filled once per frame and
+    setting for :attr:`CriticScorer.cache_scorer`); every other item is scored on the batch,
+    exactly the view ŷ has. The scorer works on tensors only: it never reads a file.
   - ``cache`` — the same, but an item that is not a stored view is an error (for runs that
     must never pay for a DOVER(x) pass).
   - ``online`` — always computed on the batch's input frames.
@@ -33,17 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import cv2
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from vqe.conventions import bgr_uint8_to_tensor
-from vqe.critics.dover import DoverCritic, DoverScoreCache
+from vqe.critics.dover import DoverCritic
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.vqa import VQA
 
@@ -71,14 +69,6 @@ class CriticScores:
 
 
 
-def read_frame(path: Path) -> Tensor:
-    """A stored frame as a 3×H×W RGB float tensor in [0, 1]."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"{path}: cannot read this frame (missing or not an image)")
-    return bgr_uint8_to_tensor(image)
-
-
 @contextlib.contextmanager
 def full_precision(device: torch.device) -> Iterator[None]:
     """Autocast off: metrics and cached scores are computed in float32 whatever the precision."""
@@ -99,7 +89,6 @@ class CriticScorer:
         dover: DoverCritic,
         input_dover: InputDover = "auto",
         enhanced_dover: EnhancedDover = "online",
-        cache_batch_size: int = 8,
     ) -> None:
         if input_dover not in INPUT_DOVER_MODES:
             raise ValueError(
@@ -114,79 +103,59 @@ class CriticScorer:
         self.dover = CriticHandle(dover)
         self.input_dover = input_dover
         self.enhanced_dover = enhanced_dover
-        self.cache_batch_size = cache_batch_size
-        self._cache: DoverScoreCache | None = None
 
-    @property
-    def critic_modules(self) -> list[nn.Module]:
-        """The frozen networks (for checks: they must never change)."""
-        return [self.vqa.module, self.dover.module]
-
-    def attach_data_root(self, root: str | Path) -> None:
-        """Where stored input frames live; the ``auto`` and ``cache`` modes keep DOVER(x) there."""
-        if self.input_dover != "online":
-            self._cache = DoverScoreCache(
-                Path(root), self.dover.module, batch_size=self.cache_batch_size, progress=False
-            )
-
-    def _cached_scores(self, inputs: Tensor, paths: Sequence[str]) -> Tensor:
-        if self._cache is None:
-            raise RuntimeError(
-                "CriticScorer: input_dover='cache' needs the data root; call "
-                "attach_data_root(root) first (the LightningModule does it in setup)"
-            )
-        root = self._cache.data_root
-        self.dover.on(inputs)  # the cache scores missing frames wherever the critic lives
-        with full_precision(inputs.device):
-            scores = self._cache.get_or_compute(paths, lambda path: read_frame(root / path))
-        return scores.to(device=inputs.device, dtype=inputs.dtype)
-
-    def input_scores(self, inputs: Tensor, stored_inputs: Sequence[str] | None) -> Tensor:
+    def input_scores(self, inputs: Tensor, known: Tensor | None = None) -> Tensor:
         """DOVER(x), never with gradients: the input is not trained.
 
-        ``stored_inputs`` holds, per item, the path of the stored frame that the input is
-        unchanged ("" where it was cropped, augmented or synthesised); see the module docstring.
+        ``known`` holds per item the DOVER(x) the data pipeline delivered (the batch's
+        ``dover_input``: the cached score of a stored frame shown unchanged) or NaN where the
+        input was cropped, augmented or synthesised; those items are scored here, on the batch.
         """
         count = inputs.shape[0]
-        stored = list(stored_inputs) if stored_inputs is not None else [""] * count
-        if len(stored) != count:
-            raise ValueError(f"{len(stored)} stored-input paths for {count} input frames")
-        if self.input_dover == "cache" and not all(stored):
+        if known is None or self.input_dover == "online":
+            known = inputs.new_full((count,), float("nan"))
+        known = torch.as_tensor(known).to(device=inputs.device, dtype=inputs.dtype).reshape(-1)
+        if known.numel() != count:
+            raise ValueError(f"{known.numel()} delivered DOVER(x) scores for {count} input frames")
+        missing = torch.isnan(known)
+        if self.input_dover == "cache" and bool(missing.any()):
             raise ValueError(
-                "critics.input_dover=cache: this batch has inputs that are not stored frames as "
-                "they are (cropped, augmented or synthesised: dataset.crop_size, augmentation, "
-                "dataset.pair_synthesis), so a cached whole-frame DOVER(x) would not be the view "
-                "DOVER(ŷ) sees. Use critics.input_dover=auto, or train on whole stored frames "
-                "with view=official"
+                "critics.input_dover=cache: this batch has inputs without a cached DOVER(x) — "
+                "inputs that are not stored frames as they are (cropped, augmented or "
+                "synthesised: dataset.crop_size, augmentation, dataset.pair_synthesis), whose "
+                "whole-frame score would not be the view DOVER(ŷ) sees. Use "
+                "critics.input_dover=auto, or train on whole stored frames with view=official"
             )
-        use_cache = self.input_dover != "online" and self._cache is not None
-        cached = [i for i, path in enumerate(stored) if path] if use_cache else []
-        if len(cached) == count:
-            return self._cached_scores(inputs, stored)
+        if not bool(missing.any()):
+            return known
         with torch.no_grad():
-            if not cached:
-                return self.dover(inputs)
-            scores = inputs.new_empty(count)
-            fresh = [i for i in range(count) if not stored[i]]
-            scores[fresh] = self.dover(inputs[fresh]).to(scores.dtype)
-            scores[cached] = self._cached_scores(inputs[cached], [stored[i] for i in cached])
+            if bool(missing.all()):
+                return self.dover(inputs).to(inputs.dtype)
+            scores = known.clone()
+            scores[missing] = self.dover(inputs[missing]).to(scores.dtype)
             return scores
+
+    @property
+    def cache_scorer(self) -> DoverCritic | None:
+        """The DOVER whose scores of stored input frames the data pipeline should deliver
+        (:meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`); None for ``online``."""
+        return None if self.input_dover == "online" else self.dover.module
 
     def __call__(
         self,
         enhanced: Tensor,
         inputs: Tensor,
-        stored_inputs: Sequence[str] | None = None,
+        known_input_scores: Tensor | None = None,
         exact: bool = False,
     ) -> CriticScores:
-        """Scores of (enhanced, input) pairs; ``stored_inputs`` as for :meth:`input_scores`;
+        """Scores of (enhanced, input) pairs; ``known_input_scores`` as for :meth:`input_scores`;
         ``exact`` computes everything in float32 with autocast off (metrics), otherwise under
         the run's precision (training)."""
         context = full_precision(enhanced.device) if exact else contextlib.nullcontext()
         with context:
             if exact:
                 enhanced, inputs = enhanced.float(), inputs.float()
-            dover_input = self.input_scores(inputs, stored_inputs)
+            dover_input = self.input_scores(inputs, known_input_scores)
             if self.enhanced_dover == "online":
                 dover_enhanced = self.dover(enhanced)
             else:
@@ -202,7 +171,6 @@ def build_critic_scorer(
     dover: DoverCritic,
     input_dover: InputDover = "auto",
     enhanced_dover: EnhancedDover = "online",
-    cache_batch_size: int = 8,
 ) -> CriticScorer:
     """Hydra entry point (``critics`` / ``evaluation.critics`` nodes): built critics → a scorer."""
     if not dover.settings.is_official:
@@ -211,7 +179,7 @@ def build_critic_scorer(
             dover.settings.tag,
             "; ".join(dover.settings.differences),
         )
-    return CriticScorer(vqa, dover, input_dover, enhanced_dover, cache_batch_size)
+    return CriticScorer(vqa, dover, input_dover, enhanced_dover)
 
 
 __all__ = [
@@ -220,5 +188,4 @@ __all__ = [
     "CriticScorer",
     "build_critic_scorer",
     "full_precision",
-    "read_frame",
 ]

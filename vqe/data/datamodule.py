@@ -43,6 +43,7 @@ from vqe.data.datasets import (
     PairSynthesis,
     read_index,
 )
+from vqe.data.input_scores import DoverScoreCache, FrameScorer
 from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
 
@@ -64,6 +65,19 @@ def _rows_of_videos(table: pd.DataFrame, videos: pd.DataFrame) -> pd.Series:
     """Boolean mask of the rows of ``table`` that belong to one of ``videos``."""
     keys = pd.MultiIndex.from_frame(table[_VIDEO_KEY])
     return pd.Series(keys.isin(pd.MultiIndex.from_frame(videos[_VIDEO_KEY])), index=table.index)
+
+
+def check_demo_root(root: Path) -> None:
+    """Refuse a root that is not a demo set, saying how to train on the challenge data."""
+    from vqe.data.demo import MANIFEST  # the demo builder's marker file
+
+    if not (root / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"dataset.path {root} holds no {MANIFEST}, so it is not a demo set (dataset=demo, "
+            "the default, expects one: `python -m vqe.data.demo DIR` builds it). For the "
+            "challenge data add dataset=official, which brings the real-data settings "
+            "(official DOVER, 100 epochs, critic weights required)."
+        )
 
 
 class VQEDataModule(pl.LightningDataModule):
@@ -88,6 +102,9 @@ class VQEDataModule(pl.LightningDataModule):
         seed: base of the per-epoch order and per-item augmentation seeds (None means 0).
         on_bad_frame: ``"stop"`` (default) or ``"skip"`` for a listed frame that is missing or
             does not decode; skipped frames are logged with their path and CSV line.
+        demo_set: the root must be a demo set (hold the ``demo.json`` that
+            :mod:`vqe.data.demo` writes), as ``configs/dataset/demo.yaml`` expects: a challenge
+            root given there would silently train with the demo's sizes and random critics.
     """
 
     def __init__(
@@ -114,6 +131,7 @@ class VQEDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         seed: int | None = 0,
         on_bad_frame: BadFramePolicy = "stop",
+        demo_set: bool = False,
     ) -> None:
         super().__init__()
         if on_bad_frame not in BAD_FRAME_POLICIES:
@@ -121,6 +139,7 @@ class VQEDataModule(pl.LightningDataModule):
                 f"dataset.on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {on_bad_frame!r}"
             )
         self.on_bad_frame = on_bad_frame
+        self.demo_set = bool(demo_set)
         self.save_hyperparameters(logger=False, ignore=["pair_synthesis", "train_pairs"])
         self.path = path
         self.train_csv, self.test_csv = train_csv, test_csv
@@ -140,6 +159,8 @@ class VQEDataModule(pl.LightningDataModule):
         self.val_set: FrameDataset | None = None
         self.test_set: FrameDataset | None = None
         self._root: Path | None = None
+        self._input_scorers: dict[str, FrameScorer] = {}  # stage → the DOVER of its critics
+        self._train_rows: FrameDataset | None = None
 
     # ------------------------------------------------------------------ data root
 
@@ -158,6 +179,8 @@ class VQEDataModule(pl.LightningDataModule):
                 raise FileNotFoundError(
                     f"dataset.path {root} is not a directory; point it at the data root"
                 )
+            if self.demo_set:
+                check_demo_root(root)
             self._root = root
         return self._root
 
@@ -209,6 +232,7 @@ class VQEDataModule(pl.LightningDataModule):
                 f"val_query={self.val_query!r}, val_videos={self.val_videos!r}); loosen the queries"
             )
         rows = self._dataset(self.train_csv, train_rows, train=True)
+        self._train_rows = rows
         if self.train_pairs is None:
             self.train_set = rows
         else:
@@ -221,9 +245,46 @@ class VQEDataModule(pl.LightningDataModule):
         self._check_trainer()
         if stage in (None, "fit", "validate") and self.train_set is None:
             self._build_fit_sets()
+            assert self._train_rows is not None
+            self._attach_input_scores(self._train_rows, self._input_scorers.get("fit"))
         if stage in (None, "test") and self.test_set is None:
             table = read_index(self.data_root() / self.test_csv, self.test_query)
             self.test_set = self._dataset(self.test_csv, table, train=False)
+            self._attach_input_scores(self.test_set, self._input_scorers.get("test"))
+
+    # ------------------------------------------------------------------ DOVER(x)
+
+    def score_inputs_with(
+        self, fit: FrameScorer | None = None, test: FrameScorer | None = None
+    ) -> None:
+        """Deliver DOVER(x) in the batches (``dover_input``) for the stored-view rows.
+
+        ``fit`` scores the training rows, ``test`` the test rows (each the DOVER of the critics
+        that will read the scores: its :attr:`cache_key` names the settings). At setup the
+        scores come from the cache under the data root (:class:`DoverScoreCache`), computed
+        once for the frames it lacks — on global rank 0 while the others wait, then read by
+        every rank — so that no critic reads a frame file. Items that are not stored views
+        (crops, augmentation, synthesis) carry NaN: their critics score the batch itself.
+        """
+        self._input_scorers = {
+            stage: scorer for stage, scorer in (("fit", fit), ("test", test)) if scorer is not None
+        }
+
+    def _attach_input_scores(self, dataset: FrameDataset, scorer: FrameScorer | None) -> None:
+        sources = dataset.stored_view_sources() if scorer is not None else []
+        if scorer is None or not sources:
+            return
+        trainer = self.trainer
+        if trainer is not None and hasattr(scorer, "to"):
+            scorer.to(trainer.strategy.root_device)  # fill the cache on the run's device
+        if trainer is None or trainer.global_rank == 0:
+            DoverScoreCache(self.data_root(), scorer).get_or_compute(sources, dataset.read_input)
+        if trainer is not None:
+            trainer.strategy.barrier("dover_input_cache")
+        # Every rank reads the file rank 0 completed (a no-op recomputation otherwise).
+        cache = DoverScoreCache(self.data_root(), scorer, progress=False)
+        scores = cache.get_or_compute(sources, dataset.read_input)
+        dataset.attach_input_scores(dict(zip(sources, scores.tolist())))
 
     # ------------------------------------------------------------------ loaders
 

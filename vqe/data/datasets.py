@@ -17,9 +17,10 @@ the file and its line and serves another frame of the same group (subset, target
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -222,6 +223,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
         self._set_rows(index)
         self._bad_rows: set[int] = set()  # rows found unreadable in this process (skip policy)
         self._group_rows: dict[Hashable, list[int]] | None = None  # built on the first skip
+        self._input_scores: dict[str, float] = {}  # stored frame path → DOVER(x)
 
     def _set_rows(self, index: pd.DataFrame) -> None:
         self.index = index.reset_index(drop=True)
@@ -248,6 +250,29 @@ class FrameDataset(Dataset[dict[str, Any]]):
             return list(zip(subsets, self._has_target.tolist()))
         heights, widths = self.index[schema.HEIGHT].tolist(), self.index[schema.WIDTH].tolist()
         return list(zip(subsets, self._has_target.tolist(), heights, widths))
+
+    def is_stored_view(self, row: int) -> bool:
+        """Whether row ``row``'s x is its stored input frame unchanged (no synthesis, and a
+        transform that keeps whole frames): the view a per-frame cache of DOVER(x) holds for."""
+        keeps = self.transform is None or self.transform.keeps_frames
+        return keeps and not self._synthesises(row)
+
+    def stored_view_sources(self) -> list[str]:
+        """The distinct input paths (relative to the root) of the rows that are stored views."""
+        sources = self.index[schema.IMG_SOURCE].astype(str).tolist()
+        return list(dict.fromkeys(s for row, s in enumerate(sources) if self.is_stored_view(row)))
+
+    def read_input(self, relative: str) -> torch.Tensor:
+        """The stored input frame ``relative`` (a :meth:`stored_view_sources` path), 3×H×W."""
+        rows = self.index.index[self.index[schema.IMG_SOURCE].astype(str) == relative]
+        if len(rows) == 0:
+            raise KeyError(f"{self.csv_path}: no row has the input {relative}")
+        return self._read(relative, int(rows[0]))
+
+    def attach_input_scores(self, scores: Mapping[str, float]) -> None:
+        """DOVER(x) per stored input path, served as each stored-view item's ``dover_input``
+        (computed data-side, e.g. by :meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`)."""
+        self._input_scores = {str(path): float(score) for path, score in scores.items()}
 
     def _where(self, row: int) -> str:
         """Where row ``row`` comes from: its CSV line, or its table row without one."""
@@ -384,7 +409,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
         generator = torch.Generator().manual_seed(int(streams[0].generate_state(1, np.uint64)[0]))
         y = self._read(record[schema.IMG_TARGET], row) if self.has_target(row) else None
 
-        is_stored_view = False
+        is_stored_view = self.is_stored_view(row)
         if self._synthesises(row):
             assert y is not None and self.pair_synthesis is not None
             if self.transform is not None:
@@ -404,8 +429,6 @@ class FrameDataset(Dataset[dict[str, Any]]):
             x = stored
             if self.transform is not None:
                 x, y = self.transform(x, y, generator)
-            # Scores cached for the stored frame (DOVER(x)) hold only for exactly that view.
-            is_stored_view = x.shape == stored.shape and torch.equal(x, stored)
 
         item: dict[str, Any] = {
             "x": x,
@@ -415,8 +438,13 @@ class FrameDataset(Dataset[dict[str, Any]]):
             "has_target": y is not None,
             "source": str(record[schema.IMG_SOURCE]),
             # The source path when x is that stored frame unchanged (no crop, flip, jitter or
-            # synthesis), else "": where the critics may use a per-file cache of DOVER(x).
+            # synthesis), else "".
             "stored_input": str(record[schema.IMG_SOURCE]) if is_stored_view else "",
+            # DOVER(x) of that stored frame when attach_input_scores() gave one, else NaN (the
+            # critics then score the batch's x): scores hold only for exactly that view.
+            "dover_input": self._input_scores.get(str(record[schema.IMG_SOURCE]), math.nan)
+            if is_stored_view
+            else math.nan,
         }
         if y is not None:
             item["y"] = y

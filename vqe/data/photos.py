@@ -326,15 +326,8 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             "source": photo_source(name),
             # Not a stored frame: the critics score DOVER(x) on the batch, never from a cache.
             "stored_input": "",
+            "dover_input": math.nan,  # a generated input: the critics score it on the batch
         }
-
-
-def optional_photo_pairs(enabled: bool, **options: Any) -> CleanPhotoPairs | None:
-    """``CleanPhotoPairs(**options)`` when ``enabled``, else None — for configs that train on
-    the photo pool only in some runs (``configs/dataset/demo.yaml``: the demo run only)."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"optional_photo_pairs: enabled must be true or false, got {enabled!r}")
-    return CleanPhotoPairs(**options) if enabled else None
 
 
 __all__ = [
@@ -344,7 +337,6 @@ __all__ = [
     "CleanPhotoPairs",
     "load_photo",
     "mean_luma",
-    "optional_photo_pairs",
     "photo_pool",
     "photo_source",
     "photo_tensor",

@@ -279,6 +279,11 @@ class PairTransform:
     def photometric(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return x
 
+    @property
+    def keeps_frames(self) -> bool:
+        """True when every call returns its frames unchanged (no crop, resize or augmentation)."""
+        return False
+
     def __call__(
         self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -298,6 +303,11 @@ class TrainTransform(PairTransform):
     def __init__(self, crop_size: Size | None, augmentation: Augmentation | None = None) -> None:
         self.output_size = crop_size
         self.augmentation = augmentation or Augmentation()
+
+    @property
+    def keeps_frames(self) -> bool:
+        aug = self.augmentation
+        return self.output_size is None and aug.hflip_p == aug.affine_p == aug.jitter_p == 0.0
 
     def _geometry(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         aug = self.augmentation
@@ -344,6 +354,10 @@ class EvalTransform(PairTransform):
             raise ValueError(f"eval fit must be 'center_crop' or 'resize', got {fit!r}")
         self.output_size = size
         self.fit = fit
+
+    @property
+    def keeps_frames(self) -> bool:
+        return self.output_size is None
 
     def _geometry(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.output_size is None:

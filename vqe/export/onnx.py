@@ -8,7 +8,7 @@ the spatial sizes the predictor's adaptive pooling needs). The graph is the depl
 :data:`OPSET`.
 
 For a model with a LUT stage two stage graphs are written beside it, which video enhancement
-(:mod:`vqe.enhance` ``--onnx``) needs to smooth the LUT weights over time:
+(:mod:`vqe.inference` ``--onnx``) needs to smooth the LUT weights over time:
 
 * ``X.lut_weights.onnx``: ``frame`` → ``lut_weights`` (1×K blending weights);
 * ``X.with_weights.onnx``: ``frame``, ``lut_weights`` → ``enhanced``.
@@ -96,7 +96,7 @@ class OnnxExport:
         ]
         if self.stage_graphs:
             names = ", ".join(path.name for path in self.stage_graphs)
-            lines.append(f"  stage graphs     {names} (for LUT-weight smoothing in vqe.enhance)")
+            lines.append(f"  stage graphs     {names} (for LUT-weight smoothing in vqe.inference)")
         return "\n".join(lines)
 
 

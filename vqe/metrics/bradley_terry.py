@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vqe.metrics.bt_fit import (
     CI_METHODS,
@@ -92,11 +93,28 @@ def _announce(path: Path, existed: bool) -> None:
     print(f"{'replaced' if existed else 'wrote'} {path}")
 
 
+def _read(args: argparse.Namespace) -> Any:
+    if args.format == "p910-ccr":
+        from vqe.metrics.p910 import read_ccr
+
+        return read_ccr(args.votes, args.reference, args.method_pattern, args.method_column)
+    return read_votes(args.votes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Bradley–Terry scores from pairwise votes (left,right,vote[,factor,rater])."
     )
     parser.add_argument("votes", type=Path, help="CSV with one row per vote")
+    parser.add_argument(
+        "--format",
+        choices=("votes", "p910-ccr"),
+        default="votes",
+        help="p910-ccr: the P.910 toolkit's CCR *_votes_per_worker.csv (clip vs reference)",
+    )
+    parser.add_argument("--reference", default="reference", help="p910-ccr: the reference method")
+    parser.add_argument("--method-pattern", help="p910-ccr: regex with (?P<method>…) on the clip")
+    parser.add_argument("--method-column", help="p910-ccr: the column naming each clip's method")
     parser.add_argument("--json", type=Path, help="write method → {score, ci_low, ci_high, …} here")
     parser.add_argument(
         "--plot", type=Path, help="interval plot PNG (default: <votes>_bt.png beside the CSV)"
@@ -115,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json is not None:
             check_writable(args.json, "--json")
         analysis = analyse_votes(
-            read_votes(args.votes), args.ci, args.bootstrap, args.level, args.resample, args.seed
+            _read(args), args.ci, args.bootstrap, args.level, args.resample, args.seed
         )
     except (VoteError, ValueError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)

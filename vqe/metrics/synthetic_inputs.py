@@ -3,7 +3,7 @@
     python -m vqe.metrics.synthetic_inputs --data-root ROOT [--split test] --out DIR
         [--crf 0] [--overwrite]
 
-Enhancers (``baseline/baseline.py``, ``python -m vqe.enhance``) work on folders of mp4s, but the
+Enhancers (``baseline/baseline.py``, ``python -m vqe.inference``) work on folders of mp4s, but the
 synthetic test pairs are jpg sequences. Every ``ROOT/<split>/supervised/synthetic/video_XXXX/x/``
 sequence becomes ``DIR/video_XXXX.mp4`` (named after the video id), 30 fps, its frames in the
 order the dataset index uses (natural sort of the names that ``x/`` and ``y/`` share).
@@ -43,7 +43,7 @@ from tqdm import tqdm
 from vqe.conventions import swap_rgb_bgr_uint8
 from vqe.data.extract import ItemError, Settings, index_frame_pairs
 from vqe.data.layout import Item, list_items
-from vqe.folder_jobs import FolderReport
+from vqe.inference.folder_jobs import FolderReport
 from vqe.schema import SPLITS, SUBSET_SYNTHETIC
 from vqe.video import OFFICIAL_FPS, VideoError, write_video
 

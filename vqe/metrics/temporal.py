@@ -385,7 +385,7 @@ def paired_frames(
     """(enhanced frame, input frame) pairs on a common time base.
 
     When the frame rates differ (an enhancer resampled a 20 fps webcam clip to 30 fps, as
-    ``vqe.enhance`` does by default), the input is resampled to the enhanced video's rate, the
+    ``vqe.inference`` does by default), the input is resampled to the enhanced video's rate, the
     way :func:`vqe.video.read_frames` and the enhancers do. When the counts still differ, the
     overlapping frames are compared. What was done is appended to ``notes``.
     """

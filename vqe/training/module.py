@@ -25,7 +25,6 @@ hyper-parameter ``model_config`` so a checkpoint can be evaluated without the tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -91,17 +90,6 @@ class VQEModule(pl.LightningModule):
         self.train_critics = train_critics
         self.metric_critics = metric_critics
 
-    # ------------------------------------------------------------------ setup
-
-    def setup(self, stage: str) -> None:
-        # The input-frame DOVER cache lives under the data root.
-        data_root = getattr(self.trainer.datamodule, "data_root", None)
-        if data_root is None:
-            return
-        for scorer in (self.train_critics, self.metric_critics):
-            if scorer is not None:
-                scorer.attach_data_root(Path(data_root()))
-
     def forward(self, frames: Tensor) -> Tensor:
         return self.enhancer(frames)
 
@@ -115,7 +103,7 @@ class VQEModule(pl.LightningModule):
         critics = None
         if self.loss.needs_critics:
             assert self.train_critics is not None
-            critics = self.train_critics(output.frames, inputs, batch.get("stored_input"))
+            critics = self.train_critics(output.frames, inputs, batch.get("dover_input"))
         result = self.loss(LossInputs(inputs, output, batch.get("y"), critics))
         # On every rank at once: a rank stopping alone would leave the others in the all-reduce.
         raise_on_every_rank(self.trainer, lambda: check_finite(result, self.global_step))
@@ -157,7 +145,7 @@ class VQEModule(pl.LightningModule):
                     "the test set has rows without targets, which are scored by the critics, but "
                     "this module has no metric critics"
                 )
-            scores = self.metric_critics(enhanced, inputs, batch.get("stored_input"), exact=True)
+            scores = self.metric_critics(enhanced, inputs, batch.get("dover_input"), exact=True)
             output["scores"] = scores.metric_row()
         return output
 

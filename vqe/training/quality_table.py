@@ -18,6 +18,7 @@ cost as much as the test loop itself.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from torch import Tensor
 from vqe.baseline.tone import ToneMapper
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8, vqa_scale_rmse
 from vqe.metrics.quality import frame_psnr
+
+log = logging.getLogger(__name__)
 
 Enhance = Callable[[Tensor], Tensor]
 METHODS = ("input", "baseline", "model")
@@ -124,7 +127,7 @@ def quality_table(enhance: Enhance, dataset: Any, batch_size: int = 8) -> Qualit
 
 
 def report_quality(enhancer: torch.nn.Module, dataset: Any) -> dict[str, Any] | None:
-    """Print (and return as a dict) the table of ``enhancer`` on ``dataset``; None without rows."""
+    """Log (and return as a dict) the table of ``enhancer`` on ``dataset``; None without rows."""
     parameter = next(enhancer.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = enhancer.training
@@ -135,7 +138,7 @@ def report_quality(enhancer: torch.nn.Module, dataset: Any) -> dict[str, Any] | 
         enhancer.train(was_training)
     if table is None:
         return None
-    print(table.markdown(), flush=True)
+    log.info("quality on the test set:\n%s", table.markdown())
     return table.as_dict()
 
 

@@ -42,7 +42,6 @@ from vqe.critics.scorer import CriticScorer
 from vqe.losses import NonFiniteLossError, WeightedLoss, build_loss
 from vqe.macs import MacBudgetError, MacReport, check_budget
 from vqe.models.enhancer import Enhancer
-from vqe.training import resolvers  # noqa: F401  (registers the config resolvers)
 from vqe.training.callbacks import Interruption, ResumeCheckpoint, SubmissionWriter
 from vqe.training.checkpoints import (
     CheckpointError,
@@ -153,6 +152,21 @@ def _check_input_dover(cfg: DictConfig) -> None:
             "sees. Use critics.input_dover=auto (the default: cache where the input is a "
             "stored frame, computed otherwise), or train on whole frames with view=official"
         )
+
+
+def deliver_input_dover(datamodule: Any, module: VQEModule) -> None:
+    """Let the data pipeline serve DOVER(x) of stored frames in the batches, scored by the DOVER
+    of the critics that read them (training rows: the training critics; test rows: the metric
+    critics), so that the critics work on tensors only. A datamodule without the hook is left
+    alone: its critics then score every input on the batch."""
+    score_inputs_with = getattr(datamodule, "score_inputs_with", None)
+    if score_inputs_with is None:
+        return
+    train, test = module.train_critics, module.metric_critics
+    score_inputs_with(
+        fit=train.cache_scorer if train is not None else None,
+        test=test.cache_scorer if test is not None else None,
+    )
 
 
 def build_enhancer(cfg: DictConfig) -> Enhancer:
@@ -309,6 +323,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         int(size["model/trainable_parameters"]),
     )
     module = build_module(cfg, enhancer)
+    deliver_input_dover(datamodule, module)
     loggers = build_loggers(cfg.get("logger"), resuming=ckpt_path is not None)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _log_once(trainer, cfg, size, resuming=ckpt_path is not None)

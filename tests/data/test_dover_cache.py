@@ -1,0 +1,190 @@
+"""The on-disk cache of input-frame DOVER scores: fill once, reload without recomputing, keyed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import Tensor
+
+from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
+from vqe.critics.frozen import freeze
+from vqe.data.input_scores import CACHE_DIR, SCORE_COLUMN, DoverCacheError, DoverScoreCache
+from vqe.schema import IMG_SOURCE
+
+# Most tests use the seeded random critic, which warns (by design) on every load.
+pytestmark = pytest.mark.filterwarnings("ignore:DOVER.*RANDOM weights:RuntimeWarning")
+
+
+class CountingScorer:
+    """Stands in for a DoverCritic: a keyed, deterministic function of the frames."""
+
+    def __init__(self, cache_key: str) -> None:
+        self.cache_key = cache_key
+        self.frames_scored = 0
+        self.calls = 0
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        self.calls += 1
+        self.frames_scored += frames.shape[0]
+        return frames.mean(dim=(1, 2, 3)) * 0.5 + 0.25
+
+
+class CountingLoader:
+    """Frames whose content depends on the path; counts how often each path is loaded."""
+
+    def __init__(self, size: tuple[int, int] = (8, 8)) -> None:
+        self.size = size
+        self.loaded: list[str] = []
+
+    def __call__(self, path: str) -> Tensor:
+        self.loaded.append(path)
+        seed = sum(path.encode())
+        return torch.rand(3, *self.size, generator=torch.Generator().manual_seed(seed))
+
+
+PATHS = [f"train/unsupervised/video_{v:04d}/x/frame_{f:04d}.png" for v in (1, 2) for f in (1, 2, 3)]
+
+
+def test_fill_writes_the_scores_beside_the_index(tmp_path: Path) -> None:
+    scorer, loader = CountingScorer("abc123-T32-K3-seed0"), CountingLoader()
+    cache = DoverScoreCache(tmp_path, scorer, batch_size=4, progress=False)
+    scores = cache.get_or_compute(PATHS, loader)
+
+    assert loader.loaded == PATHS
+    assert scorer.frames_scored == len(PATHS) and scorer.calls == 2  # batches of 4 and 2
+    expected = torch.stack([loader(p) for p in PATHS]).mean(dim=(1, 2, 3)) * 0.5 + 0.25
+    assert torch.equal(scores, expected)
+
+    assert cache.path == tmp_path / CACHE_DIR / "abc123-T32-K3-seed0.csv"
+    table = pd.read_csv(cache.path)
+    assert list(table.columns) == [IMG_SOURCE, SCORE_COLUMN]
+    assert sorted(table[IMG_SOURCE]) == sorted(PATHS)
+    assert not [p for p in cache.path.parent.iterdir() if p.suffix == ".tmp"]
+
+
+def test_reload_from_disk_does_not_recompute(tmp_path: Path) -> None:
+    first = DoverScoreCache(tmp_path, CountingScorer("k"), progress=False)
+    filled = first.get_or_compute(PATHS, CountingLoader())
+
+    scorer, loader = CountingScorer("k"), CountingLoader()
+    reloaded = DoverScoreCache(tmp_path, scorer, progress=False)
+    assert len(reloaded) == len(PATHS) and PATHS[0] in reloaded
+    again = reloaded.get_or_compute(list(reversed(PATHS)), loader)
+    assert loader.loaded == [] and scorer.calls == 0
+    assert torch.equal(again, filled.flip(0))  # exact after the round trip through the CSV
+
+    # Only new frames are computed; absolute paths under the root are the same frames.
+    new = "train/unsupervised/video_0003/x/frame_0001.png"
+    reloaded.get_or_compute([str(tmp_path / PATHS[0]), new], loader)
+    assert loader.loaded == [new] and scorer.frames_scored == 1
+
+
+def test_key_changes_with_the_weights_digest(tmp_path: Path) -> None:
+    old = DoverScoreCache(tmp_path, CountingScorer("digestA-T32-K3-seed0"), progress=False)
+    old.get_or_compute(PATHS, CountingLoader())
+    scorer, loader = CountingScorer("digestB-T32-K3-seed0"), CountingLoader()
+    new = DoverScoreCache(tmp_path, scorer, progress=False)
+    assert new.path != old.path and len(new) == 0
+    new.get_or_compute(PATHS, loader)
+    assert scorer.frames_scored == len(PATHS)
+    assert len(list((tmp_path / CACHE_DIR).glob("*.csv"))) == 2
+
+
+def test_critic_key_names_weights_and_settings(tmp_path: Path) -> None:
+    network = load_dover(None, allow_random=True)
+    official = freeze(DoverCritic(network))
+    cheaper = freeze(DoverCritic(network, DoverSettings(num_frames=4)))
+    assert official.cache_key.startswith(network.weights_digest + "-")
+    assert official.cache_key != cheaper.cache_key
+    assert DoverScoreCache(tmp_path, official).path != DoverScoreCache(tmp_path, cheaper).path
+
+
+def test_real_critic_fills_the_cache(tmp_path: Path) -> None:
+    network = load_dover(None, allow_random=True)
+    critic = freeze(DoverCritic(network, DoverSettings(num_frames=2, num_technical_clips=1)))
+    loader = CountingLoader(size=(72, 96))
+    paths = PATHS[:2]
+    scores = DoverScoreCache(tmp_path, critic, progress=False).get_or_compute(paths, loader)
+    direct = critic(torch.stack([loader(p) for p in paths]))
+    torch.testing.assert_close(scores, direct)
+    assert scores.ge(0).all() and scores.le(1).all()
+    reloaded = DoverScoreCache(tmp_path, critic, progress=False)
+    assert torch.equal(reloaded.get_or_compute(paths, CountingLoader()), scores)
+
+
+def test_concurrent_fillers_merge(tmp_path: Path) -> None:
+    one = DoverScoreCache(tmp_path, CountingScorer("k"), progress=False)
+    two = DoverScoreCache(tmp_path, CountingScorer("k"), progress=False)
+    one.get_or_compute(PATHS[:3], CountingLoader())
+    two.get_or_compute(PATHS[3:], CountingLoader())  # written after one's file existed
+    assert len(DoverScoreCache(tmp_path, CountingScorer("k"), progress=False)) == len(PATHS)
+
+
+def test_frames_of_different_sizes_are_batched_apart(tmp_path: Path) -> None:
+    class MixedLoader(CountingLoader):
+        def __call__(self, path: str) -> Tensor:
+            self.size = (8, 8) if path.endswith("1.png") else (6, 10)
+            return super().__call__(path)
+
+    scorer = CountingScorer("k")
+    scores = DoverScoreCache(tmp_path, scorer, batch_size=8, progress=False).get_or_compute(
+        PATHS, MixedLoader()
+    )
+    assert scores.shape == (len(PATHS),) and scorer.frames_scored == len(PATHS)
+
+
+def test_bad_input_gets_clear_errors(tmp_path: Path) -> None:
+    cache = DoverScoreCache(tmp_path, CountingScorer("k"), progress=False)
+    with pytest.raises(ValueError, match="must return one 3×H×W"):
+        cache.get_or_compute(PATHS[:1], lambda path: torch.rand(8, 8))
+    with pytest.raises(ValueError, match="not under the data root"):
+        cache.get_or_compute([tmp_path.parent / "elsewhere.png"], CountingLoader())
+
+    broken = tmp_path / CACHE_DIR / "broken.csv"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text("path,score\nframe.png,0.5\n")
+    with pytest.raises(DoverCacheError, match="broken.csv.*delete the file"):
+        DoverScoreCache(tmp_path, CountingScorer("broken"))
+
+
+def test_the_datamodule_delivers_input_scores_so_critics_read_no_files(tmp_path: Path) -> None:
+    """DOVER(x) of stored frames arrives in the batch; crops carry NaN (scored on the batch)."""
+    from index_helpers import write_train_and_test
+
+    from vqe.data.datamodule import VQEDataModule
+
+    write_train_and_test(tmp_path)
+
+    def datamodule() -> VQEDataModule:
+        return VQEDataModule(
+            path=tmp_path,
+            crop_size=16,
+            val_query="subset == 'synthetic'",
+            val_videos=1,
+            batch_size=2,
+            eval_batch_size=1,
+        )
+
+    fit, test = CountingScorer("fit-key"), CountingScorer("test-key")
+    first = datamodule()
+    first.score_inputs_with(fit=fit, test=test)
+    first.setup("fit")
+    first.setup("test")
+    assert fit.calls == 0  # training crops are no stored view: nothing to cache for them
+    assert first.test_set is not None and test.frames_scored == len(
+        set(first.test_set.index[IMG_SOURCE])
+    )
+    assert (tmp_path / CACHE_DIR / "test-key.csv").is_file()
+    batch = next(iter(first.test_dataloader()))
+    expected = test(batch["x"])  # the score of exactly the frame the batch holds
+    torch.testing.assert_close(batch["dover_input"].float(), expected)
+    assert torch.isnan(next(iter(first.train_dataloader()))["dover_input"]).all()
+
+    again = CountingScorer("test-key")
+    second = datamodule()
+    second.score_inputs_with(test=again)
+    second.setup("test")
+    assert again.calls == 0  # read from the cache file, not recomputed

@@ -1,0 +1,40 @@
+"""The static comparison page: real videos, metrics against targets and inputs, profiles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vqe.study.__main__ import main
+from vqe.study.compare_page import write_compare_page
+from vqe.study.config import StudyError
+
+
+def test_page_with_targets_and_inputs(method_folders, tmp_path: Path) -> None:
+    targets = method_folders["ours"].parent / "targets"
+    out = tmp_path / "page" / "index.html"
+    assert main(["compare", "--methods", *map(str, method_folders.values()), "--targets",
+                 str(targets), "--inputs", str(method_folders["input"]), "--out", str(out),
+                 "--copy"]) == 0
+    html = out.read_text()
+    sources = re.findall(r'<video src="([^"]+)"', html)
+    assert len(sources) == 6 and all((out.parent / s).is_file() for s in sources)
+    assert all(s.startswith("videos/") for s in sources)  # copied beside the page
+    assert "http://" not in html and "https://" not in html and "function SyncGroup" in html
+    assert html.count("data:image/png;base64,") == 6  # one temporal profile per method and video
+    for column in ("PSNR dB", "SSIM", "flicker"):
+        assert f"<th>{column}</th>" in html
+    assert "DOVER" not in html  # no critic weights given
+    rows = dict(re.findall(r"<tr><td>(\w+)</td><td>([\d.]+)</td>", html))
+    assert float(rows["ours"]) > float(rows["baseline"]) > float(rows["input"])  # PSNR order
+
+
+def test_relative_links_and_errors(method_folders, tmp_path: Path) -> None:
+    out = write_compare_page(dict(method_folders), tmp_path / "a" / "b.html")
+    sources = re.findall(r'<video src="([^"]+)"', out.read_text())
+    assert all(s.startswith("../") and (out.parent / s).resolve().is_file() for s in sources)
+    assert "<table" not in out.read_text()  # no reference: no metrics table
+    with pytest.raises(StudyError, match="--targets .* lacks"):
+        write_compare_page(dict(method_folders), tmp_path / "c.html", targets=tmp_path)

@@ -1,0 +1,183 @@
+"""Enhance one video as a stream: decode → batches → (smoothed) model → encode.
+
+Memory is bounded by one batch: frames are decoded lazily (:func:`vqe.video.read_frames`),
+enhanced ``batch_size`` at a time and handed to the encoder one by one, so a video of any
+length never sits in RAM.
+
+**LUT-weight smoothing.** The LUT stage predicts per-frame blending weights; on video, noise
+and flicker in the input make them jitter and the colour of the output pulse. With smoothing on,
+the weights go through an exponential moving average over frames before the LUT is applied
+(``enhance_with_weights``):
+
+    s₀ = w₀,    s_t = α · w_t + (1 − α) · s_{t−1}
+
+``alpha`` is the weight of the newest frame (1 = no smoothing; 0.1 ≈ a time constant of
+10 frames, a third of a second at 30 fps). The state carries across batch boundaries, so the
+output does not depend on the batch size. Only the LUT stage is smoothed: the U-Net works on
+each frame as before. There is no scene-cut detection: after a cut the colour follows the new
+scene within about 1/α frames.
+
+The model comes from :mod:`vqe.inference.backends`; output frames are encoded with the official
+settings (:class:`vqe.video.VideoWriter`: H.264, yuv420p, CRF 18, 30 fps). Inputs at another
+rate are first resampled to 30 fps as the official frame extraction does (``fps``), so the
+output keeps the input's duration; ``fps=None`` keeps the decoded frames one for one.
+
+What the official encoding cannot hold is kept another way and said (a
+:class:`~vqe.video.VideoWarning` naming the file, listed in the folder report): an odd frame
+size (yuv420p needs even sides) is encoded as yuv444p at the input's exact size; the input's
+audio track is copied unchanged into the output — unless ``fps=None`` retimes a video that is
+not at 30 fps, which would put the sound out of step: then it is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
+from vqe.inference.backends import FrameEnhancer
+from vqe.video import (
+    OFFICIAL_FPS,
+    VideoError,
+    VideoWriter,
+    audio_to_keep,
+    frames_at,
+    output_pix_fmt,
+    probe,
+    read_frames,
+)
+
+DEFAULT_ALPHA = 0.1
+DEFAULT_BATCH_SIZE = 4
+
+
+@dataclass(frozen=True)
+class EnhanceSettings:
+    batch_size: int = DEFAULT_BATCH_SIZE  # frames per model call
+    smoothing: bool = True  # EMA over the LUT weights (see module doc)
+    alpha: float = DEFAULT_ALPHA  # weight of the newest frame in the EMA
+    progress: bool = True  # a progress bar per video
+    # Inputs are resampled to this rate before enhancement, like the official 30-fps frame
+    # extraction, so that the 30-fps output lasts as long as the input; None: one for one.
+    fps: float | None = OFFICIAL_FPS
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"the smoothing alpha must be in (0, 1], got {self.alpha}")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each part of the pipeline, accumulated over videos."""
+
+    decode_s: float = 0.0  # PyAV decode + conversion to tensors
+    model_s: float = 0.0  # weights, smoothing, enhancement, conversion back to uint8
+    encode_s: float = 0.0  # libx264 encode and muxing
+    frames: int = 0
+
+
+class LutWeightSmoother:
+    """Exponential moving average of per-frame LUT weights; keeps its state between calls."""
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"the smoothing alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self.state: torch.Tensor | None = None  # the last smoothed weights (K,)
+
+    def __call__(self, weights: torch.Tensor) -> torch.Tensor:
+        """B×K weights of consecutive frames → their smoothed B×K weights."""
+        smoothed = torch.empty_like(weights)
+        state = self.state
+        for index, current in enumerate(weights):
+            state = current if state is None else self.alpha * current + (1 - self.alpha) * state
+            smoothed[index] = state
+        self.state = state
+        return smoothed
+
+
+def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iterator[torch.Tensor]:
+    """N×3×H×W tensors of up to ``size`` consecutive frames; decode time goes to ``times``."""
+    iterator = iter(frames)
+    while True:
+        start = time.perf_counter()
+        batch = []
+        for image in iterator:
+            batch.append(rgb_uint8_to_tensor(image))
+            if len(batch) == size:
+                break
+        times.decode_s += time.perf_counter() - start
+        if not batch:
+            return
+        yield torch.stack(batch)
+        if len(batch) < size:
+            return
+
+
+def enhance_frames(
+    frames: Iterable[np.ndarray],
+    model: FrameEnhancer,
+    settings: EnhanceSettings,
+    times: StageTimes | None = None,
+) -> Iterator[np.ndarray]:
+    """Enhance a stream of H×W×3 RGB uint8 frames, yielding enhanced frames in order."""
+    times = times if times is not None else StageTimes()
+    smoother = LutWeightSmoother(settings.alpha) if settings.smoothing and model.has_lut else None
+    for batch in _batches(frames, settings.batch_size, times):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            batch = batch.to(model.device)
+            if smoother is not None:
+                weights = smoother(model.predict_lut_weights(batch))
+                enhanced = model.enhance_with_weights(batch, weights)
+            else:
+                enhanced = model.enhance(batch)
+            images = [tensor_to_rgb_uint8(frame) for frame in enhanced]
+        times.model_s += time.perf_counter() - start
+        times.frames += len(images)
+        yield from images
+
+
+def enhance_video(
+    source: Path,
+    destination: Path,
+    model: FrameEnhancer,
+    settings: EnhanceSettings,
+    times: StageTimes | None = None,
+) -> int:
+    """Enhance ``source`` into ``destination`` (official encoding); returns frames written."""
+    times = times if times is not None else StageTimes()
+    info = probe(source)  # fails early, naming the file
+    bar = tqdm(
+        total=frames_at(info, settings.fps),
+        desc=source.name,
+        unit="frame",
+        leave=False,
+        disable=not settings.progress,
+    )
+    writer = VideoWriter(
+        destination, pix_fmt=output_pix_fmt(info), audio_from=audio_to_keep(info, settings.fps)
+    )
+    try:
+        with writer:
+            for image in enhance_frames(read_frames(source, settings.fps), model, settings, times):
+                start = time.perf_counter()
+                writer.write(image)
+                times.encode_s += time.perf_counter() - start
+                bar.update()
+            start = time.perf_counter()
+        times.encode_s += time.perf_counter() - start  # flushing the encoder on close
+    finally:
+        bar.close()
+    if writer.frames_written == 0:
+        raise VideoError(f"{source}: the video holds no frames")
+    return writer.frames_written
+
