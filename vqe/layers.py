@@ -10,7 +10,7 @@ from __future__ import annotations
 #: (layer name, units in it), lowest first.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("vqe", "vqe.layers", "vqe.conventions", "vqe.schema", "vqe.config_root",
-                    "vqe.output_paths", "vqe.video")),
+                    "vqe.output_paths", "vqe.processes", "vqe.video")),
     ("models", ("vqe.models", "vqe.macs")),
     ("data, critics", ("vqe.data", "vqe.critics")),
     ("losses", ("vqe.losses",)),

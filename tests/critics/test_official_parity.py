@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from official_reference import (
     official_dover_views,
     official_fused_score,
@@ -25,7 +25,6 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from vqe import schema
-from vqe.config_root import CONFIG_DIR as CONFIGS  # importing it registers ${vqe.mac_budget:}
 from vqe.conventions import bgr_uint8_to_tensor, to_vqa
 from vqe.critics import load_dover, load_vqa
 from vqe.critics.dover import OFFICIAL_SETTINGS, DoverSettings
@@ -179,11 +178,7 @@ def test_the_default_dover_score_is_the_official_setting(dover_network) -> None:
 
 
 def _reference_loss() -> WeightedLoss:
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            config_name="vqe",
-            overrides=["loss=reference", "dataset=official", "dataset.path=/data/vqe"],
-        )
+    cfg = compose_config("vqe", ["loss=reference", "dataset=official", "dataset.path=/data/vqe"])
     return build_loss(OmegaConf.to_container(cfg.loss, resolve=True))
 
 

@@ -302,3 +302,13 @@ def test_missing_source_is_refused(tmp_path: Path) -> None:
         build_dataset(tmp_path / "nowhere", progress=False)
     with pytest.raises(FileNotFoundError, match="train/"):
         build_dataset(tmp_path, progress=False)
+
+
+def test_help_lists_the_builder_keys_only() -> None:
+    """``--help`` shows the builder's keys, not the training config groups (issue 16)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vqe.data.build", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "source_dir: ???" in result.stdout and "shard: null" in result.stdout
+    assert "model_vqe" not in result.stdout and "Configuration groups" not in result.stdout

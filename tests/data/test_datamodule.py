@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from hydra.utils import instantiate
 from index_helpers import TEST_VIDEOS, TRAIN_VIDEOS, write_train_and_test
 
@@ -18,8 +18,6 @@ import vqe.config_root  # noqa: F401  (registers ${vqe.mac_budget:}, which the c
 from vqe import schema
 from vqe.data.datamodule import VQEDataModule
 from vqe.data.transforms import Augmentation
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -146,21 +144,21 @@ def test_distributed_trainer_must_leave_the_sampler_alone(root: Path) -> None:
 def test_configs_instantiate_a_working_datamodule(
     root: Path, dataset: str, augmentation: str
 ) -> None:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            overrides=[
-                f"+dataset={dataset}",
-                "+dataloader=default",
-                f"+augmentation={augmentation}",
-                f"dataset.path={root}",
-                "dataset.crop_size=[16,16]",
-                "dataset.val_videos=1",
-                "dataloader.num_workers=0",
-                "dataloader.batch_size=2",
-                "dataloader.pin_memory=false",
-                "dataset.demo_set=false",  # the tiny index is no demo set (see the test below)
-            ]
-        )
+    cfg = compose_config(
+        None,
+        [
+            f"+dataset={dataset}",
+            "+dataloader=default",
+            f"+augmentation={augmentation}",
+            f"dataset.path={root}",
+            "dataset.crop_size=[16,16]",
+            "dataset.val_videos=1",
+            "dataloader.num_workers=0",
+            "dataloader.batch_size=2",
+            "dataloader.pin_memory=false",
+            "dataset.demo_set=false",  # the tiny index is no demo set (see the test below)
+        ],
+    )
     datamodule = instantiate(cfg.dataset)
     assert isinstance(datamodule, VQEDataModule) and isinstance(
         datamodule.train_transform.augmentation, Augmentation
@@ -328,8 +326,7 @@ def test_official_builder_csvs_load_and_select_the_same_rows(
 
 
 def _compose_vqe(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="vqe", overrides=["paths.output_dir=/tmp/unused", *overrides])
+    return compose_config("vqe", ["paths.output_dir=/tmp/unused", *overrides])
 
 
 def test_the_documented_pair_synthesis_line_builds_the_realesrgan_pipeline(root: Path) -> None:

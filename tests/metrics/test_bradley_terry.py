@@ -177,3 +177,21 @@ def test_cli_prints_table_and_writes_png_and_json(
     (tmp_path / "bad.csv").write_text("left,right,vote\nA,B,9\n")
     assert main([str(tmp_path / "bad.csv")]) == 1
     assert "line 2 ('9')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("limits", "labelled"), [((0.3, 4.0), True), ((0.01, 30.0), False)])
+def test_log_axis_minor_labels_only_where_they_fit(limits: tuple, labelled: bool) -> None:
+    """Minor labels (2×, 5×) within two decades, none beyond, where they would overlap."""
+    import matplotlib.pyplot as plt
+
+    from vqe.metrics.bt_plot import label_log_axis
+
+    figure, axes = plt.subplots()
+    axes.set_yscale("log")
+    axes.set_ylim(*limits)
+    label_log_axis(axes)
+    figure.canvas.draw()
+    minor = [tick.get_text() for tick in axes.get_yticklabels(minor=True) if tick.get_text()]
+    plt.close(figure)
+    assert (minor != []) is labelled
+    assert set(minor) <= {"0.2", "0.5", "2", "5", "20"}

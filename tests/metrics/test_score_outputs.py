@@ -286,3 +286,29 @@ def test_arguments_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         main(args)  # no weights and no --allow-random-critics
     assert "--allow-random-critics" in capsys.readouterr().err
+
+
+def test_repeated_frames_are_scored_once(critics: tuple) -> None:
+    """A repeated (enhanced, input) pair reuses its scores; a repeated input its DOVER(x); the
+    rows equal scoring every frame."""
+    from vqe.critics.scorer import build_critic_scorer
+    from vqe.metrics.output_scoring import DistinctPairScorer
+
+    rng = np.random.default_rng(3)
+    a, b, c = (smooth_frame(rng) for _ in range(3))
+    pairs = [(a, b), (a, b), (c, b), (a, b)]  # 2 distinct pairs, 1 distinct input
+    scorer = build_critic_scorer(*critics, input_dover="auto")
+    calls: list[int] = []
+    dover = scorer.dover
+    scorer.dover = lambda frames: calls.append(len(frames)) or dover(frames)
+    distinct = DistinctPairScorer(scorer, batch_size=1, device=torch.device("cpu"))
+    keys = [distinct.add(output, source) for output, source in pairs]
+    distinct.flush()
+    assert len(distinct.rows) == 2 and distinct.pairs_seen == 4
+    assert calls == [1, 1, 1]  # DOVER(ŷ) a, DOVER(x) b, DOVER(ŷ) c — never DOVER(x) again
+    outputs = torch.stack([rgb_uint8_to_tensor(o) for o, _ in pairs])
+    inputs = torch.stack([rgb_uint8_to_tensor(s) for _, s in pairs])
+    scorer.dover = dover
+    with torch.no_grad():
+        expected = scorer(outputs, inputs, exact=True).metric_row()
+    torch.testing.assert_close(torch.stack([distinct.rows[key] for key in keys]), expected)

@@ -179,3 +179,33 @@ def test_bad_method_arguments_are_refused(
         main(["--methods", *specs, "--inputs", str(tmp_path), *CHEAP_ARGS])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_each_method_is_encoded_once_per_video(tmp_path: Path, monkeypatch) -> None:
+    """The VQA encoder sees every method's frames once, not once per pair and order."""
+    from vqe.critics.vqa import VQA
+    from vqe.metrics.pairwise_tournament import collect_comparisons
+
+    inputs = tmp_path / "inputs"
+    methods = {name: tmp_path / name for name in ("a", "b", "c")}
+    for index in range(2):
+        write_clip(inputs / f"v{index}.mp4", index)
+        for name, gain in zip(methods, (1.2, 0.8, 0.6)):
+            write_clip(methods[name] / f"v{index}.mp4", index, gain)
+    encoded: list[int] = []
+    original = VQA.encode
+    monkeypatch.setattr(VQA, "encode", lambda self, x: encoded.append(len(x)) or original(self, x))
+    vqa = load_vqa(None, allow_random=True)
+    dover = build_dover(None, True, num_frames=2, num_technical_clips=1)
+    tournament = collect_comparisons(methods, inputs, vqa, dover, 2, None, progress=False)
+    assert sum(encoded) == 2 * 4 * 2  # videos × (input + 3 methods) × frames
+    assert len(tournament.comparisons) == 2 * 6 * 2  # videos × pairs × frames
+    # The head on cached embeddings equals the full forward pass, both orders.
+    row = tournament.comparisons.iloc[0]
+    frames = {n: torch.stack([rgb_uint8_to_tensor(f) for f in read_frames(folder / "v0.mp4")])
+              for n, folder in {"input": inputs, **methods}.items()}  # fmt: skip
+    handle = CriticHandle(dover)
+    first, second = frames[row["first"]], frames[row["second"]]
+    with torch.no_grad():
+        expected = vqa.compare(first, second, handle(first), handle(second))[0][0, 0]
+    assert row["p_forward"] == pytest.approx(float(expected), abs=1e-6)

@@ -8,7 +8,7 @@ from torch import nn
 
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
-from vqe.models.lut import LutStage
+from vqe.models.lut import LutStage, lut_monotonicity, lut_total_variation, weight_sparsity
 from vqe.models.unet import UNetStage
 
 
@@ -44,12 +44,18 @@ def test_untrained_enhancer_returns_its_input(shape: tuple[int, ...]) -> None:
 
 
 def test_every_trainable_parameter_receives_a_gradient_after_training() -> None:
-    # (At init: tests/test_model_contract.py.) Away from the init, with the regularisers too.
+    # (At init: tests/models/test_model_contract.py.) Away from the init, with the LUT
+    # regularisers of the loss too.
     enhancer = enhancer_from_preset("tiny")
     frames = torch.rand(2, 3, 24, 40)
     perturb_(enhancer)
     output = enhancer.forward_with_weights(frames)
-    loss = (output.frames - 0.3).square().mean() + sum(enhancer.regularisers(output).values())
+    regularisers = (
+        lut_total_variation(output.luts),
+        lut_monotonicity(output.luts),
+        weight_sparsity(output.lut_weights),
+    )
+    loss = (output.frames - 0.3).square().mean() + sum(regularisers)
     loss.backward()
     for name, parameter in enhancer.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -84,7 +90,7 @@ def test_single_stage_enhancers() -> None:
     unet_only = enhancer_from_preset("tiny", ["lut=null"])
     output = unet_only.forward_with_weights(frames)
     assert output.lut_weights is None and output.lut_frames is None
-    assert unet_only.regularisers(output) == {}
+    assert output.luts is None
     with pytest.raises(ValueError, match="no LUT stage"):
         unet_only.forward_with_weights(frames, lut_weights=torch.ones(1, 3))
     lut_only = enhancer_from_preset("tiny", ["unet=null"])
@@ -102,10 +108,10 @@ def test_output_is_clamped_to_the_unit_range() -> None:
 
 def test_regularisers_at_init() -> None:
     enhancer = enhancer_from_preset("tiny")
-    terms = enhancer.regularisers(enhancer.forward_with_weights(torch.rand(2, 3, 8, 8)))
-    assert terms["lut_sparsity"].item() == pytest.approx(1.0, abs=1e-3)  # weights ≈ (1, 0, 0)
-    assert terms["lut_smoothness"].item() == pytest.approx(1.0 / 8**2, rel=1e-3)  # ≈ identity
-    assert terms["lut_monotonicity"].item() == 0.0
+    output = enhancer.forward_with_weights(torch.rand(2, 3, 8, 8))
+    assert weight_sparsity(output.lut_weights).item() == pytest.approx(1.0, abs=1e-3)  # ≈ (1,0,0)
+    assert lut_total_variation(output.luts).item() == pytest.approx(1.0 / 8**2, rel=1e-3)
+    assert lut_monotonicity(output.luts).item() == 0.0
 
 
 def test_bad_input_gets_a_clear_error() -> None:

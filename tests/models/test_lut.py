@@ -11,7 +11,6 @@ from vqe.models.lut import (
     LutStage,
     identity_lut,
     lut_monotonicity,
-    lut_regularisers,
     lut_total_variation,
     trilinear_lookup,
     weight_sparsity,
@@ -110,13 +109,6 @@ def test_monotonicity_of_known_luts(size: int) -> None:
 def test_weight_sparsity_is_mean_l1_norm() -> None:
     weights = torch.tensor([[1.0, 0.0, 0.0], [0.5, -0.25, 0.75]])
     assert weight_sparsity(weights).item() == pytest.approx((1.0 + 1.5) / 2)
-
-
-def test_regulariser_dict_has_the_three_terms() -> None:
-    terms = lut_regularisers(torch.tensor([[1.0, 0.0]]), identity_lut(3)[None])
-    assert terms["lut_sparsity"].item() == 1.0
-    assert terms["lut_smoothness"].item() == pytest.approx(0.25)
-    assert terms["lut_monotonicity"].item() == 0.0
 
 
 # --------------------------------------------------------------------------- the stage

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from torch import nn
 
 from vqe.macs import (
@@ -20,7 +20,7 @@ from vqe.macs import (
     run,
 )
 from vqe.models.enhancer import Enhancer
-from vqe.models.loading import CONFIG_DIR, enhancer_from_preset
+from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 from vqe.models.unet import UNetStage
 
@@ -98,10 +98,8 @@ def test_default_preset_is_within_budget() -> None:
 
 
 def test_cli_run_prints_table_and_total_last(capsys: pytest.CaptureFixture[str]) -> None:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="macs", overrides=["model_vqe=tiny", "height=32", "width=48"])
-        over = compose(config_name="macs", overrides=["model_vqe=tiny", "height=32", "width=48",
-                                                     "limit=1000"])
+    cfg = compose_config("macs", ["model_vqe=tiny", "height=32", "width=48"])
+    over = compose_config("macs", ["model_vqe=tiny", "height=32", "width=48", "limit=1000"])
     assert run(cfg) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     total = count_macs(enhancer_from_preset("tiny"), 32, 48).total

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from hydra.utils import instantiate
 from model_helpers import trained_like
 from omegaconf import OmegaConf
@@ -31,8 +31,7 @@ PRESETS = sorted(path.stem for path in (CONFIG_DIR / "model_vqe").glob("*.yaml")
 
 
 def build_preset(preset: str) -> Enhancer:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="vqe", overrides=[f"model_vqe={preset}"])
+    cfg = compose_config("vqe", [f"model_vqe={preset}"])
     enhancer = instantiate(OmegaConf.to_container(cfg.model_vqe, resolve=True))
     assert isinstance(enhancer, Enhancer)
     return enhancer

@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from hydra.utils import instantiate
 from model_helpers import write_checkpoint
 from omegaconf import OmegaConf
@@ -184,8 +184,7 @@ def test_score_of_the_sample_submission_has_no_range_warning(
 
 
 def compose_demo(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="vqe", overrides=list(overrides))
+    cfg = compose_config("vqe", overrides)
     assert cfg.demo and cfg.allow_random_critics  # the demo: random critics allowed
     return cfg
 

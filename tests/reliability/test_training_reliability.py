@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from hydra.utils import instantiate
 from index_helpers import write_train_and_test
 from model_helpers import TINY_RUN
@@ -64,10 +64,7 @@ def tiny(root: Path, *overrides: str) -> list[str]:
 
 
 def compose_run(output_dir: Path, root: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            config_name="vqe", overrides=[f"paths.output_dir={output_dir}", *tiny(root, *overrides)]
-        )
+    return compose_config("vqe", [f"paths.output_dir={output_dir}", *tiny(root, *overrides)])
 
 
 @pytest.fixture(scope="module")

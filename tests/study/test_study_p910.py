@@ -77,3 +77,23 @@ def test_a_simulated_crowd_study_ranks_the_methods(tmp_path: Path) -> None:
     assert [s.method for s in ranking.scores] == ["ours", "base", "input", "worse"]
     assert all(np.isfinite([s.ci_low, s.ci_high]).all() for s in ranking.scores)
     assert main([str(tmp_path / "nope.csv"), str(out)]) == 1
+
+
+def test_bradley_terry_reads_ccr_results_directly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vqe.metrics import bradley_terry
+
+    # Mostly better / mostly worse than the reference, never unanimous (else no common scale).
+    rows = [(f"w{w}", f"https://h/c/{m}/clip{c}.mp4", v if (w + c) % 4 else -v)
+            for w in range(6) for c in range(3) for m, v in (("ours", 2), ("base", -1))]
+    source = per_worker_csv(tmp_path / "b_votes_per_worker.csv", rows)
+    out_json = tmp_path / "bt.json"
+    code = bradley_terry.main(
+        [str(source), "--format", "p910-ccr", "--reference", "input", "--json", str(out_json),
+         "--bootstrap", "50", "--plot", str(tmp_path / "bt.png")]
+    )
+    assert code == 0 and out_json.is_file() and (tmp_path / "bt.png").is_file()
+    printed = capsys.readouterr().out
+    assert printed.index("ours") < printed.index("input") < printed.index("base")
+    assert bradley_terry.main([str(source), "--format", "p910-ccr", "--reference", "ours"]) == 1

@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import config_helpers
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -44,8 +44,7 @@ def options(group: str) -> list[str]:
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+    return config_helpers.compose_config(name, overrides)
 
 
 #: Real-data mode: the demo leaves the critic term out (configs/demo/demo.yaml).

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from index_helpers import write_train_and_test
 from omegaconf import DictConfig
 
 from vqe.training.checkpoints import ENHANCER_PREFIX, enhancer_from_checkpoint
 from vqe.training.train import train
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DECAY = 0.5  # a short run: with 0.999 the average would barely leave the first step's weights
 State = dict[str, torch.Tensor]
 
@@ -131,16 +130,12 @@ def compose_run(output_dir: Path, root: Path, *extra: str) -> DictConfig:
         "optimizer.lr=1e-2",  # big steps, so the average is far from the last weights
         *extra,
     ]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="vqe", overrides=overrides)
+    return compose_config("vqe", overrides)
 
 
 def test_ema_is_composed_only_when_asked(tmp_path: Path) -> None:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        default = compose(config_name="vqe", overrides=[f"paths.output_dir={tmp_path}"])
-        ema = compose(
-            config_name="vqe", overrides=[f"paths.output_dir={tmp_path}", "callbacks=ema"]
-        )
+    default = compose_config("vqe", [f"paths.output_dir={tmp_path}"])
+    ema = compose_config("vqe", [f"paths.output_dir={tmp_path}", "callbacks=ema"])
     assert "ema" not in default.callbacks
     assert set(ema.callbacks) == {*default.callbacks, "ema"}  # the defaults, plus the EMA
 

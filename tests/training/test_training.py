@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from config_helpers import compose_config
 from hydra.utils import instantiate
 from index_helpers import write_train_and_test
 from model_helpers import TINY_RUN
@@ -32,18 +32,13 @@ from vqe.metrics.score import main as codalab_score_main
 from vqe.metrics.score import score_submission
 from vqe.training.train import build_module, train
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-
 #: Overrides that make a run tiny: small model, crops and batches, no worker processes.
 FAST = TINY_RUN
 SUPERVISED_ONLY = "dataset.train_query=\"subset in ['synthetic', 'real']\""
 
 
 def compose_vqe(output_dir: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            config_name="vqe", overrides=[f"paths.output_dir={output_dir}", *FAST, *overrides]
-        )
+    return compose_config("vqe", [f"paths.output_dir={output_dir}", *FAST, *overrides])
 
 
 @pytest.fixture(scope="module")

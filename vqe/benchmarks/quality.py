@@ -61,7 +61,13 @@ from tqdm import tqdm
 
 from vqe.baseline.tone import ToneSettings, tone_map_video
 from vqe.benchmarks.quality_clips import TEST_RANGES, TestClip, comparison_strip, make_clips
-from vqe.benchmarks.quality_recipe import TINY_OVERRIDES, describe, recipe_summary, run_recipe
+from vqe.benchmarks.quality_recipe import (
+    STAGES,
+    TINY_OVERRIDES,
+    describe,
+    recipe_summary,
+    run_recipe,
+)
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.inference.backends import ModelSpec, load_backend
 from vqe.inference.enhance import enhance_folder
@@ -304,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.eval_only:
         print(f"[quality] --eval-only: measuring the checkpoints already in {out}", flush=True)
     elif args.steps is not None:
-        print(f"[quality] training: {args.steps} steps per stage", flush=True)
+        print(f"[quality] training: {_steps_text(args.steps)}", flush=True)
     else:
         print(f"[quality] training within {args.minutes:g} minutes", flush=True)
     if args.eval_only:
@@ -314,7 +320,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         budget = None if args.steps is not None else args.minutes
         stages = run_recipe(out, budget, args.steps, args.tiny, args.overrides)
-        mode = f"{args.steps} steps per stage" if budget is None else f"{budget:g}-minute budget"
+        mode = _steps_text(args.steps) if budget is None else f"{budget:g}-minute budget"
         recipe = {"mode": mode, "stages": describe(stages)}
     recipe["experiments"] = recipe_summary(
         [*(TINY_OVERRIDES if args.tiny else ()), *args.overrides]
@@ -385,7 +391,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "python -m vqe.benchmarks.quality " + " ".join(args.argv),
         "settings": {
             "minutes": None if args.steps is not None or args.eval_only else args.minutes,
-            "steps": args.steps,
+            "steps": list(args.steps) if args.steps is not None else None,
             "eval_only": args.eval_only,
             "tiny": args.tiny,
             "clips": count,
@@ -471,8 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"wall-clock training budget for the three stages (default {DEFAULT_MINUTES:g})",
     )  # fmt: skip
     parser.add_argument(
-        "--steps", type=int, help="fixed optimizer steps per stage instead of a time budget"
-    )
+        "--steps", type=_stage_steps,
+        help="fixed optimizer steps instead of a time budget: N for every stage, or N1,N2,N3",
+    )  # fmt: skip
     parser.add_argument(
         "--tiny", action="store_true",
         help="CI wiring check: tiny model, 2 steps per stage, one small clip",
@@ -504,6 +511,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _steps_text(steps: Sequence[int]) -> str:
+    if len(set(steps)) == 1:
+        return f"{steps[0]} steps per stage"
+    return "steps per stage: " + ", ".join(f"{s.name} {n}" for s, n in zip(STAGES, steps))
+
+
+def _stage_steps(text: str) -> tuple[int, ...]:
+    """``300`` → (300, 300, 300); ``500,800,600`` → one count per stage."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give N or N1,N2,N3 (integers)") from None
+    counts = counts * len(STAGES) if len(counts) == 1 else counts
+    if len(counts) != len(STAGES) or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give N or {len(STAGES)} counts, each ≥ 1")
+    return counts
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -511,7 +536,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.argv = argv
     if args.tiny:
         if args.steps is None:
-            args.steps = TINY["steps"]
+            args.steps = (TINY["steps"],) * len(STAGES)
         defaults = parser.parse_args([])
         for key in ("clips", "frames", "size"):
             if getattr(args, key) == getattr(defaults, key):  # what was not given explicitly

@@ -79,6 +79,7 @@ from vqe.data.layout import (
     parse_shard,
     select_shard,
 )
+from vqe.processes import worker_pool_context
 from vqe.schema import SPLITS
 
 log = logging.getLogger(__name__)
@@ -191,14 +192,7 @@ def _checked_fps(fps: float | None) -> float | None:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # Workers forked from a process whose torch or OpenCV thread pools have run hang on their
-    # first parallel call. A fork server holding only the imported worker module forks clean
-    # workers without importing torch again for each; spawn where there is no fork (Windows).
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([process_item.__module__])
-    return context
+    return worker_pool_context(process_item.__module__)  # clean workers, see vqe.processes
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -361,7 +355,7 @@ def _interruptible() -> Iterator[None]:
 # An absolute config path: a relative one would resolve as a package ``configs`` when this
 # module is imported (the ``vqe build`` command) rather than run as ``__main__``.
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="build")
-def main(config: DictConfig) -> None:
+def _build_main(config: DictConfig) -> None:
     if OmegaConf.is_missing(config, "source_dir"):
         print(
             "error: source_dir is required: python -m vqe.data.build source_dir=DIR",
@@ -402,6 +396,34 @@ def main(config: DictConfig) -> None:
     print(report.summary_table())
     if not report.ok:
         sys.exit(1)
+
+
+def builder_help() -> str:
+    """The builder's keys with their defaults and comments, from ``configs/build.yaml``."""
+    lines = [
+        "usage: python -m vqe.data.build source_dir=DIR [key=value ...]   (also: vqe build)",
+        "       python -m vqe.data.build source_dir=DIR [out_dir=DIR] merge=true",
+        "",
+        "Videos of the official layout -> PNG frames + train.csv / test.csv (see the module",
+        "docstring of vqe/data/build.py for resuming, shards and checks). Keys:",
+        "",
+    ]
+    for line in (CONFIG_DIR / "build.yaml").read_text(encoding="utf-8").splitlines():
+        if line.startswith("hydra:"):
+            break
+        if line and not line[0].isspace() and not line.startswith(("#", "defaults:", "-")):
+            lines.append(f"  {line}")
+    lines += ["", "Hydra's own options: --hydra-help."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """The command; ``--help`` lists only the builder's keys (Hydra's help would list every
+    training config group, since the builder's config lives in the shared config folder)."""
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(builder_help())
+        return
+    _build_main()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Literal
 
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from vqe import schema
@@ -311,10 +312,16 @@ class VQEDataModule(pl.LightningDataModule):
             dataset,
             batch_sampler=batch_sampler,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            # Page-locked batches only help a copy to a GPU (PyTorch warns on CPU-only runs).
+            pin_memory=self.pin_memory and self._on_gpu(),
             # DataLoader refuses persistent workers without workers.
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
+
+    def _on_gpu(self) -> bool:
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device.type == "cuda"
+        return torch.cuda.is_available()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, "train", train=True)

@@ -189,11 +189,14 @@ WEBCAM_RANGES = dataclasses.replace(
 # --------------------------------------------------------------------------- clips
 
 
-def training_degradation() -> DegradationPipeline:
+def training_degradation(h264_prob: float = 0.0) -> DegradationPipeline:
     """The synthetic clips' degradation for single frames: what the demo's training stream
     (:class:`vqe.data.photos.CleanPhotoPairs`) applies per sample. Flicker needs a clip, so it
-    is off; everything else is :data:`SYNTHETIC_RANGES`."""
-    return DegradationPipeline(dataclasses.replace(SYNTHETIC_RANGES, flicker_prob=0.0))
+    is off; everything else is :data:`SYNTHETIC_RANGES`, plus an H.264 re-encode of the frame
+    with probability ``h264_prob`` (CRF from :class:`DegradationRanges`' default range)."""
+    return DegradationPipeline(
+        dataclasses.replace(SYNTHETIC_RANGES, flicker_prob=0.0, h264_prob=h264_prob)
+    )
 
 
 @functools.lru_cache(maxsize=len(PHOTOS))

@@ -20,6 +20,8 @@ there and reports the largest difference from PyTorch, and says it could not els
 
 from __future__ import annotations
 
+import functools
+import logging
 import platform
 import tempfile
 import time
@@ -47,6 +49,8 @@ from vqe.export.metadata import (
 )
 from vqe.models.deploy import DeployEnhancer, build_deploy_model
 from vqe.models.enhancer import Enhancer
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp16", "int8")
 
@@ -139,9 +143,43 @@ class CoreMLExport:
 # --------------------------------------------------------------------------- conversion
 
 
+class _NativeProxyFilter(logging.Filter):
+    """Drops coremltools' "Failed to load _ML…Proxy" warnings: its native runtime exists on
+    macOS only, so on Linux every import logs eight of them although conversion works."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to load _ML")
+
+
+@functools.cache  # once per process: one import, one note
+def import_coremltools() -> Any:
+    """``coremltools``, imported without the native-runtime noise; off macOS one log line says
+    instead that packages are converted and checked here but not run."""
+    quiet = _NativeProxyFilter()
+    # The records are logged on coremltools' own loggers and reach the root's handlers by
+    # propagation, where a logger's filter no longer applies; without handlers, lastResort.
+    targets = [logging.getLogger("coremltools"), *logging.getLogger().handlers]
+    if logging.lastResort is not None:
+        targets.append(logging.lastResort)
+    for target in targets:
+        target.addFilter(quiet)
+    try:
+        import coremltools
+    finally:
+        for target in targets:
+            target.removeFilter(quiet)
+    if platform.system() != "Darwin":
+        log.info(
+            "coremltools on %s: packages are converted and checked here; running one "
+            "(the comparison with PyTorch) needs macOS",
+            platform.system(),
+        )
+    return coremltools
+
+
 def convert(deploy: DeployEnhancer, height: int, width: int, precision: str = "fp16"):
     """Trace ``deploy`` on a 1×3×height×width frame and convert it to an ML Program."""
-    import coremltools as ct
+    ct = import_coremltools()
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -352,7 +390,7 @@ def export_coreml(
 
 def read_package_summary(path: str | Path) -> tuple[ProgramSummary, dict[str, str]]:
     """Program summary and user metadata of a saved ``.mlpackage`` (works on Linux)."""
-    import coremltools as ct
+    ct = import_coremltools()
 
     path = Path(path)
     if not path.is_dir():

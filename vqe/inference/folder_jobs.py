@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vqe.processes import worker_pool_context
 from vqe.video import VideoWarning
 
 VIDEO_SUFFIXES = (".mp4",)
@@ -74,13 +75,9 @@ class FolderReport:
 
 
 def pool_context(job: Job) -> multiprocessing.context.BaseContext:
-    """A fork-server context whose server has imported the job's module (spawn without fork)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
+    """The clean worker context (:mod:`vqe.processes`) preloading the job's module."""
     function = getattr(job, "func", job)  # a functools.partial names its function in .func
-    context.set_forkserver_preload([function.__module__])
-    return context
+    return worker_pool_context(function.__module__)
 
 
 def _partial_path(destination: Path) -> Path:

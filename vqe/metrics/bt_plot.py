@@ -3,17 +3,51 @@ on a log axis (strengths multiply), the overall ranking and each factor side by 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FormatStrFormatter,
+    LogLocator,
+    NullFormatter,
+)
 
 from vqe.metrics.bt_fit import Analysis, Ranking  # noqa: E402
 
 _OFFSET = 0.18  # horizontal spread of the overall / per-factor markers of one method
+
+
+class _SelectedFormatter(FormatStrFormatter):
+    """``%g`` for the given tick values, nothing for the other minor ticks."""
+
+    def __init__(self, shown: set[float]) -> None:
+        super().__init__("%g")
+        self.shown = shown
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return super().__call__(x, pos) if round(x, 12) in self.shown else ""
+
+
+def label_log_axis(axes: Axes) -> None:
+    """Readable labels on the log y axis: the decades always; within a span of under two
+    decades also 2× and 5× (more minor labels would overlap), none beyond."""
+    low, high = axes.get_ylim()
+    decades = math.log10(high / low) if low > 0 else math.inf
+    axes.yaxis.set_major_locator(LogLocator(base=10))
+    axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes.yaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(2, 10))))
+    if decades < 2:
+        labelled = LogLocator(base=10, subs=(2.0, 5.0))
+        axes.yaxis.set_minor_formatter(
+            _SelectedFormatter({round(v, 12) for v in labelled.tick_values(low, high)})
+        )
+    else:
+        axes.yaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_analysis(analysis: Analysis, path: str | Path) -> Path:
@@ -43,9 +77,8 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> Path:
             linewidth=1.8 if name == "overall" else 1.0,
         )
     axes.set_yscale("log")
-    for axis_format in (axes.yaxis.set_major_formatter, axes.yaxis.set_minor_formatter):
-        axis_format(FormatStrFormatter("%g"))
     axes.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    label_log_axis(axes)  # after everything that sets the limits
     crowded = len(order) > 6
     axes.set_xticks(
         range(len(order)), order, rotation=45 if crowded else 0, ha="right" if crowded else "center"

@@ -9,10 +9,18 @@ frame), :func:`~vqe.conventions.vqa_scale_rmse` against the targets, per-video m
 :mod:`vqe.metrics.results`. A video that is missing, undecodable or mismatched in frame count or
 size is listed in the :class:`OutputsReport` and written as ``nan`` (the official missing fill).
 The command is :mod:`vqe.metrics.score_outputs`.
+
+**Each distinct frame is scored once.** Resampling a ~20 fps input to 30 fps repeats every
+second or third frame, and an enhancer that follows it repeats its output too; the critics are
+deterministic (DOVER's fragment offsets are seeded), so a repeated (enhanced, input) pair reuses
+the scores of its first occurrence and a repeated input frame its DOVER(x). Frames are matched by
+a hash of their decoded bytes, so nothing that differs by one value is ever reused. Every frame
+still counts in the per-video means, as in the test loop.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +55,7 @@ from vqe.schema import (
     SUBSET_SYNTHETIC,
     SUBSET_UNSUPERVISED,
 )
-from vqe.video import OFFICIAL_FPS, VideoError, read_frames
+from vqe.video import OFFICIAL_FPS, VideoError, probe, read_frames
 
 #: The dataset builder's (and the enhancers') default rate: the frames the test loop scores.
 DEFAULT_FPS = float(OFFICIAL_FPS)
@@ -170,6 +178,57 @@ class OutputsReport:
         return "\n".join(lines)
 
 
+def frame_key(frame: np.ndarray) -> bytes:
+    """A digest of a decoded frame's bytes: equal keys, equal frames."""
+    return hashlib.blake2b(frame.tobytes(), digest_size=16).digest()
+
+
+PairKey = tuple[bytes, bytes]  # (enhanced frame key, input frame key)
+
+
+class DistinctPairScorer:
+    """Critic rows of (enhanced, input) frame pairs, each distinct pair scored once and each
+    distinct input frame's DOVER(x) computed once (see the module notes)."""
+
+    def __init__(self, scorer: CriticScorer, batch_size: int, device: torch.device) -> None:
+        self.scorer, self.batch_size, self.device = scorer, batch_size, device
+        self.rows: dict[PairKey, torch.Tensor] = {}  # pair → its 12 metric values
+        self.input_dover: dict[bytes, float] = {}
+        self._pending: dict[PairKey, tuple[np.ndarray, np.ndarray]] = {}
+        self.pairs_seen = 0
+
+    def add(self, output: np.ndarray, source: np.ndarray) -> PairKey:
+        """Queue a pair (scored in batches of distinct pairs); returns its key."""
+        key = (frame_key(output), frame_key(source))
+        self.pairs_seen += 1
+        if key not in self.rows and key not in self._pending:
+            self._pending[key] = (output, source)
+            if len(self._pending) == self.batch_size:
+                self.flush()
+        return key
+
+    def flush(self) -> None:
+        """Score the queued distinct pairs."""
+        if not self._pending:
+            return
+        keys, pairs = list(self._pending), list(self._pending.values())
+        self._pending = {}
+        outputs = torch.stack([rgb_uint8_to_tensor(a) for a, _ in pairs]).to(self.device)
+        inputs = torch.stack([rgb_uint8_to_tensor(b) for _, b in pairs]).to(self.device)
+        known = torch.tensor([self.input_dover.get(key[1], math.nan) for key in keys])
+        with torch.no_grad():
+            scores = self.scorer(outputs, inputs, known, exact=True)
+        for key, row, dover_input in zip(
+            keys, scores.metric_row().cpu(), scores.dover_input.cpu().tolist(), strict=True
+        ):
+            self.rows[key] = row
+            self.input_dover.setdefault(key[1], dover_input)
+
+    @property
+    def distinct(self) -> int:
+        return len(self.rows) + len(self._pending)
+
+
 def _unsupervised_metrics(
     item: Item,
     enhanced: Path,
@@ -177,15 +236,28 @@ def _unsupervised_metrics(
     fps: float | None,
     batch_size: int,
     device: torch.device,
-) -> VideoMetrics:
+    progress: tqdm | None = None,
+) -> tuple[VideoMetrics, str | None]:
+    """The video's per-frame critic rows, and a note when repeated frames were reused."""
+    distinct = DistinctPairScorer(scorer, batch_size, device)
+    keys: list[PairKey] = []
+    for output, source in unsupervised_frame_pairs(enhanced, item.source, fps):
+        keys.append(distinct.add(output, source))
+        if progress is not None:
+            progress.update(1)
+    distinct.flush()
     metrics = VideoMetrics()
-    pairs = unsupervised_frame_pairs(enhanced, item.source, fps)
-    for frames, outputs, inputs in _batches(pairs, batch_size, device):
-        with torch.no_grad():
-            rows = scorer(outputs, inputs, exact=True).metric_row()
-        count = len(frames)
-        metrics.add_scores([item.subset] * count, [item.video_id] * count, frames, rows)
-    return metrics
+    count = len(keys)
+    if count:
+        rows = torch.stack([distinct.rows[key] for key in keys])
+        metrics.add_scores([item.subset] * count, [item.video_id] * count, range(count), rows)
+    note = None
+    if len(distinct.rows) < count:
+        note = (
+            f"{item.video_id}: {len(distinct.rows)} distinct of {count} frame pairs scored "
+            "(repeats reuse their scores)"
+        )
+    return metrics, note
 
 
 def _synthetic_metrics(
@@ -195,11 +267,14 @@ def _synthetic_metrics(
     batch_size: int,
     device: torch.device,
     quality: FrameQuality | None = None,
+    progress: tqdm | None = None,
 ) -> VideoMetrics:
     video = synthetic_video(item, data_root)
     metrics = VideoMetrics()
     pairs = synthetic_frame_pairs(enhanced, video)
     for frames, outputs, targets in _batches(pairs, batch_size, device):
+        if progress is not None:
+            progress.update(len(frames))
         rmse = vqa_scale_rmse(outputs, targets)
         count = len(frames)
         subsets, videos = [item.subset] * count, [item.video_id] * count
@@ -232,6 +307,19 @@ def enhanced_path(enhanced_dir: Path, item: Item) -> Path:
     if item.subset == SUBSET_SYNTHETIC:
         return enhanced_dir / synthetic_video_name(item.video_id)
     return enhanced_dir / item.source.name  # video_XXXX_x.mp4, as enhancers write it
+
+
+def expected_frames(enhanced_dir: Path, items: list[Item]) -> int:
+    """Frames of the enhanced videos there, from their headers (the progress bar's total)."""
+    total = 0
+    for item in items:
+        path = enhanced_path(enhanced_dir, item)
+        if item.problem is None and path.is_file():
+            try:
+                total += probe(path).num_frames
+            except (VideoError, OSError):  # reported when it is scored
+                pass
+    return total
 
 
 def score_outputs(
@@ -275,14 +363,22 @@ def score_outputs(
         raise ValueError(
             f"{data_root / split}: holds no unsupervised or synthetic videos to score against"
         )
-    # The scorer of the test loop, with DOVER(x) computed on the decoded input frame.
-    scorer = build_critic_scorer(vqa, dover, input_dover="online", enhanced_dover="online")
+    # The scorer of the test loop, DOVER(x) computed on the decoded input frame ("auto": unless
+    # the same input frame was scored before, see DistinctPairScorer).
+    scorer = build_critic_scorer(vqa, dover, input_dover="auto", enhanced_dover="online")
     report = OutputsReport(notes=notes)
     parts: list[VideoMetrics] = []
     supervised: dict[str, float] = {}
     scores: dict[str, list[float]] = {}
     videos = [*synthetic, *unsupervised]
-    for item in tqdm(videos, desc="scoring", unit="video", disable=not progress):
+    bar = tqdm(
+        total=expected_frames(enhanced_dir, videos) or None,
+        desc="scoring",
+        unit="frame",
+        disable=not progress,
+    )
+    for item in videos:
+        bar.set_postfix_str(item.video_id or item.name)
         if item.problem is not None:  # a bad input name or folder: the test loop's index lacks it
             report.failed.append((item.video_id or item.name, f"{item.source}: {item.problem}"))
             continue
@@ -293,9 +389,14 @@ def score_outputs(
         else:
             try:
                 if item.subset == SUBSET_SYNTHETIC:
-                    part = _synthetic_metrics(item, data_root, path, batch_size, device, quality)
+                    part = _synthetic_metrics(
+                        item, data_root, path, batch_size, device, quality, bar
+                    )
                 else:
-                    part = _unsupervised_metrics(item, path, scorer, fps, batch_size, device)
+                    part, note = _unsupervised_metrics(
+                        item, path, scorer, fps, batch_size, device, bar
+                    )
+                    report.notes += [note] if note else []
             except (VideoError, FrameMismatchError, ItemError, OSError) as error:
                 report.failed.append((item.video_id, str(error)))
         if part is not None:
@@ -305,6 +406,7 @@ def score_outputs(
             supervised[item.video_id] = math.nan
         else:
             scores[item.video_id] = [math.nan] * NUM_VQA_SCORES
+    bar.close()
     metrics = VideoMetrics.merged(parts)
     supervised.update(metrics.supervised_means())
     scores.update(metrics.unsupervised_means())
@@ -319,4 +421,3 @@ def score_outputs(
     )
     report.score, report.score_error = report.results.score, report.results.score_error
     return report
-

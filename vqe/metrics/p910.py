@@ -78,7 +78,9 @@ def ccr_to_votes(
     numbers = pd.to_numeric(table[CCR_VOTE].str.strip(), errors="coerce")
     bad = ~numbers.isin(CCR_VALUES)
     if bad.any():
-        problems.append(f"{CCR_VOTE} must be an integer −3…3 at {_shown(table.index[bad], table, CCR_VOTE)}")
+        problems.append(
+            f"{CCR_VOTE} must be an integer −3…3 at {_shown(table.index[bad], table, CCR_VOTE)}"
+        )
     if method_column:
         methods = table[method_column].str.strip()
         origin = method_column
@@ -119,8 +121,12 @@ def ccr_to_votes(
     return validate_votes(votes, source)
 
 
-def read_ccr(path: str | Path, reference: str = "reference", method_pattern: str | None = None,
-             method_column: str | None = None) -> pd.DataFrame:
+def read_ccr(
+    path: str | Path,
+    reference: str = "reference",
+    method_pattern: str | None = None,
+    method_column: str | None = None,
+) -> pd.DataFrame:
     """Read a ``*_votes_per_worker.csv`` of a CCR test and convert it (:func:`ccr_to_votes`)."""
     path = Path(path)
     if not path.is_file():
@@ -150,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     votes.to_csv(args.out, index=False)
-    print(f"wrote {len(votes)} votes ({votes[LEFT].nunique()} methods vs {args.reference}) to {args.out}")
+    print(
+        f"wrote {len(votes)} votes ({votes[LEFT].nunique()} methods vs {args.reference}) to {args.out}"
+    )
     return 0
 
 

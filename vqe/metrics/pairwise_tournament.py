@@ -4,11 +4,16 @@ Siamese VQA critic, and ranked by Bradley–Terry — a cheap stand-in for a P.9
 
 **Comparisons.** Every video is resampled to one rate, and ``frames_per_video`` frames are
 sampled at the relative positions ``floor((k + ½)·N / F)`` of its N frames, so methods with the
-same frame count are compared on the same frames. DOVER scores each sampled frame once (the
-VQA's d1/d2); for every pair of methods and frame the VQA runs in **both orders**, since the
-Siamese network need not be symmetric::
+same frame count are compared on the same frames. For every pair of methods and frame the VQA
+runs in **both orders**, since the Siamese network need not be symmetric::
 
     q_ab = ( VQA(a, b, d_a, d_b).p + 1 − VQA(b, a, d_b, d_a).p ) / 2  =  P(a preferred over b)
+
+**Cost: per method, not per pair.** The VQA's preference is its main head on the two sides'
+embeddings ``z = [encode(x), DOVER(x)]`` (513 numbers), and a side's embedding does not depend
+on what it is compared with. So each method's sampled frames go through DOVER and the VQA
+encoder **once** per video, and every pair in both orders costs only the small head
+(:func:`vqa_embeddings`, :func:`head_preference`); the result equals ``VQA.forward``.
 
 **Fractional wins.** Each comparison adds q_ab strong votes for a and 1 − q_ab for b (votes 1
 and 5 of :data:`~vqe.metrics.bt_fit.VOTE_OUTCOMES`, never a tie), so the fit is plain, weighted
@@ -32,7 +37,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from vqe.conventions import rgb_uint8_to_tensor
+from vqe.conventions import rgb_uint8_to_tensor, to_vqa
 from vqe.critics.dover import DoverCritic
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.vqa import VQA
@@ -92,6 +97,24 @@ def dover_scores(dover: CriticHandle, frames: Tensor, batch_size: int) -> Tensor
         return _in_batches(lambda part: dover(frames[part]), len(frames), batch_size)
 
 
+def vqa_embeddings(vqa: CriticHandle, frames: Tensor, dover: Tensor, batch_size: int) -> Tensor:
+    """``[encode(frames), DOVER]`` (N×513): one side of the VQA, as its ``forward`` builds it."""
+    module = vqa.on(frames)
+
+    def embed(part: slice) -> Tensor:
+        features = module.encode(to_vqa(frames[part]))
+        return torch.cat([features, dover[part].reshape(-1, 1).to(features.dtype)], dim=1)
+
+    with torch.no_grad():
+        return _in_batches(embed, len(frames), batch_size)
+
+
+def head_preference(vqa: CriticHandle, first: Tensor, second: Tensor) -> Tensor:
+    """``VQA(a, b).p`` per frame from the two sides' embeddings (:func:`vqa_embeddings`)."""
+    with torch.no_grad():
+        return vqa.on(first).main_head(torch.cat([first, second], dim=1)).clamp(0.0, 1.0)[:, 0]
+
+
 def preferences_both_orders(
     vqa: CriticHandle,
     frames_a: Tensor,
@@ -101,17 +124,10 @@ def preferences_both_orders(
     batch_size: int,
 ) -> tuple[Tensor, Tensor]:
     """Per frame, (VQA(a, b).p, VQA(b, a).p); the symmetric preference for a is their
-    ``(forward + 1 − backward) / 2``."""
-
-    def both(part: slice) -> Tensor:
-        a, b, da, db = frames_a[part], frames_b[part], dover_a[part], dover_b[part]
-        forward = vqa.on(a).compare(a, b, da, db)[0][:, 0]
-        backward = vqa.on(a).compare(b, a, db, da)[0][:, 0]
-        return torch.stack([forward, backward], dim=1)
-
-    with torch.no_grad():
-        pairs = _in_batches(both, len(frames_a), batch_size)
-    return pairs[:, 0], pairs[:, 1]
+    ``(forward + 1 − backward) / 2``. (The tournament reuses the embeddings across pairs.)"""
+    z_a = vqa_embeddings(vqa, frames_a, dover_a, batch_size)
+    z_b = vqa_embeddings(vqa, frames_b, dover_b, batch_size)
+    return head_preference(vqa, z_a, z_b), head_preference(vqa, z_b, z_a)
 
 
 def symmetric_preference(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -174,7 +190,15 @@ def collect_comparisons(
             tournament.extra[name] = sorted(set(_videos(folder)) - set(videos))
     vqa_handle, dover_handle = CriticHandle(vqa), CriticHandle(dover)
     rows: list[pd.DataFrame] = []
-    for video in tqdm(videos, desc="tournament", unit="video", disable=not progress):
+    # Counted in critic frames (DOVER + VQA encoder, the cost), so the time left shows early.
+    bar = tqdm(
+        total=len(videos) * len(folders) * frames_per_video,
+        desc="tournament",
+        unit="frame",
+        disable=not progress,
+    )
+    for video in videos:
+        bar.set_postfix_str(video)
         frames: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
         for name, folder in folders.items():
@@ -190,11 +214,16 @@ def collect_comparisons(
             tournament.notes.append(
                 f"{video}: frame counts differ ({counts}); compared at the same relative positions"
             )
-        scores = {name: dover_scores(dover_handle, x, batch_size) for name, x in frames.items()}
+        # DOVER and the VQA encoder once per method; each pair below costs only the head.
+        embeddings: dict[str, Tensor] = {}
+        for name, x in frames.items():
+            dover = dover_scores(dover_handle, x, batch_size)
+            embeddings[name] = vqa_embeddings(vqa_handle, x, dover, batch_size)
+            bar.update(frames_per_video)
+        bar.update(frames_per_video * (len(folders) - len(frames)))  # missing or failed
         for first, second in itertools.combinations(list(frames), 2):
-            forward, backward = preferences_both_orders(
-                vqa_handle, frames[first], frames[second], scores[first], scores[second], batch_size
-            )
+            forward = head_preference(vqa_handle, embeddings[first], embeddings[second])
+            backward = head_preference(vqa_handle, embeddings[second], embeddings[first])
             forward_np = forward.cpu().double().numpy()
             backward_np = backward.cpu().double().numpy()
             rows.append(
@@ -210,6 +239,7 @@ def collect_comparisons(
                     }
                 )
             )
+    bar.close()
     columns = [VIDEO, FRAME, FIRST, SECOND, P_FORWARD, P_BACKWARD, PREFERENCE]
     tournament.comparisons = (
         pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
@@ -337,4 +367,3 @@ def report_json(
         "notes": tournament.notes,
         "error": error,
     }
-

@@ -12,6 +12,7 @@ from vqe.metrics.critic_options import (
     add_critic_arguments,
     check_critic_arguments,
     critics_label,
+    dover_cost_line,
     load_critics,
     resolve_device,
 )
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(critics_label(args))
     vqa, dover = load_critics(args)
+    device = resolve_device(args.device)
+    cost = dover_cost_line(args, dover, args.enhanced, device)
+    if cost:  # each unsupervised frame needs DOVER(ŷ), and DOVER(x) once per distinct input
+        print(f"{cost}; up to two per enhanced frame", flush=True)
     quality = None
     if not args.no_quality:
         quality = build_frame_quality(
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             split=args.split,
             fps=args.fps,
             batch_size=args.batch_size,
-            device=resolve_device(args.device),
+            device=device,
             official_rows=args.official,
             overwrite=args.overwrite,
             progress=not args.no_progress,

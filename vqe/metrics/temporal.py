@@ -503,6 +503,37 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     return path
 
 
+def save_profile_plot(
+    profiles: Sequence[tuple[str, np.ndarray]], path: str | Path, column: int | None = None
+) -> Path:
+    """Temporal profiles (H×T×3 uint8, one row of panels each) as a labelled PNG: frame index
+    along x, pixel row along y; a profile is a few frames wide, so each frame is drawn as a
+    wide band (nearest neighbour) rather than a 1-pixel strip."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    height, frames = profiles[0][1].shape[:2]
+    figure, axes = plt.subplots(
+        len(profiles), 1, figsize=(8.0, 2.2 * len(profiles) + 0.6), sharex=True, squeeze=False
+    )
+    where = "the middle column" if column is None else f"column {column}"
+    for axis, (name, image) in zip(axes[:, 0], profiles, strict=True):
+        axis.imshow(
+            image, aspect="auto", interpolation="nearest", extent=(-0.5, frames - 0.5, height, 0)
+        )
+        axis.set_title(f"{name}: {where} of every frame", fontsize="medium")
+        axis.set_ylabel("pixel row")
+    axes[-1, 0].set_xlabel(f"frame ({frames} compared)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)
+    return path
+
+
 def side_by_side(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     """Images of one height joined left to right with white gaps (input | output profiles)."""
     spacer = np.full((images[0].shape[0], gap, 3), 255, dtype=np.uint8)
@@ -532,8 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--no-warping", action="store_true", help="skip the warping error")
     parser.add_argument(
-        "--profile", type=Path, help="save input | output temporal profiles here (PNG)"
-    )
+        "--profile", type=Path,
+        help="save the input and output temporal profiles here (PNG: input above output, "
+        "frames along x)",
+    )  # fmt: skip
     parser.add_argument("--column", type=int, help="pixel column of the profile (default: middle)")
     args = parser.parse_args(argv)
     profiles = (ProfileBuilder(args.column), ProfileBuilder(args.column))
@@ -562,8 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"input_warping_error {result.input_warping_error:.6f} (the input's own)")
             print(f"reliable_fraction {result.reliable_fraction:.3f}")
         if args.profile is not None:
-            image = side_by_side([profile.image() for profile in profiles])
-            print(f"wrote {save_png(image, args.profile)}")
+            panels = [("input", profiles[0].image()), ("output", profiles[1].image())]
+            print(f"wrote {save_profile_plot(panels, args.profile, args.column)}")
     except (ValueError, RuntimeError, OSError) as error:  # VideoError is a RuntimeError
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from vqe.metrics.critic_options import (
     add_critic_arguments,
     check_critic_arguments,
     critics_label,
+    dover_cost_line,
     load_critics,
     random_critics_used,
     resolve_device,
@@ -117,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     label = critics_label(args)
     print(label)
     vqa, dover = load_critics(args)
+    device = resolve_device(args.device)
+    cost = dover_cost_line(args, dover, args.inputs, device)
+    if cost:
+        frames = args.frames_per_video * (len(methods) + 1)
+        print(f"{cost}; {frames} frames per video", flush=True)
     started = time.perf_counter()
     try:
         tournament = collect_comparisons(
@@ -127,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.frames_per_video,
             args.fps,
             args.batch_size,
-            resolve_device(args.device),
+            device,
             progress=not args.no_progress,
         )
     except ValueError as error:

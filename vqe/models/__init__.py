@@ -7,7 +7,6 @@ from vqe.models.lut import (
     LutStage,
     LutStageOutput,
     identity_lut,
-    lut_regularisers,
     trilinear_lookup,
 )
 from vqe.models.unet import UNetStage
@@ -21,7 +20,6 @@ __all__ = [
     "UNetStage",
     "enhancer_from_preset",
     "identity_lut",
-    "lut_regularisers",
     "reparameterize_blocks",
     "trilinear_lookup",
 ]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vqe.config_root import CONFIG_DIR  # noqa: F401  (kept importable here; defined there)
-from vqe.models.lut import LutStage, lut_regularisers
+from vqe.models.lut import LutStage
 from vqe.models.unet import UNetStage
 
 
@@ -95,10 +95,4 @@ class Enhancer(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.forward_with_weights(frames).frames
-
-    def regularisers(self, output: EnhancerOutput) -> dict[str, torch.Tensor]:
-        """LUT regularisers of one forward pass (empty without a LUT stage)."""
-        if output.lut_weights is None or output.luts is None:
-            return {}
-        return lut_regularisers(output.lut_weights, output.luts)
 

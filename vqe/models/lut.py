@@ -113,32 +113,7 @@ def weight_sparsity(weights: torch.Tensor) -> torch.Tensor:
     return weights.abs().sum(dim=-1).mean()
 
 
-def lut_regularisers(weights: torch.Tensor, luts: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The three LUT regularisers on the weights and blended LUTs a forward pass used."""
-    return {
-        "lut_sparsity": weight_sparsity(weights),
-        "lut_smoothness": lut_total_variation(luts),
-        "lut_monotonicity": lut_monotonicity(luts),
-    }
-
-
 # --------------------------------------------------------------------------- modules
-
-#: Levels of the per-channel hinge means in :func:`colour_statistics`.
-HINGE_LEVELS = (0.125, 0.25, 0.5, 0.75)
-#: Length of :func:`colour_statistics`' vector: mean, std and one hinge mean per level, per channel.
-NUM_COLOUR_STATISTICS = 3 * (2 + len(HINGE_LEVELS))
-
-
-def colour_statistics(frames: torch.Tensor) -> torch.Tensor:
-    """B×3×H×W → B×NUM_COLOUR_STATISTICS: per channel its mean, std and the means of
-    ``relu(x − level)`` (a piecewise-linear summary of its histogram). Only reductions and
-    element-wise ops, so the export converters take it as it is."""
-    mean = frames.mean(dim=(2, 3))
-    std = (frames - mean[:, :, None, None]).pow(2).mean(dim=(2, 3)).add(1e-6).sqrt()
-    hinges = [F.relu(frames - level).mean(dim=(2, 3)) for level in HINGE_LEVELS]
-    return torch.cat([mean, std, *hinges], dim=1)
-
 
 
 class LutWeightPredictor(nn.Module):
@@ -148,19 +123,10 @@ class LutWeightPredictor(nn.Module):
     a ``pooled_grid``² map (keeps a coarse layout: where the face and the light are), linear → N.
     No normalisation layers: they would erase the absolute brightness and colour cast that the
     LUT has to correct.
-
-    With ``global_stats`` the head also sees :func:`colour_statistics` of the resized frame:
-    exposure and cast in a form that does not depend on the content, which is what carries to
-    photographs the predictor never saw.
     """
 
     def __init__(
-        self,
-        num_luts: int,
-        channels: Sequence[int],
-        input_size: int,
-        pooled_grid: int,
-        global_stats: bool = False,
+        self, num_luts: int, channels: Sequence[int], input_size: int, pooled_grid: int
     ) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
@@ -179,9 +145,7 @@ class LutWeightPredictor(nn.Module):
             layers += [nn.Conv2d(previous, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
             previous = width
         self.features = nn.Sequential(*layers)
-        self.global_stats = bool(global_stats)
-        extra = NUM_COLOUR_STATISTICS if self.global_stats else 0
-        self.head = nn.Linear(previous * self.pooled_grid**2 + extra, num_luts)
+        self.head = nn.Linear(previous * self.pooled_grid**2, num_luts)
         # Weights ≈ (1, 0, …, 0) for every frame: the blend starts as basis 0, the identity.
         # Small random (not zero) weights, so that the features and every basis get a gradient.
         near_zero_(self.head)
@@ -192,10 +156,8 @@ class LutWeightPredictor(nn.Module):
         small = F.interpolate(
             frames, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
         )
-        pooled = F.adaptive_avg_pool2d(self.features(small), self.pooled_grid).flatten(1)
-        if self.global_stats:
-            pooled = torch.cat([pooled, colour_statistics(small)], dim=1)
-        return self.head(pooled)
+        pooled = F.adaptive_avg_pool2d(self.features(small), self.pooled_grid)
+        return self.head(pooled.flatten(1))
 
 
 @dataclass
@@ -215,7 +177,6 @@ class LutStage(nn.Module):
         predictor_channels: Sequence[int] = (16, 32, 64, 128),
         predictor_input_size: int = 256,
         predictor_pooled_grid: int = 4,
-        predictor_global_stats: bool = False,
     ) -> None:
         super().__init__()
         if num_luts < 1:
@@ -228,11 +189,7 @@ class LutStage(nn.Module):
         basis[0] = identity_lut(self.lut_size)
         self.basis = nn.Parameter(basis)
         self.predictor = LutWeightPredictor(
-            self.num_luts,
-            predictor_channels,
-            predictor_input_size,
-            predictor_pooled_grid,
-            global_stats=predictor_global_stats,
+            self.num_luts, predictor_channels, predictor_input_size, predictor_pooled_grid
         )
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:

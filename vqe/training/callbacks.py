@@ -24,16 +24,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from vqe.metrics.quality import FrameQuality, build_frame_quality
 from vqe.metrics.results import RunResults, write_results
@@ -181,8 +183,29 @@ class SubmissionWriter(pl.Callback):
         self.results = trainer.strategy.broadcast(results, src=0)
 
 
+GRID_ROWS = ("input", "output", "target")
+_GRID_PADDING = 2
+
+
+def label_rows(grid: Tensor, names: tuple[str, ...], padding: int = _GRID_PADDING) -> Tensor:
+    """``grid`` (3×H×W in [0, 1], rows of equal height as :func:`make_grid` lays them out) with
+    a white column on the left naming each row, so a saved grid reads without the docs."""
+    row_height = (grid.shape[1] - padding) // len(names)
+    font = ImageFont.load_default(size=max(10, min(24, row_height // 5)))
+    width = max(int(font.getlength(name)) for name in names) + 12
+    image = Image.new("RGB", (grid.shape[2] + width, grid.shape[1]), "white")
+    pixels = (grid.clamp(0.0, 1.0) * 255).round().byte().permute(1, 2, 0).numpy()
+    image.paste(Image.fromarray(pixels), (width, 0))
+    draw = ImageDraw.Draw(image)
+    for index, name in enumerate(names):
+        middle = padding + index * row_height + row_height // 2
+        draw.text((6, middle), name, fill="black", font=font, anchor="lm")
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255.0
+
+
 class ValidationImageGrid(pl.Callback):
-    """Rows of input / output / target frames from the first validation batches.
+    """Rows of input / output / target frames from the first validation batches, each row
+    labelled on the left (:func:`label_rows`).
 
     Logged to every TensorBoard logger as ``val/images`` and saved to
     ``<save_dir>/val_epoch<NNN>.png`` (rank 0). Frames are scaled to ``max_height`` pixels.
@@ -202,7 +225,7 @@ class ValidationImageGrid(pl.Callback):
         self.saved: list[Path] = []
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._rows = {"input": [], "output": [], "target": []}
+        self._rows = {name: [] for name in GRID_ROWS}
 
     def _collected(self) -> int:
         return sum(frame.shape[0] for frame in self._rows.get("input", []))
@@ -239,15 +262,17 @@ class ValidationImageGrid(pl.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero or not self._collected():
             return
         columns = self._collected()
-        rows = [torch.cat(self._rows[name]) for name in ("input", "output", "target")]
-        grid = make_grid(torch.cat(rows), nrow=columns, padding=2, pad_value=1.0)
+        rows = [torch.cat(self._rows[name]) for name in GRID_ROWS]
+        grid = make_grid(torch.cat(rows), nrow=columns, padding=_GRID_PADDING, pad_value=1.0)
+        grid = label_rows(grid, GRID_ROWS)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/images", grid, trainer.global_step)
         if self.save_dir is not None:
             self.save_dir.mkdir(parents=True, exist_ok=True)
             path = self.save_dir / f"val_epoch{trainer.current_epoch:03d}.png"
-            save_image(grid, path)
+            pixels = (grid * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(path, format="PNG")
             self.saved.append(path)
 
 
