@@ -20,17 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "vqe"
 
 #: (importer, imported) module pairs allowed to point up, each with why it is still there.
-KNOWN_UPWARD_EDGES: dict[tuple[str, str], str] = {
-    # The training test loop writes the per-video results and frame metrics (PSNR/SSIM/LPIPS,
-    # flicker) that vqe.metrics owns; moving those frame metrics below training is a later slice.
-    ("vqe.training.callbacks", "vqe.metrics.quality"): "test-loop frame metrics live in metrics",
-    ("vqe.training.callbacks", "vqe.metrics.results"): "test-loop results writer lives in metrics",
-    ("vqe.training.callbacks", "vqe.metrics.temporal"): "test-loop flicker lives in metrics",
-    ("vqe.training.callbacks", "vqe.metrics.video_metrics"): "test-loop per-video metrics",
-    # The end-of-training quality table compares with the classical baseline (inference layer).
-    ("vqe.training.quality_table", "vqe.baseline.tone"): "quality table's baseline row",
-    ("vqe.training.quality_table", "vqe.metrics.quality"): "quality table's PSNR",
-}
+KNOWN_UPWARD_EDGES: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

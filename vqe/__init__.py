@@ -9,16 +9,19 @@ and their inputs, score, encoding, submission): ``docs/protocol.md``.
 Layers, bottom up; an import may point only to its own layer or a lower one, never up, and
 never in a cycle (the data is ``vqe/layers.py``, enforced by ``tests/test_layering.py``)::
 
-    foundation    conventions, schema, config_root, output_paths, processes, video, layers
+    foundation    conventions, schema, config_root, output_paths, batch_jobs (a job over a
+                  folder of videos, clean worker pools), video, layers
     models        models/ (enhancer, deploy graph, loading: presets, checkpoint → enhancer),
-                  macs (counts the deploy graph)
+                  macs (counts the deploy graph), baseline/ (the hand-written tone curve)
     data, critics data/ (frames, pairs, the DOVER(x) cache it serves in the batch), critics/
                   (siblings; the critics work on tensors only)
     losses        losses
-    training      training/
+    metrics       metrics/ (frame and video metrics, official score, results layout,
+                  Bradley–Terry; the scoring tools)
+    training      training/ (its test loop writes the metrics)
     export        export/ (CoreML, ONNX, package metadata)
-    inference     inference/ (backends, streaming, folder jobs, the enhance CLI), baseline/
-    metrics       metrics/, evaluate, benchmarks/, study/ (the preference-study web app)
+    inference     inference/ (backends, streaming, the enhance CLI)
+    analysis      evaluate, benchmarks/, study/ (the preference-study web app)
     entry         cli (``vqe TOOL``)
 
 Loading an enhancer (a preset, a trained checkpoint, the config root) has one home,

@@ -27,6 +27,9 @@ TOOLS: dict[str, Tool] = {
     # data, model, checkpoints
     "build": Tool("vqe.data.build", "frame index of the official layout (Hydra overrides)"),
     "demo": Tool("vqe.data.demo", "write the embedded demo set, indexed"),
+    "score-inputs": Tool(
+        "vqe.data.score_inputs", "DOVER(x) of a frame index into the cache: sharded k/n, resumable"
+    ),
     "macs": Tool("vqe.macs", "MACs per 720p frame against the budget (Hydra overrides)"),
     "evaluate": Tool("vqe.evaluate", "test loop of a checkpoint, no training (Hydra overrides)"),
     "export": Tool("vqe.export.cli", "checkpoint → CoreML / ONNX package (= export_coreml.py)"),

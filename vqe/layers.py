@@ -10,14 +10,18 @@ from __future__ import annotations
 #: (layer name, units in it), lowest first.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("vqe", "vqe.layers", "vqe.conventions", "vqe.schema", "vqe.config_root",
-                    "vqe.output_paths", "vqe.processes", "vqe.video")),
-    ("models", ("vqe.models", "vqe.macs")),
+                    "vqe.output_paths", "vqe.batch_jobs", "vqe.devices", "vqe.video")),
+    # The enhancers: the trained two-stage model and the hand-written tone-curve baseline.
+    ("models", ("vqe.models", "vqe.macs", "vqe.baseline")),
     ("data, critics", ("vqe.data", "vqe.critics")),
     ("losses", ("vqe.losses",)),
+    # What a run measures (frame and video metrics, the official score, the results layout,
+    # Bradley–Terry): below training, whose test loop writes them.
+    ("metrics", ("vqe.metrics",)),
     ("training", ("vqe.training",)),
     ("export", ("vqe.export",)),
-    ("inference", ("vqe.inference", "vqe.baseline")),
-    ("metrics, analysis", ("vqe.metrics", "vqe.evaluate", "vqe.benchmarks", "vqe.study")),
+    ("inference", ("vqe.inference",)),
+    ("evaluation, analysis", ("vqe.evaluate", "vqe.benchmarks", "vqe.study")),
     ("entry points", ("vqe.cli",)),  # vqe TOOL: imports tools by name, at run time only
 )
 

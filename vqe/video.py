@@ -7,7 +7,7 @@ size exactly (yuv444p). :class:`VideoWriter` can copy another file's audio track
 
 Problems that do not stop a read or a write (a file that decodes to fewer frames than its
 container declares, audio that could not be kept) raise a :class:`VideoWarning` naming the file;
-:mod:`vqe.inference.folder_jobs` lists them in its report.
+:mod:`vqe.batch_jobs` lists them in its report.
 """
 
 from __future__ import annotations

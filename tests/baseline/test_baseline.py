@@ -12,7 +12,7 @@ import pytest
 
 from vqe.baseline.cli import main
 from vqe.baseline.tone import ToneMapper, ToneSettings, tone_map_video
-from vqe.inference.folder_jobs import process_folder
+from vqe.batch_jobs import process_folder
 from vqe.metrics.temporal import flicker, luma
 from vqe.video import OFFICIAL_FPS, probe, read_frames, write_video
 

@@ -53,9 +53,9 @@ def read_fixture() -> list[tuple[str, tuple[int, ...], str]]:
     return rows
 
 
-def trained_looking_vqa() -> VQA:
+def trained_looking_vqa(seed: int = 7) -> VQA:
     """A VQA with non-default weights *and* BatchNorm statistics, so loading them matters."""
-    generator = torch.Generator().manual_seed(7)
+    generator = torch.Generator().manual_seed(seed)
     model = VQA()
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
@@ -127,12 +127,52 @@ def test_weights_saved_in_each_official_format_reload_to_identical_outputs(tmp_p
     loaded = load_vqa(path)
     assert is_frozen(loaded)
     inputs = frame_pair()
+    # The loaded critic encodes through its folded BatchNorms; so does the original, folded.
+    original.fold_batchnorms()
     with torch.no_grad():
         expected = original.compare(*inputs)
         actual = loaded.compare(*inputs)
     for want, got in zip(expected, actual):
         assert torch.equal(want, got)
     assert load_vqa(path) is loaded  # loaded once per process
+
+
+# --------------------------------------------------------------------------- folded BatchNorms
+
+
+def assert_relatively_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float) -> None:
+    """Max difference within ``rtol`` of the largest magnitude (features can be tiny)."""
+    scale = expected.abs().max().item()
+    assert scale > 0
+    assert (actual - expected).abs().max().item() <= rtol * scale
+
+
+def test_folded_encoder_equals_the_reference_in_value_and_gradient():
+    critic = trained_looking_vqa().eval()
+    frames = torch.randn(2, 3, 48, 80)
+    reference_input = frames.clone().requires_grad_(True)
+    reference = critic.encode_reference(reference_input)
+    reference.square().sum().backward()
+    for channels_last in (True, False):
+        critic.fold_batchnorms(channels_last)
+        folded_input = frames.clone().requires_grad_(True)
+        folded = critic.encode(folded_input)
+        folded.square().sum().backward()
+        assert_relatively_close(folded, reference, 1e-5)
+        assert reference_input.grad is not None and folded_input.grad is not None
+        assert_relatively_close(folded_input.grad, reference_input.grad, 1e-5)
+
+
+def test_folding_keeps_the_official_state_dict_and_strict_loading():
+    critic = trained_looking_vqa().eval()
+    keys = list(critic.state_dict())
+    critic.fold_batchnorms()
+    assert list(critic.state_dict()) == keys  # the fold adds only non-persistent buffers
+    other = trained_looking_vqa(seed=1).eval()
+    critic.load_state_dict(other.state_dict(), strict=True)  # and refolds the new weights
+    frames = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert_relatively_close(critic.encode(frames), other.encode_reference(frames), 1e-5)
 
 
 # --------------------------------------------------------------------------- outputs

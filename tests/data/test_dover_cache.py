@@ -188,3 +188,76 @@ def test_the_datamodule_delivers_input_scores_so_critics_read_no_files(tmp_path:
     second.score_inputs_with(test=again)
     second.setup("test")
     assert again.calls == 0  # read from the cache file, not recomputed
+
+
+# --------------------------------------------------------------------------- sharded precompute
+
+
+def write_frames(root: Path, paths: list[str], size: tuple[int, int] = (72, 96)) -> Path:
+    """PNG frames under ``root`` and a frame index listing them (one row per frame)."""
+    import cv2
+    import numpy as np
+
+    for number, relative in enumerate(paths):
+        rng = np.random.default_rng(number)
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / relative), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    index = root / "train.csv"
+    pd.DataFrame({IMG_SOURCE: paths + paths[:2]}).to_csv(index, index=False)  # repeats too
+    return index
+
+
+def test_shards_partition_the_index_and_merge_into_the_unsharded_cache(tmp_path: Path) -> None:
+    from vqe.data.input_scores import merge_shard_caches, read_scores, shard_cache_paths
+    from vqe.data.score_inputs import frame_reader, index_sources, is_covered, score_shard
+
+    index = write_frames(tmp_path / "sharded", PATHS)
+    write_frames(tmp_path / "whole", PATHS)
+    sources = index_sources([index])
+    assert sources == sorted(PATHS)
+    scorer = CountingScorer("k")
+    for shard in ((1, 3), (2, 3), (3, 3)):
+        assert not is_covered(tmp_path / "sharded", "k", sources)
+        report = score_shard(tmp_path / "sharded", sources, scorer, shard, progress=False)
+        assert report.scored == report.inputs_in_shard == 2
+    assert scorer.frames_scored == len(PATHS)  # every frame once, over all shards
+    assert len(shard_cache_paths(tmp_path / "sharded", "k")) == 3
+    assert is_covered(tmp_path / "sharded", "k", sources)
+    merged = read_scores(merge_shard_caches(tmp_path / "sharded", "k", remove=True))
+    whole = DoverScoreCache(tmp_path / "whole", CountingScorer("k"), progress=False)
+    whole.get_or_compute(sources, frame_reader(tmp_path / "whole"))
+    assert merged == read_scores(whole.path)  # the same file an unsharded fill writes
+    assert shard_cache_paths(tmp_path / "sharded", "k") == []
+
+
+def test_a_restarted_shard_scores_only_what_is_missing(tmp_path: Path) -> None:
+    from vqe.data.score_inputs import index_sources, score_shard
+
+    sources = index_sources([write_frames(tmp_path, PATHS)])
+    first = score_shard(tmp_path, sources, CountingScorer("k"), (1, 1), limit=4, progress=False)
+    assert (first.scored, first.already_scored) == (4, 0)  # then "killed"
+    scorer = CountingScorer("k")
+    second = score_shard(tmp_path, sources, scorer, (1, 1), progress=False)
+    assert (second.scored, second.already_scored, scorer.frames_scored) == (2, 4, 2)
+
+
+def test_the_tool_scores_shards_with_dover_and_the_last_one_merges(tmp_path: Path) -> None:
+    from vqe.data.input_scores import cache_path, read_scores
+    from vqe.data.score_inputs import main
+
+    index = write_frames(tmp_path, PATHS[:4])
+    common = ["--data-root", str(tmp_path), "--index", str(index), "--allow-random",
+              "--frames", "2", "--clips", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main([*common, "--shard", "1/2"]) == 0
+    critic = DoverCritic(load_dover(None, allow_random=True), DoverSettings(2, 1))
+    target = cache_path(tmp_path, critic.cache_key)
+    assert not target.exists()  # half the index: nothing merged yet
+    assert main([*common, "--shard", "2/2"]) == 0
+    scores = read_scores(target)
+    assert sorted(scores) == sorted(PATHS[:4])
+    # The training's cache reads them: nothing is scored again.
+    cache = DoverScoreCache(tmp_path, critic, progress=False)
+    loader = CountingLoader()
+    expected = torch.tensor([scores[p] for p in PATHS[:4]], dtype=torch.float32)
+    assert torch.equal(cache.get_or_compute(PATHS[:4], loader), expected)
+    assert loader.loaded == []

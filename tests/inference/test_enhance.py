@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,16 @@ from model_helpers import write_checkpoint
 
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.data.demo import build_demo
+from vqe.inference import stream
 from vqe.inference.backends import ModelSpec, OnnxBackend, TorchBackend, load_backend
 from vqe.inference.cli import main
-from vqe.inference.stream import EnhanceSettings, LutWeightSmoother, enhance_frames
+from vqe.inference.stream import (
+    EnhanceSettings,
+    LutWeightSmoother,
+    enhance_frames,
+    enhance_video,
+    prefetched,
+)
 from vqe.metrics.temporal import flicker
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
@@ -24,6 +33,8 @@ from vqe.models.lut import identity_lut
 from vqe.video import (
     OFFICIAL_FPS,
     OFFICIAL_PIX_FMT,
+    REPRODUCIBLE_X264_PARAMS,
+    VideoWriter,
     probe,
     read_frames,
 )
@@ -240,3 +251,86 @@ def test_a_20_fps_input_keeps_its_duration_at_30_fps(
     assert resampled.num_frames == len(list(read_frames(source, fps=OFFICIAL_FPS))) == 15
     assert one_for_one.num_frames == len(list(read_frames(source))) == 10
     assert resampled.duration == pytest.approx(probe(source).duration, abs=0.05)
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+def test_overlapped_decode_and_encode_write_the_serial_bytes(
+    demo: Path, model: TorchBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same frames, same order, so the same file. libx264's mbtree alone makes two encodes of
+    the same frames differ (serial or not, see vqe.video), so it is off here."""
+    monkeypatch.setattr(
+        stream, "VideoWriter", functools.partial(VideoWriter, x264_params=REPRODUCIBLE_X264_PARAMS)
+    )
+    source = flicker_clip(demo)
+    serial, overlapped = tmp_path / "serial.mp4", tmp_path / "overlapped.mp4"
+    written = enhance_video(source, serial, model, settings(overlap=False, batch_size=3))
+    assert enhance_video(source, overlapped, model, settings(overlap=True, batch_size=3)) == written
+    assert written > 3 and serial.read_bytes() == overlapped.read_bytes()
+
+
+def test_overlapped_pipeline_hands_the_encoder_the_serial_frames(
+    demo: Path, model: TorchBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the default (submission) encoder settings: the encoder receives identical frames."""
+    written: dict[bool, list[bytes]] = {False: [], True: []}
+    original_write = VideoWriter.write
+    for overlap in (False, True):
+
+        def recording_write(self: VideoWriter, image: np.ndarray, key: bool = overlap) -> None:
+            written[key].append(image.tobytes())
+            original_write(self, image)
+
+        monkeypatch.setattr(VideoWriter, "write", recording_write)
+        enhance_video(flicker_clip(demo), tmp_path / f"{overlap}.mp4", model,
+                      settings(overlap=overlap, batch_size=4))  # fmt: skip
+    assert written[True] == written[False] and len(written[True]) > 4
+
+
+class FailingModel:
+    """A backend that fails on its second batch."""
+
+    def __init__(self, model: TorchBackend) -> None:
+        self.model, self.calls = model, 0
+        self.device, self.has_lut = model.device, False
+
+    def enhance(self, frames: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("model failed")
+        return self.model.enhance(frames)
+
+
+def test_a_failing_model_stops_the_decode_and_encode_threads(
+    demo: Path, model: TorchBackend, tmp_path: Path
+) -> None:
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="model failed"):
+        enhance_video(flicker_clip(demo), tmp_path / "out.mp4", FailingModel(model),  # type: ignore[arg-type]
+                      settings(overlap=True, batch_size=2, smoothing=False))  # fmt: skip
+    assert threading.active_count() == before
+
+
+def test_prefetch_keeps_order_and_raises_the_producer_error() -> None:
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("decode failed")
+
+    items = prefetched(failing(), depth=2)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="decode failed"):
+        next(items)
+
+
+def test_overlap_by_default_only_where_the_threads_have_cores(
+    model: TorchBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stream.should_overlap(model, True) and not stream.should_overlap(model, False)
+    monkeypatch.setattr(stream.os, "cpu_count", lambda: torch.get_num_threads())
+    assert not stream.should_overlap(model, None)  # a saturated CPU: serial
+    monkeypatch.setattr(stream.os, "cpu_count", lambda: torch.get_num_threads() + 2)
+    assert stream.should_overlap(model, None)

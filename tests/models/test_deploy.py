@@ -19,6 +19,7 @@ from vqe.export.deploy import (
     lut_atlas,
 )
 from vqe.models.blocks import RepConvBlock
+from vqe.models.deploy import paired_atlas, paired_atlas_lookup
 from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 
@@ -147,3 +148,37 @@ def test_atlas_lookup_tolerates_fp16_positions(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(F, "grid_sample", sample_fp16_inputs)
     looked_up = atlas_lookup(frames, lut_atlas(lut), size)
     assert (looked_up - expected).abs().max().item() < 1.0 / 255
+
+
+@pytest.mark.parametrize("size", [2, 5, 17, 33])
+def test_paired_atlas_lookup_equals_the_atlas_lookup(size: int) -> None:
+    generator = torch.Generator().manual_seed(size)
+    luts = identity_lut(size)[None] + 0.1 * torch.randn(1, 3, size, size, size, generator=generator)
+    frames = torch.rand(1, 3, 24, 40, generator=generator)
+    frames[0, :, 0, :4] = torch.tensor([0.0, 1.0, -0.5, 1.5])  # lattice ends and clamping
+    expected = atlas_lookup(frames, lut_atlas(luts), size)
+    got = paired_atlas_lookup(frames, paired_atlas(luts), size)
+    # Positions computed in another order round differently in fp32 (see above): ~1e-5.
+    assert torch.allclose(got, expected, atol=5e-5)
+
+
+def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
+    """Eager runs keep the memory format (and may opt into the paired lookup); traces record
+    the atlas graph: the same outputs."""
+    deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
+    frames = natural_frames(32, 48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(deploy, frames)
+    kinds = {node.kind() for node in traced.inlined_graph.nodes()}
+    assert "aten::grid_sampler" in kinds
+    with torch.no_grad():
+        exported = traced(frames)
+        assert torch.equal(deploy(frames), exported)
+        channels_last = deploy.to(memory_format=torch.channels_last)
+        frames_cl = frames.contiguous(memory_format=torch.channels_last)
+        assert deploy.lut is not None
+        assert deploy.lut(frames_cl).is_contiguous(memory_format=torch.channels_last)
+        assert (channels_last(frames_cl) - exported).abs().max().item() < 1e-5
+        deploy.lut.paired_lookup = True
+        assert (deploy(frames) - exported).abs().max().item() < 1e-4

@@ -96,13 +96,19 @@ class Rater:
             time.sleep(0.02)
         raise AssertionError(f"{self.name}: page stuck in state {self.state()!r}")
 
-    def check_sync(self) -> None:
-        """Both videos play, and at nearly the same time."""
-        left_t, right_t, paused, ready = self.driver.execute_script(
-            "const l = document.getElementById('left'), r = document.getElementById('right');"
-            "return [l.currentTime, r.currentTime, l.paused || r.paused, "
-            "Math.min(l.readyState, r.readyState)];"
-        )
+    def check_sync(self, timeout: float = 10.0) -> None:
+        """Both videos play, and at nearly the same time. Playback may start a moment after the
+        page is ready (the browser buffers first; longer on a loaded machine), so poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left_t, right_t, paused, ready = self.driver.execute_script(
+                "const l = document.getElementById('left'), r = document.getElementById('right');"
+                "return [l.currentTime, r.currentTime, l.paused || r.paused, "
+                "Math.min(l.readyState, r.readyState)];"
+            )
+            if (not paused and ready >= 2) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert not paused and ready >= 2, f"{self.name}: the videos do not play"
         self.synced_checks.append(abs(left_t - right_t))
 

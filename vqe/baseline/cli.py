@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from vqe.baseline.tone import ToneSettings, tone_map_video
-from vqe.inference.folder_jobs import process_folder
+from vqe.batch_jobs import process_folder
 from vqe.video import OFFICIAL_FPS, parse_fps
 
 

@@ -39,13 +39,13 @@ import torch
 from vqe.baseline.cli import main as baseline_main
 from vqe.benchmarks.report import save_report
 from vqe.data.demo import ensure_demo, is_demo
+from vqe.devices import resolve_device
 from vqe.metrics.critic_options import (
     add_critic_arguments,
     check_critic_arguments,
     critics_label,
     load_critics,
     random_critics_used,
-    resolve_device,
 )
 from vqe.metrics.output_scoring import OutputsReport, score_outputs
 from vqe.metrics.synthetic_inputs import encode_lossless, write_synthetic_inputs

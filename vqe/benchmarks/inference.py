@@ -21,6 +21,7 @@ GMAC/s divided by it. Results are printed and written to ``--out`` (default
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -32,7 +33,12 @@ from torch import nn
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.benchmarks.timing import median_seconds
 from vqe.macs import count_macs
-from vqe.models.deploy import build_deploy_model
+from vqe.models.deploy import (
+    DeployLutStage,
+    atlas_lookup,
+    build_deploy_model,
+    paired_atlas_lookup,
+)
 from vqe.models.loading import enhancer_from_preset
 
 DEFAULT_OUT = Path("outputs/benchmarks")
@@ -70,6 +76,38 @@ def prepare(
     raise ValueError(f"unknown path {path!r}; choose from {PATHS}")
 
 
+def lut_stage_ms(
+    model: nn.Module, frame: torch.Tensor, device: torch.device, warmup: int, repeats: int
+) -> dict[str, float]:
+    """ms of the deploy graph's LUT stage alone: as run (``eager``), its atlas lookup as
+    exported (what CoreML/ONNX run) and the opt-in paired-atlas lookup
+    (:mod:`vqe.models.deploy`)."""
+    stage = model.lut
+    assert isinstance(stage, DeployLutStage)
+
+    def exported_form() -> torch.Tensor:
+        weights = stage.predict_weights(frame)
+        atlases = (weights @ stage.basis_atlases).view(-1, *stage.atlas_shape)
+        return atlas_lookup(frame, atlases, stage.lut_size)
+
+    def paired_form() -> torch.Tensor:
+        weights = stage.predict_weights(frame)
+        paired = (weights @ stage.paired_atlases).view(-1, 6, *stage.atlas_shape[1:])
+        return paired_atlas_lookup(frame, paired, stage.lut_size)
+
+    runs = {"eager": partial(stage, frame), "atlas": exported_form, "paired": paired_form}
+    with torch.inference_mode():
+        # Interleaved, one call of each per round, so that a shared machine's load swings
+        # reach both forms alike.
+        for run in runs.values():
+            median_seconds(run, device, warmup, 1)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name].append(1e3 * median_seconds(run, device, 0, 1))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def benchmark_preset(
     preset: str,
     device: torch.device,
@@ -102,6 +140,10 @@ def benchmark_preset(
         gmac_per_s = gmac_per_frame * 1e3 / ms
         row.update(ms_per_frame=ms, frames_per_s=1e3 / ms, gmac_per_s=gmac_per_s,
                    fraction_of_peak=gmac_per_s / peak["gmac_per_s"])
+        if base.lut is not None and base.unet is not None:
+            with torch.inference_mode():
+                lut_model, lut_input = prepare(base, frame, path)
+                row["lut_stage_ms"] = lut_stage_ms(lut_model, lut_input, device, warmup, repeats)
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
@@ -118,6 +160,23 @@ def format_row(row: dict) -> str:
     )
 
 
+def lut_share_lines(rows: list[dict]) -> list[str]:
+    """The LUT stage's ms and share of the frame, eager vs as exported, per LUT+U-Net row."""
+    lines = []
+    for row in rows:
+        if "lut_stage_ms" not in row:
+            continue
+        stage, frame = row["lut_stage_ms"], row["ms_per_frame"]
+        lines.append(
+            f"- {row['preset']} {row['device']} {row['dtype']} {row['path']}: LUT stage "
+            f"{stage['eager']:.1f} ms = {100 * stage['eager'] / frame:.1f} % of the frame "
+            f"(its atlas lookup alone: {stage['atlas']:.1f} ms, "
+            f"{100 * stage['atlas'] / frame:.1f} %; opt-in paired lookup: "
+            f"{stage['paired']:.1f} ms, {100 * stage['paired'] / frame:.1f} %)"
+        )
+    return ["", "LUT stage inside the frame (same run):", "", *lines] if lines else []
+
+
 def markdown(result: dict) -> str:
     env = result["environment"]
     lines = [
@@ -129,6 +188,7 @@ def markdown(result: dict) -> str:
         "| preset | device | dtype | path | ms/frame | frames/s | GMAC/frame | GMAC/s | of peak |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
         *(format_row(row) for row in result["rows"]),
+        *lut_share_lines(result["rows"]),
         "",
         "Peak conv throughput (one 3×3 conv, 64→64 channels, 360×640, best of NCHW/NHWC):",
         "",

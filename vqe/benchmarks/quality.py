@@ -60,6 +60,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from tqdm import tqdm
 
 from vqe.baseline.tone import ToneSettings, tone_map_video
+from vqe.batch_jobs import FolderReport, process_folder
 from vqe.benchmarks.quality_clips import TEST_RANGES, TestClip, comparison_strip, make_clips
 from vqe.benchmarks.quality_recipe import (
     STAGES,
@@ -71,7 +72,6 @@ from vqe.benchmarks.quality_recipe import (
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.inference.backends import ModelSpec, load_backend
 from vqe.inference.enhance import enhance_folder
-from vqe.inference.folder_jobs import FolderReport, process_folder
 from vqe.inference.stream import DEFAULT_ALPHA, EnhanceSettings
 from vqe.metrics import temporal
 from vqe.metrics.quality import frame_psnr, frame_ssim, load_lpips

@@ -10,7 +10,12 @@ loading excluded), timed part by part with the classes training uses (``Enhancer
 
 * ``off`` — supervised MSE only: no critic is called (``loss=supervised``);
 * ``vqa`` — MSE + the VQA objective with DOVER(ŷ) reused from the input's cached score, i.e. no
-  DOVER pass (``critics.enhanced_dover=input``);
+  DOVER pass (``critics.enhanced_dover=input``), through the VQA as loaded: BatchNorms folded
+  into the convs, channels-last (:class:`~vqe.critics.vqa.FoldedEncoder`);
+* ``vqa_reference`` — the same through the stored layers, BatchNorm by BatchNorm in NCHW (the
+  critic before folding: the same-run "before" of ``vqa``);
+* ``vqa_cached`` — ``vqa`` with the input's 512 VQA features cached like DOVER(x) (the fixed
+  view of whole stored frames): one encoder pass per step instead of two;
 * ``vqa_dover`` — the default training: DOVER(ŷ) computed every step without gradient, with
   the clip setting ``--dover TxK`` (default: official 32x3 on CUDA, the cheaper 4x1 on the
   CPU, where 32x3 takes tens of seconds per frame — labelled in the table);
@@ -21,7 +26,9 @@ precomputed here. Parts: enhancer forward, DOVER(ŷ), VQA forward, loss, backwar
 critics to the enhancer), optimizer step; each is synchronised on CUDA so that the parts add up
 to the step (the median step is reported alongside). ``--precision bf16`` runs the forward
 passes under bf16 autocast (``trainer.precision=bf16-mixed``). Critics have random weights:
-speed does not depend on them. Results are printed and written to ``--out`` (default
+speed does not depend on them. Memory per step: the bytes autograd keeps for the backward
+(distinct storages saved by the forward, counted with saved-tensor hooks in the warm-up step)
+and, on CUDA, the peak allocated. Results are printed and written to ``--out`` (default
 ``outputs/benchmarks/``) as ``train_step.json`` and ``train_step.md``.
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +47,7 @@ import torch
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.scorer import CriticScorer, CriticScores
-from vqe.critics.vqa import load_vqa
+from vqe.critics.vqa import VQA, load_vqa
 from vqe.losses import (
     DoverQuality,
     LossInputs,
@@ -51,8 +59,9 @@ from vqe.models.loading import enhancer_from_preset
 
 DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "train_step"
-MODES = ("off", "vqa", "vqa_dover", "vqa_dover_grad")
-DEFAULT_MODES = ("off", "vqa", "vqa_dover")
+MODES = ("off", "vqa_reference", "vqa", "vqa_cached", "vqa_dover", "vqa_dover_grad")
+DEFAULT_MODES = ("off", "vqa_reference", "vqa", "vqa_cached", "vqa_dover")
+VQA_ONLY = ("vqa_reference", "vqa", "vqa_cached")
 PARTS = ("enhancer_forward", "dover_enhanced", "vqa_forward", "loss", "backward", "optimizer")
 
 
@@ -84,6 +93,32 @@ class PartTimer:
         self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - start
 
 
+class SavedTensorBytes:
+    """Bytes of the distinct storages autograd saves for the backward inside the context."""
+
+    def __init__(self) -> None:
+        self.storages: dict[int, int] = {}
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        self.storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    def hooks(self) -> contextlib.AbstractContextManager:
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
+def reference_vqa() -> VQA:
+    """The VQA encoding through its stored layers (no folding): the "before" of ``vqa``."""
+    critic = copy.deepcopy(load_vqa(None, allow_random=True))
+    critic.folded = None
+    return critic
+
+
 def build_step(
     mode: str, preset: str, device: torch.device, dover_setting: tuple[int, int], bf16: bool
 ) -> Callable[[torch.Tensor, torch.Tensor, PartTimer], None]:
@@ -98,8 +133,9 @@ def build_step(
         differentiable = mode == "vqa_dover_grad"
         settings = DoverSettings(frames, clips, differentiable=differentiable)
         dover = DoverCritic(load_dover(None, allow_random=True), settings)
-        enhanced_dover = "input" if mode == "vqa" else "online"
-        scorer = CriticScorer(load_vqa(None, allow_random=True), dover, "online", enhanced_dover)
+        enhanced_dover = "input" if mode in VQA_ONLY else "online"
+        vqa = reference_vqa() if mode == "vqa_reference" else load_vqa(None, allow_random=True)
+        scorer = CriticScorer(vqa, dover, "online", enhanced_dover)
         terms["vqa"], weights["vqa"] = VQAObjective(), 1.0
         if differentiable:
             terms["dover"], weights["dover"] = DoverQuality(), 1.0
@@ -110,12 +146,15 @@ def build_step(
         else contextlib.nullcontext()
     )
     dover_input: torch.Tensor | None = None
+    features_input: torch.Tensor | None = None
 
     def step(inputs: torch.Tensor, targets: torch.Tensor, timer: PartTimer) -> None:
-        nonlocal dover_input
-        if scorer is not None and dover_input is None:  # the cache: computed once, not timed
+        nonlocal dover_input, features_input
+        if scorer is not None and dover_input is None:  # the caches: computed once, not timed
             with torch.no_grad():
                 dover_input = scorer.dover(inputs)
+                if mode == "vqa_cached":
+                    features_input = scorer.vqa.on(inputs).input_features(inputs)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             with timer.part("enhancer_forward"):
@@ -130,9 +169,15 @@ def build_step(
                         else dover_input
                     )
                 with timer.part("vqa_forward"):
-                    p, aux_enhanced, aux_input = scorer.vqa.on(output.frames).compare(
-                        output.frames, inputs, dover_enhanced, dover_input
-                    )
+                    vqa = scorer.vqa.on(output.frames)
+                    if features_input is not None:
+                        p, aux_enhanced, aux_input = vqa.compare_with_features(
+                            output.frames, features_input, dover_enhanced, dover_input
+                        )
+                    else:
+                        p, aux_enhanced, aux_input = vqa.compare(
+                            output.frames, inputs, dover_enhanced, dover_input
+                        )
                 critics = CriticScores(p, aux_enhanced, aux_input, dover_enhanced, dover_input)
             with timer.part("loss"):
                 total = loss(LossInputs(inputs, output, targets, critics)).total
@@ -150,7 +195,15 @@ def benchmark_mode(mode: str, args: argparse.Namespace, device: torch.device) ->
     inputs = torch.rand(shape, generator=generator).to(device)
     targets = torch.rand(shape, generator=generator).to(device)
     step = build_step(mode, args.preset, device, args.dover, args.precision == "bf16")
-    for _ in range(args.warmup):
+    saved = SavedTensorBytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with saved.hooks():  # an untimed step: the hooks cost a little
+        step(inputs, targets, PartTimer(device))
+    memory = {"saved_for_backward_mb": saved.total / 2**20}
+    if device.type == "cuda":
+        memory["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    for _ in range(args.warmup - 1):
         step(inputs, targets, PartTimer(device))
     runs = []
     for _ in range(args.repeats):
@@ -159,7 +212,7 @@ def benchmark_mode(mode: str, args: argparse.Namespace, device: torch.device) ->
         runs.append(timer.times)
     parts = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in PARTS}
     step_s = statistics.median(sum(run.values()) for run in runs)
-    row = {"mode": mode, "step_s": step_s, "parts_s": parts}
+    row = {"mode": mode, "step_s": step_s, "parts_s": parts, "memory": memory}
     if mode != "off":
         frames, clips = args.dover
         official = (frames, clips) == (32, 3)
@@ -170,7 +223,9 @@ def benchmark_mode(mode: str, args: argparse.Namespace, device: torch.device) ->
 def describe(mode: str, row: dict) -> str:
     return {
         "off": "critics off (MSE only)",
-        "vqa": "VQA only (DOVER(ŷ) := cached DOVER(x))",
+        "vqa_reference": "VQA only, stored layers (before folding)",
+        "vqa": "VQA only, folded BN + channels-last (DOVER(ŷ) := cached DOVER(x))",
+        "vqa_cached": "VQA only, folded, + cached input features",
         "vqa_dover": f"VQA + DOVER(ŷ) no grad, {row.get('dover_setting', '')}",
         "vqa_dover_grad": f"VQA + DOVER(ŷ) with grad + DOVER term, {row.get('dover_setting', '')}",
     }[mode]
@@ -184,23 +239,37 @@ def markdown(result: dict) -> str:
         f"{result['precision']}; median of {result['repeats']} steps after {result['warmup']} "
         f"warm-up; torch {env['torch']}, {env['cpu']} ({env['cpu_threads']} threads)"
         + (f", {env['gpu']}" if env.get("gpu") else "")
-        + ". Random critics; data loading excluded; DOVER(x) from the cache (not timed)."
+        + ". Random critics; data loading excluded; DOVER(x) from the cache (not timed); "
+        "the first warm-up step also counts the memory."
     )
     columns = " | ".join(name.replace("_", " ") for name in PARTS)
     lines = [
         header,
         "",
-        f"| critics | step (s) | {columns} |",
-        "|---|---:|" + "---:|" * len(PARTS),
+        f"| critics | step (s) | × off | saved for backward (MB) | {columns} |",
+        "|---|---:|---:|---:|" + "---:|" * len(PARTS),
     ]
+    off = next((row["step_s"] for row in result["rows"] if row["mode"] == "off"), None)
     for row in result["rows"]:
         total = sum(row["parts_s"].values()) or 1.0
         shares = " | ".join(
             f"{row['parts_s'][name]:.3f} ({100 * row['parts_s'][name] / total:.0f} %)"
             for name in PARTS
         )
-        lines.append(f"| {describe(row['mode'], row)} | {row['step_s']:.3f} | {shares} |")
-    lines += ["", "Cells: seconds per step (share of the step)."]
+        ratio = f"{row['step_s'] / off:.2f}" if off else "–"
+        memory = row["memory"]["saved_for_backward_mb"]
+        lines.append(
+            f"| {describe(row['mode'], row)} | {row['step_s']:.3f} | {ratio} | {memory:.0f} | "
+            f"{shares} |"
+        )
+    lines += [
+        "",
+        "Cells: seconds per step (share of the step); × off: step time over the critics-off "
+        "step of the same run; saved for backward: activation bytes autograd holds at the peak "
+        "of the step (the step's memory beyond the weights)"
+        + (", CUDA peak allocated in the JSON" if result["device"] == "cuda" else "")
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -61,6 +61,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from vqe.batch_jobs import worker_pool_context
 from vqe.config_root import CONFIG_DIR
 from vqe.data.extract import Failure, ItemResult, Settings, process_item
 from vqe.data.index import (
@@ -79,7 +80,6 @@ from vqe.data.layout import (
     parse_shard,
     select_shard,
 )
-from vqe.processes import worker_pool_context
 from vqe.schema import SPLITS
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def _checked_fps(fps: float | None) -> float | None:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    return worker_pool_context(process_item.__module__)  # clean workers, see vqe.processes
+    return worker_pool_context(process_item.__module__)  # clean workers, see vqe.batch_jobs
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -9,6 +9,11 @@ settings — so other weights or settings never read these scores.
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``) and merge with
 what is on disk at that moment, so concurrent processes lose nothing but repeated work.
+
+Sharded precompute (:mod:`vqe.data.score_inputs`): shard k of n fills its own file
+``<cache key>.shard-k-of-n.csv`` beside the cache (``shard=`` of :class:`DoverScoreCache`),
+and :func:`merge_shard_caches` folds every shard file into ``<cache key>.csv``, the one file
+training reads.
 """
 
 from __future__ import annotations
@@ -51,6 +56,72 @@ class DoverCacheError(ValueError):
     """The cache file exists but cannot be used."""
 
 
+def read_scores(path: Path) -> dict[str, float]:
+    """The scores in one cache (or shard) file; empty when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        table = pd.read_csv(path, dtype={IMG_SOURCE: str, SCORE_COLUMN: float})
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DoverCacheError(
+            f"{path}: unreadable DOVER cache ({error}); delete the file and it will be "
+            "recomputed"
+        ) from error
+    if tuple(table.columns) != CACHE_COLUMNS:
+        raise DoverCacheError(
+            f"{path}: columns {list(table.columns)}, expected {list(CACHE_COLUMNS)}; "
+            "delete the file and it will be recomputed"
+        )
+    return dict(zip(table[IMG_SOURCE], table[SCORE_COLUMN].astype(float)))
+
+
+def write_scores(path: Path, scores: dict[str, float]) -> dict[str, float]:
+    """Merge ``scores`` with the file as it is now and replace it atomically; returns the
+    merged scores (what the file now holds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**read_scores(path), **scores}
+    table = pd.DataFrame({IMG_SOURCE: list(merged), SCORE_COLUMN: list(merged.values())})
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            table.to_csv(stream, index=False, float_format="%.9g")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return merged
+
+
+def cache_path(data_root: str | Path, key: str, shard: tuple[int, int] | None = None) -> Path:
+    """``<data_root>/.dover_cache/<key>.csv``, or shard k of n's ``<key>.shard-k-of-n.csv``."""
+    suffix = "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
+    return Path(data_root) / CACHE_DIR / f"{key}{suffix}.csv"
+
+
+def shard_cache_paths(data_root: str | Path, key: str) -> list[Path]:
+    """The shard files of ``key`` present under ``data_root``, sorted."""
+    return sorted((Path(data_root) / CACHE_DIR).glob(f"{key}.shard-*-of-*.csv"))
+
+
+def merge_shard_caches(data_root: str | Path, key: str, remove: bool = False) -> Path:
+    """Fold every shard file of ``key`` into the cache file training reads; returns its path.
+
+    Safe to repeat and to run while shards still write (each write is atomic; a later merge
+    picks up what was added). ``remove`` deletes the shard files once merged.
+    """
+    shards = shard_cache_paths(data_root, key)
+    scores: dict[str, float] = {}
+    for shard in shards:
+        scores.update(read_scores(shard))
+    target = cache_path(data_root, key)
+    write_scores(target, scores)
+    if remove:
+        for shard in shards:
+            shard.unlink()
+    log.info("DOVER cache %s: merged %d shard files (%d scores)", target, len(shards), len(scores))
+    return target
+
+
 class DoverScoreCache:
     """Maps frame paths (relative to ``data_root``) to the DOVER scores of ``scorer``.
 
@@ -65,6 +136,7 @@ class DoverScoreCache:
         scorer: FrameScorer,
         batch_size: int = 4,
         progress: bool = True,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(
@@ -79,46 +151,18 @@ class DoverScoreCache:
         self.scorer = scorer
         self.batch_size = batch_size
         self.progress = progress
-        self.path = self.data_root / CACHE_DIR / f"{key}.csv"
+        # A shard fills its own file (merged later by merge_shard_caches).
+        self.path = cache_path(self.data_root, key, shard)
         self._scores: dict[str, float] = self._read()
 
     # ----------------------------------------------------------------------- disk
 
     def _read(self) -> dict[str, float]:
-        if not self.path.is_file():
-            return {}
-        try:
-            table = pd.read_csv(self.path, dtype={IMG_SOURCE: str, SCORE_COLUMN: float})
-        except (ValueError, pd.errors.ParserError) as error:
-            raise DoverCacheError(
-                f"{self.path}: unreadable DOVER cache ({error}); delete the file and it will be "
-                "recomputed"
-            ) from error
-        if tuple(table.columns) != CACHE_COLUMNS:
-            raise DoverCacheError(
-                f"{self.path}: columns {list(table.columns)}, expected {list(CACHE_COLUMNS)}; "
-                "delete the file and it will be recomputed"
-            )
-        return dict(zip(table[IMG_SOURCE], table[SCORE_COLUMN].astype(float)))
+        return read_scores(self.path)
 
     def _write(self) -> None:
         """Merge with the file as it is now, then replace it atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        merged = {**self._read(), **self._scores}
-        self._scores = merged
-        table = pd.DataFrame(
-            {IMG_SOURCE: list(merged), SCORE_COLUMN: list(merged.values())}
-        )
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", newline="") as stream:
-                table.to_csv(stream, index=False, float_format="%.9g")
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        self._scores = {**self._scores, **write_scores(self.path, self._scores)}
 
     # ----------------------------------------------------------------------- keys
 
@@ -221,6 +265,11 @@ class DoverScoreCache:
 
 __all__ = [
     "CACHE_DIR",
+    "cache_path",
+    "merge_shard_caches",
+    "read_scores",
+    "shard_cache_paths",
+    "write_scores",
     "SCORE_COLUMN",
     "DoverCacheError",
     "DoverScoreCache",

@@ -52,8 +52,10 @@ from vqe.models.enhancer import Enhancer
 
 OPSET = 17  # 4-D GridSample needs ≥ 16
 WEIGHTS_NAME = "lut_weights"
-#: Largest accepted |onnxruntime − PyTorch| (both fp32; measured ~1e-6 on random frames).
-PARITY_TOLERANCE = 1e-4
+#: Largest accepted |onnxruntime − PyTorch| (both fp32): ~1e-6 on random frames, up to ~1.2e-4
+#: on rough random LUTs when the runtimes sum convolutions in another order (thread counts);
+#: still a twentieth of one 8-bit step (1/255).
+PARITY_TOLERANCE = 2e-4
 
 
 class OnnxParityError(RuntimeError):

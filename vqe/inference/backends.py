@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from vqe.devices import resolve_device
 from vqe.models.deploy import build_deploy_model
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_checkpoint
@@ -61,15 +62,6 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"--device {name!r}: not a torch device ({error})") from error
 
 
 class TorchBackend:

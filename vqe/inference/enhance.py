@@ -1,6 +1,6 @@
 """Enhance a folder of videos into the submission layout: every ``*.mp4`` of ``dir_in`` under
 the same file name in ``dir_out``, streamed (:mod:`vqe.inference.stream`) through a model
-(:mod:`vqe.inference.backends`), one job per video (:mod:`vqe.inference.folder_jobs`)."""
+(:mod:`vqe.inference.backends`), one job per video (:mod:`vqe.batch_jobs`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from vqe.batch_jobs import FolderReport, process_folder
 from vqe.inference.backends import ModelSpec, load_backend
-from vqe.inference.folder_jobs import FolderReport, process_folder
 from vqe.inference.stream import EnhanceSettings, enhance_video
 
 

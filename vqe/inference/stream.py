@@ -17,6 +17,14 @@ output does not depend on the batch size. Only the LUT stage is smoothed: the U-
 each frame as before. There is no scene-cut detection: after a cut the colour follows the new
 scene within about 1/α frames.
 
+**Overlap.** With ``EnhanceSettings.overlap`` (by default: when the model runs on an
+accelerator or the CPU has cores to spare, :func:`should_overlap`) :func:`enhance_video` decodes the next
+batch in one thread and encodes the previous frames in another while the model runs, through
+bounded queues (:data:`QUEUE_BATCHES` batches ahead, as many frames behind), so memory stays
+bounded by a few batches. The frames reach the encoder in the same order with the same values,
+so the output file is byte-identical to the serial path (``overlap=False``); PyAV and libx264
+release the GIL, so the threads run in parallel with the model.
+
 The model comes from :mod:`vqe.inference.backends`; output frames are encoded with the official
 settings (:class:`vqe.video.VideoWriter`: H.264, yuv420p, CRF 18, 30 fps). Inputs at another
 rate are first resampled to 30 fps as the official frame extraction does (``fps``), so the
@@ -31,10 +39,14 @@ not at 30 fps, which would put the sound out of step: then it is dropped.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -55,6 +67,11 @@ from vqe.video import (
 
 DEFAULT_ALPHA = 0.1
 DEFAULT_BATCH_SIZE = 4
+#: Batches decoded ahead of the model (and, times the batch size, frames queued for the
+#: encoder) when decoding and encoding overlap the model.
+QUEUE_BATCHES = 2
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,9 @@ class EnhanceSettings:
     # Inputs are resampled to this rate before enhancement, like the official 30-fps frame
     # extraction, so that the 30-fps output lasts as long as the input; None: one for one.
     fps: float | None = OFFICIAL_FPS
+    # Decode and encode in threads beside the model (same output bytes; see module doc);
+    # None: when they have somewhere to run (should_overlap).
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -82,6 +102,8 @@ class StageTimes:
     model_s: float = 0.0  # weights, smoothing, enhancement, conversion back to uint8
     encode_s: float = 0.0  # libx264 encode and muxing
     frames: int = 0
+    # With overlap the three run at once, in their own threads: they add up to more than the
+    # wall time, and only the model's share is on the critical path.
 
 
 class LutWeightSmoother:
@@ -122,16 +144,15 @@ def _batches(frames: Iterable[np.ndarray], size: int, times: StageTimes) -> Iter
             return
 
 
-def enhance_frames(
-    frames: Iterable[np.ndarray],
+def _enhance_batches(
+    batches: Iterable[torch.Tensor],
     model: FrameEnhancer,
     settings: EnhanceSettings,
-    times: StageTimes | None = None,
+    times: StageTimes,
 ) -> Iterator[np.ndarray]:
-    """Enhance a stream of H×W×3 RGB uint8 frames, yielding enhanced frames in order."""
-    times = times if times is not None else StageTimes()
+    """The model part of the pipeline: batches in order → enhanced uint8 frames in order."""
     smoother = LutWeightSmoother(settings.alpha) if settings.smoothing and model.has_lut else None
-    for batch in _batches(frames, settings.batch_size, times):
+    for batch in batches:
         start = time.perf_counter()
         with torch.inference_mode():
             batch = batch.to(model.device)
@@ -144,6 +165,132 @@ def enhance_frames(
         times.model_s += time.perf_counter() - start
         times.frames += len(images)
         yield from images
+
+
+def enhance_frames(
+    frames: Iterable[np.ndarray],
+    model: FrameEnhancer,
+    settings: EnhanceSettings,
+    times: StageTimes | None = None,
+) -> Iterator[np.ndarray]:
+    """Enhance a stream of H×W×3 RGB uint8 frames, yielding enhanced frames in order.
+
+    Serial and lazy: a frame is decoded only when its batch is needed."""
+    times = times if times is not None else StageTimes()
+    yield from _enhance_batches(_batches(frames, settings.batch_size, times), model, settings, times)
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+class _Failed:
+    """An exception raised in a worker thread, carried to the consumer to be raised there."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _put(items: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first (the consumer gave up); True when put."""
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """``items`` in order, produced in a background thread at most ``depth`` ahead.
+
+    An exception in the producer is raised here; closing this iterator early stops it."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(handoff, item, stop):
+                    return
+            _put(handoff, _END, stop)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
+            _put(handoff, _Failed(error), stop)
+
+    worker = threading.Thread(target=produce, name="vqe-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class BackgroundConsumer:
+    """Calls ``consume(item)`` for each submitted item, in order, in a background thread;
+    :meth:`close` waits for the queue to drain and raises the worker's first exception."""
+
+    def __init__(self, consume: Callable[[T], object], depth: int, name: str) -> None:
+        self._handoff: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._consume = consume
+        self._worker = threading.Thread(target=self._run, name=name, daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        while (item := self._handoff.get()) is not _END:
+            if self._error is None:
+                try:
+                    self._consume(item)
+                except BaseException as error:  # noqa: BLE001 - raised by submit/close
+                    self._error = error
+                    self._stop.set()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, item: object) -> None:
+        self._raise_if_failed()
+        if not _put(self._handoff, item, self._stop):
+            self._raise_if_failed()
+
+    def close(self) -> None:
+        """Finish the queued items (all of them, even after an error) and stop the thread."""
+        self._handoff.put(_END)
+        self._worker.join()
+        self._raise_if_failed()
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def should_overlap(model: FrameEnhancer, requested: bool | None) -> bool:
+    """Overlap when asked to, or by default when the threads do not steal the model's cores:
+    the model runs on an accelerator, or the CPU has cores beyond torch's intra-op threads
+    (on a saturated CPU the extra threads slow the model's parallel regions more than they
+    save — measured on 2 cores with 2 torch threads)."""
+    if requested is not None:
+        return requested
+    if torch.device(model.device).type != "cpu":
+        return True
+    return (os.cpu_count() or 1) > torch.get_num_threads()
+
+
+def _timed_writer(writer: VideoWriter, times: StageTimes) -> Callable[[np.ndarray], None]:
+    def write(image: np.ndarray) -> None:
+        start = time.perf_counter()
+        writer.write(image)
+        times.encode_s += time.perf_counter() - start
+
+    return write
 
 
 def enhance_video(
@@ -166,13 +313,27 @@ def enhance_video(
     writer = VideoWriter(
         destination, pix_fmt=output_pix_fmt(info), audio_from=audio_to_keep(info, settings.fps)
     )
+    batches: Iterable[torch.Tensor] = _batches(
+        read_frames(source, settings.fps), settings.batch_size, times
+    )
+    write = _timed_writer(writer, times)
     try:
         with writer:
-            for image in enhance_frames(read_frames(source, settings.fps), model, settings, times):
-                start = time.perf_counter()
-                writer.write(image)
-                times.encode_s += time.perf_counter() - start
-                bar.update()
+            if should_overlap(model, settings.overlap):
+                batches = prefetched(batches, QUEUE_BATCHES)
+                encoder = BackgroundConsumer(
+                    write, QUEUE_BATCHES * settings.batch_size, "vqe-encode"
+                )
+                try:
+                    for image in _enhance_batches(batches, model, settings, times):
+                        encoder.submit(image)
+                        bar.update()
+                finally:
+                    encoder.close()
+            else:
+                for image in _enhance_batches(batches, model, settings, times):
+                    write(image)
+                    bar.update()
             start = time.perf_counter()
         times.encode_s += time.perf_counter() - start  # flushing the encoder on close
     finally:
@@ -180,4 +341,3 @@ def enhance_video(
     if writer.frames_written == 0:
         raise VideoError(f"{source}: the video holds no frames")
     return writer.frames_written
-

@@ -13,6 +13,7 @@ from vqe.critics.dover import DoverCritic, build_dover
 from vqe.critics.dover.views import OFFICIAL_NUM_FRAMES, OFFICIAL_TECHNICAL_CLIPS
 from vqe.critics.frozen import CriticHandle
 from vqe.critics.vqa import VQA, load_vqa
+from vqe.devices import resolve_device
 from vqe.metrics.output_scoring import DEFAULT_BATCH_SIZE
 from vqe.video import VideoError, probe
 
@@ -60,17 +61,6 @@ def check_critic_arguments(parser: argparse.ArgumentParser, args: argparse.Names
         resolve_device(args.device)
     except (RuntimeError, ValueError) as error:
         parser.error(f"--device {args.device}: {error}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU; a CUDA device on a machine without one is an
-    error here, before the critics load."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine")
-    return device
 
 
 def random_critics_used(args: argparse.Namespace) -> bool:

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from vqe.devices import resolve_device
 from vqe.metrics.critic_options import (
     add_critic_arguments,
     check_critic_arguments,
     critics_label,
     dover_cost_line,
     load_critics,
-    resolve_device,
 )
 from vqe.metrics.output_scoring import DEFAULT_FPS, score_outputs
 from vqe.metrics.quality import build_frame_quality

@@ -40,10 +40,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from vqe.batch_jobs import FolderReport
 from vqe.conventions import swap_rgb_bgr_uint8
 from vqe.data.extract import ItemError, Settings, index_frame_pairs
 from vqe.data.layout import Item, list_items
-from vqe.inference.folder_jobs import FolderReport
 from vqe.schema import SPLITS, SUBSET_SYNTHETIC
 from vqe.video import OFFICIAL_FPS, VideoError, write_video
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vqe.devices import resolve_device
 from vqe.metrics.bt_fit import Analysis, Ranking, VoteError
 from vqe.metrics.critic_options import (
     add_critic_arguments,
@@ -19,7 +20,6 @@ from vqe.metrics.critic_options import (
     dover_cost_line,
     load_critics,
     random_critics_used,
-    resolve_device,
 )
 from vqe.metrics.pairwise_tournament import (
     DEFAULT_FRAMES_PER_VIDEO,

@@ -14,6 +14,17 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   build time, and the per-frame blend is a plain matmul of the weights with the flattened
   basis atlases.
 
+* Eager execution. Run directly (not traced), the stage returns its frames in the input's
+  memory format, so a channels-last U-Net after it stays channels-last (fed NCHW it ran NCHW,
+  at the eager speed). ``paired_lookup = True`` switches eager runs to
+  :func:`paired_atlas_lookup`, the same lookup at about 60 % of the time: a 6-channel *paired*
+  atlas holds, beside slice b, the step from slice b to b + 1 in every tile, so one
+  ``grid_sample`` reads both and the lerp is one fused multiply-add; the tile offsets come
+  from two multiply-adds on b₀ and its tile row. It rounds sample positions differently, up to
+  ~1e-4 from the atlas graph after a U-Net on rough LUTs — the ONNX export's parity tolerance
+  — so it is off by default and the eager graph computes exactly what is exported. Anything
+  traced — the CoreML and ONNX exports, the MAC count — records :func:`atlas_lookup`.
+
 Everything else is the training graph with each :class:`~vqe.models.blocks.RepConvBlock` fused
 into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding.
 """
@@ -52,6 +63,53 @@ def lut_atlas(luts: torch.Tensor) -> torch.Tensor:
         padded = F.pad(flat[:, :, blue], [1, 1, 1, 1], mode="replicate")
         atlas[:, :, row * tile : (row + 1) * tile, column * tile : (column + 1) * tile] = padded
     return atlas.reshape(*leading, 3, rows * tile, columns * tile)
+
+
+def paired_atlas(luts: torch.Tensor) -> torch.Tensor:
+    """(N, 3, D, D, D) LUTs → (N, 6, Ha, Wa): channels 0–2 the atlas, channels 3–5 the atlas of
+    the step to the next blue slice (tile b holds slice b + 1 − slice b; the last holds 0), so
+    the lerp needs no subtraction per pixel. Linear in the LUT, like the atlas."""
+    step = torch.cat([luts[:, :, 1:] - luts[:, :, :-1], torch.zeros_like(luts[:, :, -1:])], dim=2)
+    return torch.cat([lut_atlas(luts), lut_atlas(step)], dim=1)
+
+
+def paired_atlas_lookup(
+    frames: torch.Tensor, paired: torch.Tensor, lut_size: int
+) -> torch.Tensor:
+    """:func:`atlas_lookup` through B×6×Ha×Wa paired atlases: one sample reads both slices."""
+    rows, columns = atlas_grid(lut_size)
+    tile = lut_size + 2
+    scale = torch.tensor(
+        [2.0 / (columns * tile - 1), 2.0 / (rows * tile - 1)], dtype=frames.dtype,
+        device=frames.device,
+    )  # fmt: skip
+    lattice = frames.clamp(0.0, 1.0).mul_(lut_size - 1)
+    # (r + 1) · sx − 1, (g + 1) · sy − 1: the position inside a tile, B×H×W×2.
+    grid = torch.addcmul(scale - 1.0, lattice[:, :2].permute(0, 2, 3, 1), scale)
+    blue = lattice[:, 2]
+    lower = blue.floor().clamp_(max=lut_size - 2)
+    fraction = (blue - lower).unsqueeze_(1)
+    # Tile row of slice b₀ (an integer): the +0.5 keeps floor() clear of rounding.
+    tile_row = lower.add(0.5).mul_(1.0 / columns).floor_()
+    column_step = scale.new_tensor([tile, 0.0]) * scale  # one tile to the right
+    row_step = scale.new_tensor([-columns * tile, tile]) * scale  # next row, first column
+    grid = grid.addcmul_(lower.unsqueeze(-1), column_step).addcmul_(tile_row.unsqueeze(-1), row_step)
+    both = F.grid_sample(paired, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return torch.addcmul(both[:, :3], both[:, 3:], fraction)  # lower + t · (upper − lower)
+
+
+def _memory_format(frames: torch.Tensor) -> torch.memory_format:
+    channels_last = frames.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def is_exporting() -> bool:
+    """True while the graph is being traced (CoreML, ONNX, the MAC count) or exported."""
+    return (
+        torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_exporting()
+    )
 
 
 def atlas_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> torch.Tensor:
@@ -97,16 +155,34 @@ class DeployLutStage(nn.Module):
         atlases = lut_atlas(stage.basis.detach().clone())
         self.atlas_shape = tuple(atlases.shape[1:])
         self.register_buffer("basis_atlases", atlases.flatten(1))
+        # Opt-in eager lookup (see the module doc); derived, so not in the state dict (nor in
+        # the traced export graph).
+        self.paired_lookup = False
+        paired = paired_atlas(stage.basis.detach().clone())
+        self.register_buffer("paired_atlases", paired.flatten(1), persistent=False)
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
         return self.predictor(frames)
 
     def apply_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Look ``frames`` up in the LUT blended with ``weights`` (B×N, e.g. time-smoothed)."""
-        atlases = (weights.to(self.basis_atlases.dtype) @ self.basis_atlases).view(
-            -1, *self.atlas_shape
-        )
-        return atlas_lookup(frames, atlases, self.lut_size)
+        if is_exporting():
+            atlases = (weights.to(self.basis_atlases.dtype) @ self.basis_atlases).view(
+                -1, *self.atlas_shape
+            )
+            return atlas_lookup(frames, atlases, self.lut_size)
+        if self.paired_lookup:
+            paired = (weights.to(self.paired_atlases.dtype) @ self.paired_atlases).view(
+                -1, 2 * self.atlas_shape[0], *self.atlas_shape[1:]
+            )
+            looked_up = paired_atlas_lookup(frames, paired, self.lut_size)
+        else:
+            atlases = (weights.to(self.basis_atlases.dtype) @ self.basis_atlases).view(
+                -1, *self.atlas_shape
+            )
+            looked_up = atlas_lookup(frames, atlases, self.lut_size)
+        # Keep the input's memory format: a channels-last U-Net fed NCHW frames runs NCHW.
+        return looked_up.contiguous(memory_format=_memory_format(frames))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.apply_weights(frames, self.predict_weights(frames))

@@ -1,6 +1,7 @@
-"""Run a per-video job over a folder: in parallel, with a progress bar, finishing the good videos
-and listing the bad ones. Shared by the baseline (:mod:`vqe.baseline.cli`) and the enhancer
-(:mod:`vqe.inference.enhance`).
+"""Batch jobs: run a per-video job over a folder in parallel, with a progress bar, finishing the
+good videos and listing the bad ones; and the clean worker-pool context every batch tool uses.
+Shared by the baseline (:mod:`vqe.baseline.cli`), the enhancer (:mod:`vqe.inference.enhance`),
+the data builder (:mod:`vqe.data.build`) and :mod:`vqe.metrics.synthetic_inputs`.
 
 The job is ``job(source, destination) -> frames written``; it must be picklable (a module-level
 function or a :func:`functools.partial` of one) so worker processes can run it. Each output is
@@ -11,9 +12,10 @@ outputs are left alone (reported as skipped) unless ``overwrite`` is set. The
 are collected per video and listed in the report as notes: the output is written, and the user
 is told what it lacks.
 
-Worker processes come from a fork server (spawn where there is none), as in
-:mod:`vqe.data.build`: a child forked from a process whose torch or OpenCV thread pools have run
-can hang on its first parallel call.
+Worker processes come from a fork server (spawn where there is none,
+:func:`worker_pool_context`): a child forked from a process whose torch or OpenCV thread pools
+have run can hang on its first parallel call; a fork server that has imported only the worker's
+module forks clean workers without importing torch again for each.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vqe.processes import worker_pool_context
 from vqe.video import VideoWarning
 
 VIDEO_SUFFIXES = (".mp4",)
@@ -74,8 +75,17 @@ class FolderReport:
         return "\n".join(lines)
 
 
+def worker_pool_context(preload_module: str) -> multiprocessing.context.BaseContext:
+    """A fork-server context whose server has imported ``preload_module`` (spawn without fork)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([preload_module])
+    return context
+
+
 def pool_context(job: Job) -> multiprocessing.context.BaseContext:
-    """The clean worker context (:mod:`vqe.processes`) preloading the job's module."""
+    """The clean worker context preloading the job's module."""
     function = getattr(job, "func", job)  # a functools.partial names its function in .func
     return worker_pool_context(function.__module__)
 

@@ -1,0 +1,49 @@
+"""The speed benchmarks run end to end at toy sizes and report what the README quotes: the
+same-run references (critics-off step, model-only frames/s, the LUT stage's share) beside their
+rows. No timing is asserted: the figures come from full runs of the scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vqe.benchmarks import enhance_throughput, inference, train_step
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:RuntimeWarning")
+
+
+def test_train_step_reports_the_folded_and_cached_vqa_beside_the_reference(
+    tmp_path: Path,
+) -> None:
+    modes = ["off", "vqa_reference", "vqa", "vqa_cached"]
+    argv = ["--batch", "1", "--height", "32", "--width", "48", "--repeats", "1", "--warmup", "1",
+            "--preset", "tiny", "--out", str(tmp_path), "--modes", *modes]  # fmt: skip
+    assert train_step.main(argv) == 0
+    rows = json.loads((tmp_path / "train_step.json").read_text())["rows"]
+    assert [row["mode"] for row in rows] == modes
+    memory = {row["mode"]: row["memory"]["saved_for_backward_mb"] for row in rows}
+    assert all(value > 0 for value in memory.values())
+    assert memory["vqa"] < memory["vqa_reference"]  # no BatchNorm activations kept
+    table = (tmp_path / "train_step.md").read_text()
+    assert "× off" in table and "saved for backward" in table
+
+
+def test_enhance_throughput_reports_serial_overlapped_and_model_only(tmp_path: Path) -> None:
+    argv = ["--preset", "tiny", "--frames", "6", "--height", "32", "--width", "48",
+            "--no-export", "--out", str(tmp_path)]  # fmt: skip
+    assert enhance_throughput.main(argv) == 0
+    result = json.loads((tmp_path / "enhance_throughput.json").read_text())
+    assert result["serial"]["frames"] == result["enhancement"]["frames"] == 6
+    assert result["model_only"]["frames"] == 6 and result["of_model_only"] > 0
+    assert "of model only" in (tmp_path / "enhance_throughput.md").read_text()
+
+
+def test_inference_reports_the_lut_stage_share(tmp_path: Path) -> None:
+    argv = ["--presets", "tiny", "--height", "32", "--width", "48", "--repeats", "1",
+            "--warmup", "0", "--no-cuda", "--paths", "eager", "--out", str(tmp_path)]  # fmt: skip
+    assert inference.main(argv) == 0
+    (row,) = json.loads((tmp_path / "inference.json").read_text())["rows"]
+    assert set(row["lut_stage_ms"]) == {"eager", "atlas", "paired"}
+    assert "LUT stage" in (tmp_path / "inference.md").read_text()
