@@ -189,3 +189,30 @@ def test_pairs_teach_one_well_lit_exposure_by_default() -> None:
     assert rexposed == pytest.approx([WELL_EXPOSED_LUMA] * 2, abs=0.03)
     own = whole_photo_targets(reference_luma=None)
     assert own[0] < 0.3 < own[1]  # rocket dark, chelsea bright: the dusk prior it would teach
+
+
+def test_a_folder_of_own_photographs_joins_the_pool(tmp_path) -> None:
+    """Users train on their own clean photos: files and folders expand, bad entries are named."""
+    import cv2
+    import numpy as np
+    import pytest
+
+    from vqe.data.photos import CleanPhotoPairs, expand_photos
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.jpg"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("not a photo")
+    assert expand_photos(["chelsea", str(folder)]) == (
+        "chelsea", str(folder / "a.jpg"), str(folder / "b.png"),
+    )  # fmt: skip
+    pairs = CleanPhotoPairs([str(folder)], crop_size=32, samples_per_epoch=4, reference_luma=None)
+    item = pairs[0]
+    assert item["y"].shape == (3, 32, 32) and item["source"] == str(folder / "a.jpg")
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        expand_photos([str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no"):
+        expand_photos([str(tmp_path / "empty")])

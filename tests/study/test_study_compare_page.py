@@ -38,3 +38,39 @@ def test_relative_links_and_errors(method_folders, tmp_path: Path) -> None:
     assert "<table" not in out.read_text()  # no reference: no metrics table
     with pytest.raises(StudyError, match="--targets .* lacks"):
         write_compare_page(dict(method_folders), tmp_path / "c.html", targets=tmp_path)
+
+
+def test_critic_columns_are_the_test_loops_numbers(method_folders, tmp_path: Path) -> None:
+    """DOVER and VQA p on the page equal CriticScorer's on the same sampled frames (p: the
+    method's frame preferred over the input's, as in the submission CSVs)."""
+    import torch
+
+    from vqe.critics.dover import build_dover
+    from vqe.critics.scorer import CriticScorer
+    from vqe.critics.vqa import load_vqa
+    from vqe.study import compare_page
+
+    vqa = load_vqa(None, allow_random=True)
+    dover = build_dover(None, allow_random_critics=True, num_frames=2, num_technical_clips=1)
+    out = write_compare_page(
+        dict(method_folders), tmp_path / "page.html", inputs=method_folders["input"],
+        critics=(vqa, dover),
+    )  # fmt: skip
+    html = out.read_text()
+    assert "<th>DOVER</th>" in html and "<th>VQA p</th>" in html
+    name = sorted(p.name for p in method_folders["ours"].glob("*.mp4"))[0]
+    ours = compare_page._tensor(compare_page._sampled(
+        compare_page._frames(method_folders["ours"] / name)))
+    inputs = compare_page._tensor(compare_page._sampled(
+        compare_page._frames(method_folders["input"] / name)))
+    count = min(len(ours), len(inputs))
+    with torch.no_grad():
+        expected = CriticScorer(vqa, dover, input_dover="online")(
+            ours[:count], inputs[:count], exact=True
+        )
+    page = compare_page._critic_scores(
+        compare_page._frames(method_folders["ours"] / name),
+        compare_page._frames(method_folders["input"] / name), vqa, dover,
+    )  # fmt: skip
+    assert page["VQA p"] == pytest.approx(float(expected.p.mean()), abs=1e-6)
+    assert f"{page['VQA p']:.3f}" in html

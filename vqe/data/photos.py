@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -69,9 +70,45 @@ _NOT_IMAGES = frozenset({"download_all", "file_hash", "lbp_frontal_face_cascade_
 OTHER_BUNDLED: dict[str, tuple[str, str]] = {"grace_hopper": ("matplotlib", "grace_hopper.jpg")}
 
 
+#: Image files a photo folder contributes (OpenCV reads them).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _is_path(name: str) -> bool:
+    """A pool entry that names a file or folder rather than a bundled photograph."""
+    return "/" in name or "\\" in name or Path(name).suffix.lower() in PHOTO_SUFFIXES
+
+
+def expand_photos(entries: Sequence[str]) -> tuple[str, ...]:
+    """Bundled names as they are; a folder becomes its image files (sorted), so a user can
+    train on their own clean photographs (``dataset.train_pairs.photos=[/my/photos]``)."""
+    expanded: list[str] = []
+    for entry in entries:
+        entry = str(entry)
+        if not _is_path(entry):
+            expanded.append(entry)
+            continue
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+            if not files:
+                raise ValueError(
+                    f"photo folder {path} holds no {'/'.join(PHOTO_SUFFIXES)} files; put the "
+                    "clean photographs there"
+                )
+            expanded += [str(file) for file in files]
+        elif path.is_file():
+            expanded.append(str(path))
+        else:
+            raise FileNotFoundError(f"photo {entry}: no such file or folder")
+    return tuple(expanded)
+
+
 def photo_source(name: str) -> str:
-    """Where a pool photograph comes from, as items name it: ``skimage.data.<name>`` or
-    ``<package>:<file>`` for :data:`OTHER_BUNDLED` ones."""
+    """Where a pool photograph comes from, as items name it: ``skimage.data.<name>``,
+    ``<package>:<file>`` for :data:`OTHER_BUNDLED` ones, or the file path of a user's photo."""
+    if _is_path(name):
+        return name
     if name in OTHER_BUNDLED:
         package, filename = OTHER_BUNDLED[name]
         return f"{package}:{filename}"
@@ -87,8 +124,17 @@ def _decoded_other(name: str) -> np.ndarray:
     return _as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), name)
 
 
+def _decoded_file(name: str) -> np.ndarray:
+    image = cv2.imread(str(Path(name).expanduser()), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"photo {name}: cannot be read as an image (missing or not an image)")
+    return _as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), name)
+
+
 @functools.lru_cache(maxsize=16)
 def _decoded(name: str) -> np.ndarray:
+    if _is_path(name):
+        return _decoded_file(name)
     if name in OTHER_BUNDLED:
         return _decoded_other(name)
     loader = getattr(skimage.data, name, None)
@@ -206,8 +252,9 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
     module and the losses treat them as supervised synthetic frames.
 
     Args:
-        photos: names of the clean photographs (``skimage.data`` functions or
-            :data:`OTHER_BUNDLED` keys; default :data:`TRAIN_PHOTOS`).
+        photos: the clean photographs: ``skimage.data`` function names or
+            :data:`OTHER_BUNDLED` keys (default :data:`TRAIN_PHOTOS`), image files, or folders
+            of image files (expanded by :func:`expand_photos`).
         crop_size: output (height, width) or int.
         samples_per_epoch: items per epoch (the dataset length).
         scale: [min, max] side fraction of the window (1 = the largest window that fits).
@@ -237,10 +284,11 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
         seed: int | None = 0,
         reference_luma: float | None = WELL_EXPOSED_LUMA,
     ) -> None:
-        self.photos = tuple(photos)
+        self.photos = expand_photos(photos)
         if not self.photos:
             raise ValueError(
-                "CleanPhotoPairs: photos is empty; give at least one skimage.data name"
+                "CleanPhotoPairs: photos is empty; give skimage.data names, image files or "
+                "folders of clean photographs"
             )
         size = as_size(crop_size, "CleanPhotoPairs.crop_size")
         assert size is not None
@@ -337,6 +385,7 @@ __all__ = [
     "CleanPhotoPairs",
     "load_photo",
     "mean_luma",
+    "expand_photos",
     "photo_pool",
     "photo_source",
     "photo_tensor",

@@ -31,7 +31,10 @@ import torch
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image
 
-from vqe.conventions import rgb_uint8_to_tensor, to_vqa
+from vqe.conventions import rgb_uint8_to_tensor
+from vqe.critics.dover import DoverCritic
+from vqe.critics.scorer import CriticScorer
+from vqe.critics.vqa import VQA
 from vqe.metrics.quality import frame_psnr, frame_ssim
 from vqe.metrics.temporal import temporal_profile, video_flicker
 from vqe.study.config import StudyError
@@ -78,18 +81,24 @@ def _sampled(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _critic_scores(frames, input_frames, vqa, dover) -> dict[str, float]:
-    scores: dict[str, float] = {}
+def _critic_scores(
+    frames: list[np.ndarray],
+    input_frames: list[np.ndarray] | None,
+    vqa: VQA | None,
+    dover: DoverCritic | None,
+) -> dict[str, float]:
+    """DOVER of the method's sampled frames; with the VQA and the inputs, its ``p`` (the
+    probability that the method's frame is preferred over the input's) exactly as the test loop
+    computes it (:class:`~vqe.critics.scorer.CriticScorer`, float32, DOVER(x) on the frame)."""
     if dover is None:
-        return scores
+        return {}
     outputs = _tensor(_sampled(frames))
-    d_out = dover.score(outputs)
-    scores["DOVER"] = float(d_out.mean())
+    scores = {"DOVER": float(dover(outputs).mean())}
     if vqa is not None and input_frames is not None:
-        inputs = _tensor(_sampled(input_frames))[: len(outputs)]
-        d_in = dover.score(inputs)
-        p = vqa(to_vqa(inputs), to_vqa(outputs[: len(inputs)]), d_in, d_out[: len(inputs)])[0]
-        scores["VQA p"] = float(p.float().mean())
+        inputs = _tensor(_sampled(input_frames))
+        count = min(len(inputs), len(outputs))
+        scorer = CriticScorer(vqa, dover, input_dover="online")
+        scores["VQA p"] = float(scorer(outputs[:count], inputs[:count], exact=True).p.mean())
     return scores
 
 
@@ -143,9 +152,11 @@ def write_compare_page(
     if critics is None and (vqa is not None or dover is not None):
         if vqa is not None and (dover is None or inputs is None):
             raise StudyError("--vqa needs --dover (its inputs include DOVER scores) and --inputs")
-        from vqe.critics import load_dover, load_vqa
+        from vqe.critics.dover import build_dover
+        from vqe.critics.vqa import load_vqa
 
-        critics = (load_vqa(vqa) if vqa else None, load_dover(dover))
+        # The official DOVER setting (32 frames × 3 technical clips) and channel order.
+        critics = (load_vqa(vqa) if vqa else None, build_dover(dover))
     vqa_model, dover_model = critics if critics is not None else (None, None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
