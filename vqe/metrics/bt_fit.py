@@ -134,16 +134,21 @@ def validate_votes(table: pd.DataFrame, source: str = "votes") -> pd.DataFrame:
     )
 
 
-def read_votes(path: str | Path) -> pd.DataFrame:
-    """Read and validate a votes CSV (see :func:`validate_votes`)."""
+def read_vote_table(path: str | Path) -> pd.DataFrame:
+    """A CSV of votes as strings, unvalidated; VoteError naming the file when it is missing or
+    unreadable (shared by :func:`read_votes` and the P.910 reader)."""
     path = Path(path)
     if not path.is_file():
         raise VoteError(f"{path}: file not found")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise VoteError(f"{path}: not a readable CSV ({error})") from error
-    return validate_votes(table, str(path))
+
+
+def read_votes(path: str | Path) -> pd.DataFrame:
+    """Read and validate a votes CSV (see :func:`validate_votes`)."""
+    return validate_votes(read_vote_table(path), str(path))
 
 
 # --------------------------------------------------------------------------- counting

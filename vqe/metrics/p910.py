@@ -35,7 +35,16 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from vqe.metrics.bt_fit import FACTOR, LEFT, RATER, RIGHT, VOTE, VoteError, validate_votes
+from vqe.metrics.bt_fit import (
+    FACTOR,
+    LEFT,
+    RATER,
+    RIGHT,
+    VOTE,
+    VoteError,
+    read_vote_table,
+    validate_votes,
+)
 
 WORKER, FILE, CCR_VOTE = "workerid", "file", "vote"
 CCR_VALUES = (-3, -2, -1, 0, 1, 2, 3)
@@ -128,13 +137,7 @@ def read_ccr(
     method_column: str | None = None,
 ) -> pd.DataFrame:
     """Read a ``*_votes_per_worker.csv`` of a CCR test and convert it (:func:`ccr_to_votes`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VoteError(f"{path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise VoteError(f"{path}: not a readable CSV ({error})") from error
+    table = read_vote_table(path)
     return ccr_to_votes(table, reference, method_pattern, method_column, str(path))
 
 
