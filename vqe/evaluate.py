@@ -30,7 +30,7 @@ from vqe.config_root import CONFIG_DIR
 from vqe.models.loading import enhancer_from_checkpoint
 from vqe.training.callbacks import SubmissionWriter
 from vqe.training.module import VQEModule
-from vqe.training.train import build, check_dataset_path, deliver_input_dover
+from vqe.training.train import build, check_dataset_path, deliver_input_caches
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = VQEModule(
         enhancer, metric_critics=build(cfg.evaluation.critics), model_config=model_config
     )
-    deliver_input_dover(datamodule, module)
+    deliver_input_caches(datamodule, module)
     quality, temporal = cfg.evaluation.quality, cfg.evaluation.temporal
     writer = SubmissionWriter(
         cfg.paths.output_dir,

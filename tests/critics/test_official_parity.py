@@ -305,3 +305,61 @@ def test_dover_of_the_input_is_computed_on_the_view_the_output_gets(tmp_path: Pa
         CriticScorer(nn.Identity(), dover, input_dover="cache").input_scores(  # type: ignore[arg-type]
             mixed_inputs, delivered
         )
+
+
+def test_cached_vqa_input_features_leave_the_official_scores_unchanged(
+    vqa_checkpoint, tmp_path: Path
+) -> None:
+    """The training and test loops take the VQA's features of stored input frames from the
+    data side's cache (``vqa_input``) instead of encoding x every step: the official network's
+    outputs stay the same to 1e-5, whichever rows come from the cache."""
+    import cv2
+
+    from vqe.critics.vqa import VqaInputEncoder
+    from vqe.data.input_scores import FeatureCache
+
+    path, state = vqa_checkpoint
+    vqa = load_vqa(path)
+    frames, _, _ = _vqa_pair()
+    enhanced_bgr, input_bgr = frames[:2], frames[2:]
+    sources = [f"train/x/frame_{i:04d}.png" for i in range(2)]
+    for relative, frame in zip(sources, input_bgr):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / relative), frame)
+
+    def read(relative: str) -> Tensor:
+        return bgr_uint8_to_tensor(cv2.imread(str(tmp_path / relative), cv2.IMREAD_COLOR))
+
+    encoder = VqaInputEncoder(vqa)
+    assert encoder.cache_key.startswith("vqa-") and len(encoder.cache_key) > 8
+    FeatureCache(tmp_path, encoder, progress=False).get_or_compute(sources, read)
+    cached = FeatureCache(tmp_path, encoder, progress=False).get_or_compute(sources, read)
+    assert cached.shape == (2, 512)
+
+    enhanced = torch.stack([bgr_uint8_to_tensor(f) for f in enhanced_bgr])
+    inputs = torch.stack([read(s) for s in sources])
+    dover_input = torch.tensor([0.7, 0.3])
+    dover = MeanDover()
+    d_enhanced = enhanced.mean(dim=(1, 2, 3))
+    with torch.no_grad():
+        expected = official_vqa(
+            state,
+            torch.cat([official_vqa_input(f) for f in enhanced_bgr]),
+            torch.cat([official_vqa_input(f) for f in input_bgr]),
+            d_enhanced[:, None],
+            dover_input[:, None],
+        )
+        partly = cached.clone()
+        partly[1] = math.nan  # e.g. a crop beside a stored frame: encoded on the batch
+        for mode, known in (("auto", cached), ("auto", partly), ("online", cached)):
+            scorer = CriticScorer(vqa, dover, input_features=mode)  # type: ignore[arg-type]
+            scores = scorer(enhanced, inputs, dover_input, exact=True, known_input_features=known)
+            for got, want in zip((scores.p, scores.aux_enhanced, scores.aux_input), expected):
+                torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    # The comparison can fail: the features of other frames (flat grey ones; two noise frames
+    # of one distribution have nearly the same mean features) change the official outputs.
+    other = encoder(torch.full_like(inputs, 0.5))
+    wrong = CriticScorer(vqa, dover)(  # type: ignore[arg-type]
+        enhanced, inputs, dover_input, exact=True, known_input_features=other
+    )
+    assert (wrong.aux_input - expected[2]).abs().max() > 10 * 1e-5  # ten times the tolerance

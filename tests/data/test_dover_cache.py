@@ -261,3 +261,140 @@ def test_the_tool_scores_shards_with_dover_and_the_last_one_merges(tmp_path: Pat
     expected = torch.tensor([scores[p] for p in PATHS[:4]], dtype=torch.float32)
     assert torch.equal(cache.get_or_compute(PATHS[:4], loader), expected)
     assert loader.loaded == []
+
+
+# --------------------------------------------------------------------------- VQA input features
+
+
+class CountingEncoder(CountingScorer):
+    """Stands in for the VQA's input encoder: N×4 features that depend on the frames."""
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        self.calls += 1
+        self.frames_scored += frames.shape[0]
+        return torch.cat([frames.mean(dim=(2, 3)), frames.std(dim=(1, 2, 3))[:, None]], dim=1)
+
+
+def test_feature_cache_stores_rows_without_pickle_and_reloads_them(tmp_path: Path) -> None:
+    import numpy as np
+
+    from vqe.data.input_scores import FeatureCache
+
+    encoder, loader = CountingEncoder("vqa-abc"), CountingLoader()
+    features = FeatureCache(tmp_path, encoder, batch_size=4, progress=False).get_or_compute(
+        PATHS, loader
+    )
+    assert features.shape == (len(PATHS), 4) and encoder.calls == 2
+    expected = CountingEncoder("x")(torch.stack([loader(p) for p in PATHS]))
+    torch.testing.assert_close(features, expected)
+    path = tmp_path / CACHE_DIR / "vqa-abc.npz"
+    with np.load(path, allow_pickle=False) as stored:  # plain arrays only
+        assert list(stored["img_source"]) == PATHS and stored["features"].dtype == np.float32
+
+    again = CountingEncoder("vqa-abc")
+    reloaded = FeatureCache(tmp_path, again, progress=False).get_or_compute(PATHS[::-1], loader)
+    assert again.calls == 0
+    torch.testing.assert_close(reloaded, features.flip(0))
+
+
+def test_a_broken_feature_cache_is_named_with_what_to_do(tmp_path: Path) -> None:
+    import numpy as np
+
+    from vqe.data.input_scores import FeatureCache
+
+    path = tmp_path / CACHE_DIR / "vqa-bad.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(DoverCacheError, match=r"vqa-bad\.npz.*delete the file"):
+        FeatureCache(tmp_path, CountingEncoder("vqa-bad"))
+    # Object arrays would need unpickling: refused, never loaded.
+    np.savez(path, img_source=np.array(PATHS[:1]), features=np.array([object()], dtype=object))
+    with pytest.raises(DoverCacheError, match=r"vqa-bad\.npz"):
+        FeatureCache(tmp_path, CountingEncoder("vqa-bad"))
+
+
+def test_feature_shards_merge_into_the_unsharded_cache(tmp_path: Path) -> None:
+    from vqe.data.input_scores import FeatureCache, read_features
+    from vqe.data.score_inputs import frame_reader, index_sources, score_shard
+
+    index = write_frames(tmp_path / "sharded", PATHS)
+    write_frames(tmp_path / "whole", PATHS)
+    sources = index_sources([index])
+    encoder = CountingEncoder("vqa-k")
+    for shard in ((1, 2), (2, 2)):
+        report = score_shard(
+            tmp_path / "sharded", sources, encoder, shard, progress=False, cache_type=FeatureCache
+        )
+        assert report.scored == 3
+    merged = read_features(FeatureCache.merge_shards(tmp_path / "sharded", "vqa-k", remove=True))
+    whole = FeatureCache(tmp_path / "whole", CountingEncoder("vqa-k"), progress=False)
+    whole.get_or_compute(sources, frame_reader(tmp_path / "whole"))
+    unsharded = read_features(whole.path)
+    assert sorted(merged) == sorted(unsharded) == sources
+    for source in sources:
+        assert (merged[source] == unsharded[source]).all()
+    assert FeatureCache.shard_paths(tmp_path / "sharded", "vqa-k") == []
+
+
+def test_the_datamodule_delivers_vqa_input_features_of_stored_frames(tmp_path: Path) -> None:
+    """Whole stored test frames carry their cached features (``vqa_input``), read back by a
+    second run without encoding; a generated pair beside stored rows gets a NaN row."""
+    from index_helpers import write_train_and_test
+    from torch.utils.data import default_collate
+
+    from vqe.data.datamodule import VQEDataModule
+    from vqe.data.photos import CleanPhotoPairs
+
+    write_train_and_test(tmp_path)
+
+    def datamodule() -> VQEDataModule:
+        return VQEDataModule(
+            path=tmp_path, crop_size=16, val_query="subset == 'synthetic'", val_videos=1,
+            batch_size=2, eval_batch_size=1,
+        )  # fmt: skip
+
+    encoder = CountingEncoder("vqa-test")
+    first = datamodule()
+    first.score_inputs_with(test=CountingScorer("dover-test"), test_features=encoder)
+    first.setup("test")
+    assert first.test_set is not None
+    assert encoder.frames_scored == len(set(first.test_set.index[IMG_SOURCE]))
+    batch = next(iter(first.test_dataloader()))
+    torch.testing.assert_close(batch["vqa_input"], CountingEncoder("x")(batch["x"]))
+    first.setup("fit")
+    assert "vqa_input" not in next(iter(first.train_dataloader()))  # no fit encoder given
+
+    again = CountingEncoder("vqa-test")
+    second = datamodule()
+    second.score_inputs_with(test_features=again)
+    second.setup("test")
+    assert again.calls == 0  # read from the .npz, not recomputed
+    stored_item = second.test_set[0]
+
+    pairs = CleanPhotoPairs(crop_size=tuple(stored_item["x"].shape[1:]), samples_per_epoch=1)
+    assert "vqa_input" not in pairs[0]
+    pairs.deliver_input_features(4)
+    mixed = default_collate([stored_item, {**pairs[0], "subset": stored_item["subset"]}])
+    assert mixed["vqa_input"].shape == (2, 4)
+    assert not torch.isnan(mixed["vqa_input"][0]).any() and torch.isnan(mixed["vqa_input"][1]).all()
+
+
+def test_the_tool_fills_the_vqa_feature_cache_training_reads(tmp_path: Path) -> None:
+    import warnings
+
+    from vqe.critics.vqa import VqaInputEncoder, load_vqa
+    from vqe.data.input_scores import FeatureCache
+    from vqe.data.score_inputs import frame_reader, main
+
+    index = write_frames(tmp_path, PATHS[:3])
+    common = ["--data-root", str(tmp_path), "--index", str(index), "--allow-random",
+              "--critic", "vqa", "--device", "cpu", "--no-progress"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the random critic's loud warning
+        assert main(common) == 0
+        encoder = VqaInputEncoder(load_vqa(None, allow_random=True))
+    cache = FeatureCache(tmp_path, encoder, progress=False)
+    assert cache.path.name == f"{encoder.cache_key}.npz" and len(cache) == 3
+    features = cache.get_or_compute(PATHS[:3], CountingLoader())  # no frame is loaded again
+    frames = torch.stack([frame_reader(tmp_path)(p) for p in PATHS[:3]])
+    torch.testing.assert_close(features, encoder(frames), atol=1e-6, rtol=0)

@@ -216,3 +216,29 @@ def test_a_folder_of_own_photographs_joins_the_pool(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no"):
         expand_photos([str(tmp_path / "empty")])
+
+
+def test_mixed_targets_take_one_side_from_another_photo() -> None:
+    """mix_p: a cut at 30–70 % of a side, beyond it a window of another photo; the unmixed
+    items are exactly those of mix_p=0 (the mix draws from its own seed stream)."""
+    settings = dict(photos=("chelsea", "coffee"), crop_size=(40, 60), samples_per_epoch=16)
+    plain, mixed = CleanPhotoPairs(**settings), CleanPhotoPairs(**settings, mix_p=0.5)
+    changed = 0
+    for index in range(16):
+        clean, composite = plain[index]["y"], mixed[index]["y"]
+        if torch.equal(clean, composite):
+            continue
+        changed += 1
+        columns = (composite != clean).any(dim=0).any(dim=0).nonzero().flatten()
+        rows = (composite != clean).any(dim=0).any(dim=1).nonzero().flatten()
+        vertical = len(rows) > 0.9 * 40  # a vertical cut changes every row
+        cut = int(columns.min()) if vertical else int(rows.min())
+        side = 60 if vertical else 40
+        assert 0.3 * side - 1 <= cut <= 0.7 * side + 1  # one side kept, one replaced
+        kept = composite[:, :, :cut] if vertical else composite[:, :cut]
+        torch.testing.assert_close(kept, clean[:, :, :cut] if vertical else clean[:, :cut])
+        # The degradation acts on the composite, the item stays a supervised pair of it.
+        assert mixed[index]["x"].shape == composite.shape
+    assert 4 <= changed <= 12  # about half of 16
+    with pytest.raises(ValueError, match="mix_p"):
+        CleanPhotoPairs(mix_p=1.5)

@@ -12,6 +12,7 @@ import hashlib
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -191,6 +192,44 @@ def test_critics_stay_unchanged_and_out_of_the_checkpoints(
     # Training on 32² crops: DOVER(x) is computed on each crop, the view DOVER(ŷ) sees, so no
     # cached whole-frame score may stand in for it (critics.input_dover=auto).
     assert not list((frames_root / ".dover_cache").glob("*-T2-K1-seed0-*.csv"))
+
+
+def test_training_on_stored_frames_reads_the_vqa_input_features_from_the_cache(
+    tmp_path: Path, frames_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """view=official shows the critics whole stored frames: the VQA's features of x are
+    computed once per frame into the cache, then every step takes them from the batch."""
+    from vqe.critics.vqa import VQA
+
+    encoded: list[int] = []
+    original = VQA.input_features
+
+    def counting(self: VQA, frames: torch.Tensor) -> torch.Tensor:
+        encoded.append(frames.shape[0])
+        return original(self, frames)
+
+    monkeypatch.setattr(VQA, "input_features", counting)
+    common = [
+        *on_frames(frames_root),
+        "view=official",
+        "dataset.crop_size=null",  # FAST's 32² crops would undo the view's whole frames
+        "loss.weights.vqa=1.0",
+        "test=false",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "dataloader.batch_size=2",
+    ]
+    train(compose_vqe(tmp_path / "first", *common))
+    (cache,) = (frames_root / ".dover_cache").glob("vqa-*.npz")
+    with np.load(cache, allow_pickle=False) as stored:
+        cached_frames = len(stored["img_source"])
+    assert cached_frames > 0 and sum(encoded) == cached_frames  # the fill, no step encoded x
+
+    encoded.clear()
+    results = train(compose_vqe(tmp_path / "second", *common))
+    assert math.isfinite(results["train/vqa"])
+    assert encoded == []  # read back from the .npz; the steps used the batch's vqa_input
 
 
 # --------------------------------------------------------------------------- stages

@@ -37,7 +37,6 @@ from vqe.models.deploy import (
     DeployLutStage,
     atlas_lookup,
     build_deploy_model,
-    paired_atlas_lookup,
 )
 from vqe.models.loading import enhancer_from_preset
 
@@ -79,21 +78,24 @@ def prepare(
 def lut_stage_ms(
     model: nn.Module, frame: torch.Tensor, device: torch.device, warmup: int, repeats: int
 ) -> dict[str, float]:
-    """ms of the deploy graph's LUT stage alone: as run (``eager``), its atlas lookup as
-    exported (what CoreML/ONNX run) and the opt-in paired-atlas lookup
-    (:mod:`vqe.models.deploy`)."""
+    """ms of the deploy graph's LUT stage alone: as run (``eager``: predictor, NCHW lookup,
+    back to the frame's layout), its atlas lookup as exported (what CoreML/ONNX run, on NCHW
+    planes) and the stage as run with the opt-in paired-atlas lookup (:mod:`vqe.models.deploy`)."""
     stage = model.lut
     assert isinstance(stage, DeployLutStage)
+    planar = frame.contiguous()
 
     def exported_form() -> torch.Tensor:
-        weights = stage.predict_weights(frame)
+        weights = stage.predict_weights(planar)
         atlases = (weights @ stage.basis_atlases).view(-1, *stage.atlas_shape)
-        return atlas_lookup(frame, atlases, stage.lut_size)
+        return atlas_lookup(planar, atlases, stage.lut_size)
 
     def paired_form() -> torch.Tensor:
-        weights = stage.predict_weights(frame)
-        paired = (weights @ stage.paired_atlases).view(-1, 6, *stage.atlas_shape[1:])
-        return paired_atlas_lookup(frame, paired, stage.lut_size)
+        stage.paired_lookup = True
+        try:
+            return stage(frame)
+        finally:
+            stage.paired_lookup = False
 
     runs = {"eager": partial(stage, frame), "atlas": exported_form, "paired": paired_form}
     with torch.inference_mode():

@@ -14,8 +14,9 @@ loading excluded), timed part by part with the classes training uses (``Enhancer
   into the convs, channels-last (:class:`~vqe.critics.vqa.FoldedEncoder`);
 * ``vqa_reference`` — the same through the stored layers, BatchNorm by BatchNorm in NCHW (the
   critic before folding: the same-run "before" of ``vqa``);
-* ``vqa_cached`` — ``vqa`` with the input's 512 VQA features cached like DOVER(x) (the fixed
-  view of whole stored frames): one encoder pass per step instead of two;
+* ``vqa_cached`` — ``vqa`` with the input's 512 VQA features delivered in the batch, as
+  training does for whole stored frames (``view=official``, ``critics.input_features=auto``:
+  the feature cache of :mod:`vqe.data.input_scores`): one encoder pass per step instead of two;
 * ``vqa_dover`` — the default training: DOVER(ŷ) computed every step without gradient, with
   the clip setting ``--dover TxK`` (default: official 32x3 on CUDA, the cheaper 4x1 on the
   CPU, where 32x3 takes tens of seconds per frame — labelled in the table);
@@ -135,7 +136,7 @@ def build_step(
         dover = DoverCritic(load_dover(None, allow_random=True), settings)
         enhanced_dover = "input" if mode in VQA_ONLY else "online"
         vqa = reference_vqa() if mode == "vqa_reference" else load_vqa(None, allow_random=True)
-        scorer = CriticScorer(vqa, dover, "online", enhanced_dover)
+        scorer = CriticScorer(vqa, dover, "online", enhanced_dover, input_features="auto")
         terms["vqa"], weights["vqa"] = VQAObjective(), 1.0
         if differentiable:
             terms["dover"], weights["dover"] = DoverQuality(), 1.0
@@ -154,7 +155,10 @@ def build_step(
             with torch.no_grad():
                 dover_input = scorer.dover(inputs)
                 if mode == "vqa_cached":
-                    features_input = scorer.vqa.on(inputs).input_features(inputs)
+                    # What the data pipeline's feature cache holds and serves (vqa_input).
+                    encoder = scorer.cache_encoder
+                    assert encoder is not None
+                    features_input = encoder(inputs)
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             with timer.part("enhancer_forward"):
@@ -169,15 +173,12 @@ def build_step(
                         else dover_input
                     )
                 with timer.part("vqa_forward"):
-                    vqa = scorer.vqa.on(output.frames)
-                    if features_input is not None:
-                        p, aux_enhanced, aux_input = vqa.compare_with_features(
-                            output.frames, features_input, dover_enhanced, dover_input
-                        )
-                    else:
-                        p, aux_enhanced, aux_input = vqa.compare(
-                            output.frames, inputs, dover_enhanced, dover_input
-                        )
+                    # As CriticScorer does: the input's features delivered (vqa_cached) or
+                    # encoded on the batch without gradients, then the enhanced frames' pass.
+                    features = scorer.input_features(inputs, features_input)
+                    p, aux_enhanced, aux_input = scorer.vqa.on(output.frames).compare_with_features(
+                        output.frames, features, dover_enhanced, dover_input
+                    )
                 critics = CriticScores(p, aux_enhanced, aux_input, dover_enhanced, dover_input)
             with timer.part("loss"):
                 total = loss(LossInputs(inputs, output, targets, critics)).total

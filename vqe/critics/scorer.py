@@ -26,6 +26,14 @@ device) and turns (enhanced, input) batches into :class:`CriticScores`.
   that sees crops where the official pipeline shows it whole frames); training on whole stored
   frames (``view=official``) matches the official view and reads DOVER(x) from the cache.
 
+* **VQA features of x**: the VQA encodes both frames; the 512 features of a stored input frame
+  shown unchanged never change either (frozen encoder, fixed view). ``input_features``:
+  ``auto`` (default) takes the features the data pipeline delivers in the batch
+  (``vqa_input``, from the feature cache of :mod:`vqe.data.input_scores`, filled for
+  :attr:`CriticScorer.cache_encoder`) and encodes the other items on the batch, without
+  gradients (the input is not trained); ``online`` encodes every input on the batch. The
+  scores are the same either way (to float32 rounding): one encoder pass fewer per step.
+
 A run builds two scorers: one for the training loss (``model_dover`` as configured) and one for
 the test metrics (``evaluation.dover``: the official clip setting on real data).
 """
@@ -43,7 +51,7 @@ from torch import Tensor
 
 from vqe.critics.dover import DoverCritic
 from vqe.critics.frozen import CriticHandle
-from vqe.critics.vqa import VQA
+from vqe.critics.vqa import VQA, VqaInputEncoder
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,8 @@ InputDover = Literal["auto", "cache", "online"]
 INPUT_DOVER_MODES = ("auto", "cache", "online")
 EnhancedDover = Literal["online", "input"]
 ENHANCED_DOVER_MODES = ("online", "input")
+InputFeatures = Literal["auto", "online"]
+INPUT_FEATURES_MODES = ("auto", "online")
 
 
 @dataclass
@@ -89,7 +99,13 @@ class CriticScorer:
         dover: DoverCritic,
         input_dover: InputDover = "auto",
         enhanced_dover: EnhancedDover = "online",
+        input_features: InputFeatures = "auto",
     ) -> None:
+        if input_features not in INPUT_FEATURES_MODES:
+            raise ValueError(
+                f"critics.input_features={input_features!r}: choose one of "
+                f"{list(INPUT_FEATURES_MODES)}"
+            )
         if input_dover not in INPUT_DOVER_MODES:
             raise ValueError(
                 f"critics.input_dover={input_dover!r}: choose one of {list(INPUT_DOVER_MODES)}"
@@ -103,6 +119,7 @@ class CriticScorer:
         self.dover = CriticHandle(dover)
         self.input_dover = input_dover
         self.enhanced_dover = enhanced_dover
+        self.input_features_mode = input_features
 
     def input_scores(self, inputs: Tensor, known: Tensor | None = None) -> Tensor:
         """DOVER(x), never with gradients: the input is not trained.
@@ -135,6 +152,45 @@ class CriticScorer:
             scores[missing] = self.dover(inputs[missing]).to(scores.dtype)
             return scores
 
+    def input_features(self, inputs: Tensor, known: Tensor | None = None) -> Tensor:
+        """The VQA's N×512 features of the inputs, never with gradients: the input is not
+        trained. ``known`` (N×512, the batch's ``vqa_input``) holds the cached features of
+        stored frames shown unchanged and NaN rows elsewhere; those rows are encoded here."""
+        count = inputs.shape[0]
+        vqa = self.vqa.on(inputs)
+        if known is None or self.input_features_mode == "online":
+            with torch.no_grad():
+                return vqa.input_features(inputs)
+        known = torch.as_tensor(known).to(device=inputs.device)
+        if known.ndim != 2 or known.shape[0] != count:
+            raise ValueError(
+                f"delivered VQA input features of shape {tuple(known.shape)} for {count} "
+                "input frames; expected one feature row per frame"
+            )
+        missing = torch.isnan(known).any(dim=1)
+        if not bool(missing.any()):
+            return known
+        with torch.no_grad():
+            if bool(missing.all()):
+                return vqa.input_features(inputs)
+            features = known.clone()
+            features[missing] = vqa.input_features(inputs[missing]).to(features.dtype)
+            return features
+
+    @property
+    def cache_encoder(self) -> VqaInputEncoder | None:
+        """The VQA encoder whose features of stored input frames the data pipeline should
+        deliver (:meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`); None for
+        ``online``."""
+        if self.input_features_mode == "online":
+            return None
+        vqa = self.vqa.module
+        if not getattr(vqa, "weights_digest", ""):
+            # Built in code, not by load_vqa: nothing names its weights, so nothing may cache.
+            log.warning("the VQA has no weights digest: its input features are not cached")
+            return None
+        return VqaInputEncoder(vqa)
+
     @property
     def cache_scorer(self) -> DoverCritic | None:
         """The DOVER whose scores of stored input frames the data pipeline should deliver
@@ -147,10 +203,12 @@ class CriticScorer:
         inputs: Tensor,
         known_input_scores: Tensor | None = None,
         exact: bool = False,
+        known_input_features: Tensor | None = None,
     ) -> CriticScores:
-        """Scores of (enhanced, input) pairs; ``known_input_scores`` as for :meth:`input_scores`;
-        ``exact`` computes everything in float32 with autocast off (metrics), otherwise under
-        the run's precision (training)."""
+        """Scores of (enhanced, input) pairs; ``known_input_scores`` as for :meth:`input_scores`,
+        ``known_input_features`` as for :meth:`input_features`; ``exact`` computes everything
+        in float32 with autocast off (metrics), otherwise under the run's precision
+        (training)."""
         context = full_precision(enhanced.device) if exact else contextlib.nullcontext()
         with context:
             if exact:
@@ -160,8 +218,11 @@ class CriticScorer:
                 dover_enhanced = self.dover(enhanced)
             else:
                 dover_enhanced = dover_input
-            p, aux_enhanced, aux_input = self.vqa.on(enhanced).compare(
-                enhanced, inputs, dover_enhanced, dover_input
+            features_input = self.input_features(inputs, known_input_features)
+            if exact:
+                features_input = features_input.float()
+            p, aux_enhanced, aux_input = self.vqa.on(enhanced).compare_with_features(
+                enhanced, features_input, dover_enhanced, dover_input
             )
         return CriticScores(p, aux_enhanced, aux_input, dover_enhanced, dover_input)
 
@@ -171,6 +232,7 @@ def build_critic_scorer(
     dover: DoverCritic,
     input_dover: InputDover = "auto",
     enhanced_dover: EnhancedDover = "online",
+    input_features: InputFeatures = "auto",
 ) -> CriticScorer:
     """Hydra entry point (``critics`` / ``evaluation.critics`` nodes): built critics → a scorer."""
     if not dover.settings.is_official:
@@ -179,12 +241,13 @@ def build_critic_scorer(
             dover.settings.tag,
             "; ".join(dover.settings.differences),
         )
-    return CriticScorer(vqa, dover, input_dover, enhanced_dover)
+    return CriticScorer(vqa, dover, input_dover, enhanced_dover, input_features)
 
 
 __all__ = [
     "ENHANCED_DOVER_MODES",
     "INPUT_DOVER_MODES",
+    "INPUT_FEATURES_MODES",
     "CriticScorer",
     "build_critic_scorer",
     "full_precision",

@@ -49,7 +49,9 @@ frozen critic anyway.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -58,7 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqe.conventions import to_vqa
-from vqe.critics.checkpoints import load_strict, read_state_dict, resolve_weights
+from vqe.critics.checkpoints import load_strict, read_state_dict, resolve_weights, weights_digest
 from vqe.critics.frozen import load_once
 
 log = logging.getLogger(__name__)
@@ -302,6 +304,9 @@ class VQA(nn.Module):
         # Set by fold_batchnorms() on a frozen critic; derived, never in the state dict.
         self.folded: FoldedEncoder | None = None
         self.register_load_state_dict_post_hook(_refold_after_loading)
+        #: Identifies the weights (file digest, or the random critic's seed digest); set by
+        #: :func:`load_vqa`. Cache keys of input features use it.
+        self.weights_digest = ""
 
     def fold_batchnorms(self, channels_last: bool = True) -> VQA:
         """Encode through a :class:`FoldedEncoder` from now on (in eval mode; the frozen critic
@@ -378,6 +383,35 @@ class VQA(nn.Module):
         return self.score_features(self.encode(to_vqa(frames1)), features2, dover1, dover2)
 
 
+class VqaInputEncoder:
+    """The VQA's encoder as a frame scorer of :mod:`vqe.data.input_scores`: internal frames →
+    N×512 input features (:meth:`VQA.input_features`), keyed by the weights, so the data side
+    can cache and serve the features of stored input frames without knowing the critic."""
+
+    def __init__(self, vqa: VQA) -> None:
+        if not vqa.weights_digest:
+            raise ValueError(
+                "VqaInputEncoder: the VQA has no weights digest (load it with load_vqa), so its "
+                "cached features could not be told from another critic's"
+            )
+        self.vqa = vqa
+
+    @property
+    def cache_key(self) -> str:
+        return f"vqa-{self.vqa.weights_digest}"
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.vqa.parameters()
+
+    def to(self, device: torch.device | str) -> VqaInputEncoder:
+        self.vqa.to(device)
+        return self
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.vqa.input_features(frames)
+
+
 def higher_is_better(p: Tensor, aux: Tensor) -> Tensor:
     """``[p, a1, a2, a3, 1 − a4, a5 … a11]`` (N×12): every column grows with quality.
 
@@ -407,12 +441,16 @@ def _random_vqa() -> VQA:
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
         nn.init.constant_(cast(nn.Linear, model.main_head[-1]).bias, 0.5)
+    model.weights_digest = (
+        "random-" + hashlib.sha256(f"VQA random init, seed {RANDOM_SEED}".encode()).hexdigest()[:9]
+    )
     return model.eval().fold_batchnorms()
 
 
 def _vqa_from_file(path: Path) -> VQA:
     model = VQA()
     load_strict(model, read_state_dict(path, prefix=CHECKPOINT_PREFIX), source=path)
+    model.weights_digest = weights_digest(path)
     return model.eval().fold_batchnorms()  # after strict loading, on the official weights
 
 

@@ -44,7 +44,7 @@ from vqe.data.datasets import (
     PairSynthesis,
     read_index,
 )
-from vqe.data.input_scores import DoverScoreCache, FrameScorer
+from vqe.data.input_scores import DoverScoreCache, FeatureCache, FrameScorer, InputCache
 from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
 
@@ -160,7 +160,8 @@ class VQEDataModule(pl.LightningDataModule):
         self.val_set: FrameDataset | None = None
         self.test_set: FrameDataset | None = None
         self._root: Path | None = None
-        self._input_scorers: dict[str, FrameScorer] = {}  # stage → the DOVER of its critics
+        # (stage, "scores" | "features") → the DOVER / VQA encoder of that stage's critics
+        self._input_scorers: dict[tuple[str, str], FrameScorer] = {}
         self._train_rows: FrameDataset | None = None
 
     # ------------------------------------------------------------------ data root
@@ -247,45 +248,71 @@ class VQEDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and self.train_set is None:
             self._build_fit_sets()
             assert self._train_rows is not None
-            self._attach_input_scores(self._train_rows, self._input_scorers.get("fit"))
+            self._attach_input_caches(self._train_rows, "fit")
         if stage in (None, "test") and self.test_set is None:
             table = read_index(self.data_root() / self.test_csv, self.test_query)
             self.test_set = self._dataset(self.test_csv, table, train=False)
-            self._attach_input_scores(self.test_set, self._input_scorers.get("test"))
+            self._attach_input_caches(self.test_set, "test")
 
-    # ------------------------------------------------------------------ DOVER(x)
+    # ------------------------------------------------------------------ critic caches
 
     def score_inputs_with(
-        self, fit: FrameScorer | None = None, test: FrameScorer | None = None
+        self,
+        fit: FrameScorer | None = None,
+        test: FrameScorer | None = None,
+        fit_features: FrameScorer | None = None,
+        test_features: FrameScorer | None = None,
     ) -> None:
-        """Deliver DOVER(x) in the batches (``dover_input``) for the stored-view rows.
+        """Deliver what the frozen critics compute of stored input frames in the batches:
+        DOVER(x) as ``dover_input`` and the VQA's input features as ``vqa_input``.
 
-        ``fit`` scores the training rows, ``test`` the test rows (each the DOVER of the critics
-        that will read the scores: its :attr:`cache_key` names the settings). At setup the
-        scores come from the cache under the data root (:class:`DoverScoreCache`), computed
-        once for the frames it lacks — on global rank 0 while the others wait, then read by
-        every rank — so that no critic reads a frame file. Items that are not stored views
-        (crops, augmentation, synthesis) carry NaN: their critics score the batch itself.
+        ``fit`` / ``test`` score the training / test rows (each the DOVER of the critics that
+        will read the scores: its :attr:`cache_key` names the settings); ``fit_features`` /
+        ``test_features`` are the VQA encoders of those critics. At setup the values come from
+        the caches under the data root (:mod:`vqe.data.input_scores`), computed once for the
+        frames they lack — on global rank 0 while the others wait, then read by every rank —
+        so that no critic reads a frame file. Items that are not stored views (crops,
+        augmentation, synthesis) carry NaN: their critics compute on the batch itself.
         """
-        self._input_scorers = {
-            stage: scorer for stage, scorer in (("fit", fit), ("test", test)) if scorer is not None
+        scorers = {
+            ("fit", "scores"): fit,
+            ("test", "scores"): test,
+            ("fit", "features"): fit_features,
+            ("test", "features"): test_features,
         }
+        self._input_scorers = {key: scorer for key, scorer in scorers.items() if scorer}
 
-    def _attach_input_scores(self, dataset: FrameDataset, scorer: FrameScorer | None) -> None:
-        sources = dataset.stored_view_sources() if scorer is not None else []
-        if scorer is None or not sources:
-            return
+    def _attach_input_caches(self, dataset: FrameDataset, stage: str) -> None:
+        scorer = self._input_scorers.get((stage, "scores"))
+        if scorer is not None:
+            sources, scores = self._cached_inputs(dataset, scorer, DoverScoreCache)
+            dataset.attach_input_scores(dict(zip(sources, scores.tolist())))
+        encoder = self._input_scorers.get((stage, "features"))
+        if encoder is not None:
+            sources, features = self._cached_inputs(dataset, encoder, FeatureCache)
+            if sources:
+                dataset.attach_input_features(sources, features)
+                if stage == "fit" and hasattr(self.train_pairs, "deliver_input_features"):
+                    # Generated pairs join the same batches: they carry NaN feature rows.
+                    self.train_pairs.deliver_input_features(features.shape[1])
+
+    def _cached_inputs(
+        self, dataset: FrameDataset, scorer: FrameScorer, cache_type: type[InputCache]
+    ) -> tuple[list[str], torch.Tensor]:
+        """The stored-view sources of ``dataset`` and their cached values (filled on rank 0)."""
+        sources = dataset.stored_view_sources()
+        if not sources:
+            return [], torch.zeros(0)
         trainer = self.trainer
         if trainer is not None and hasattr(scorer, "to"):
             scorer.to(trainer.strategy.root_device)  # fill the cache on the run's device
         if trainer is None or trainer.global_rank == 0:
-            DoverScoreCache(self.data_root(), scorer).get_or_compute(sources, dataset.read_input)
+            cache_type(self.data_root(), scorer).get_or_compute(sources, dataset.read_input)
         if trainer is not None:
-            trainer.strategy.barrier("dover_input_cache")
+            trainer.strategy.barrier(f"input_cache_{cache_type.__name__}")
         # Every rank reads the file rank 0 completed (a no-op recomputation otherwise).
-        cache = DoverScoreCache(self.data_root(), scorer, progress=False)
-        scores = cache.get_or_compute(sources, dataset.read_input)
-        dataset.attach_input_scores(dict(zip(sources, scores.tolist())))
+        cache = cache_type(self.data_root(), scorer, progress=False)
+        return sources, cache.get_or_compute(sources, dataset.read_input)
 
     # ------------------------------------------------------------------ loaders
 

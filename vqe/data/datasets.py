@@ -176,6 +176,31 @@ def item_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, epoch, index])
 
 
+class InputFeatures:
+    """Feature rows of stored input frames, one N×D matrix (shared by forked loader workers,
+    not one tensor per frame), looked up by path; unknown paths get a NaN row."""
+
+    def __init__(self, sources: Sequence[str], features: torch.Tensor) -> None:
+        if features.ndim != 2 or features.shape[0] != len(sources):
+            raise ValueError(
+                f"{len(sources)} input paths for a feature matrix of shape "
+                f"{tuple(features.shape)}; expected one row per path"
+            )
+        self.matrix = features.float().contiguous()
+        self.rows = {str(source): row for row, source in enumerate(sources)}
+
+    @property
+    def size(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def row(self, source: str | None) -> torch.Tensor:
+        """The features of ``source`` (a copy), or NaN when it has none (or is None)."""
+        number = self.rows.get(source) if source is not None else None
+        if number is None:
+            return torch.full((self.size,), math.nan)
+        return self.matrix[number].clone()
+
+
 class FrameDataset(Dataset[dict[str, Any]]):
     """Frames (and targets) listed by a frame index, read with OpenCV and converted to RGB [0, 1].
 
@@ -224,6 +249,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
         self._bad_rows: set[int] = set()  # rows found unreadable in this process (skip policy)
         self._group_rows: dict[Hashable, list[int]] | None = None  # built on the first skip
         self._input_scores: dict[str, float] = {}  # stored frame path → DOVER(x)
+        self._input_features: InputFeatures | None = None  # stored path → VQA features of x
 
     def _set_rows(self, index: pd.DataFrame) -> None:
         self.index = index.reset_index(drop=True)
@@ -273,6 +299,12 @@ class FrameDataset(Dataset[dict[str, Any]]):
         """DOVER(x) per stored input path, served as each stored-view item's ``dover_input``
         (computed data-side, e.g. by :meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`)."""
         self._input_scores = {str(path): float(score) for path, score in scores.items()}
+
+    def attach_input_features(self, sources: Sequence[str], features: torch.Tensor) -> None:
+        """The VQA's features of x per stored input path (``features[i]`` of ``sources[i]``),
+        served as each item's ``vqa_input`` — NaN for items that are not stored views — from
+        now on (computed data-side by :meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`)."""
+        self._input_features = InputFeatures(sources, features)
 
     def _where(self, row: int) -> str:
         """Where row ``row`` comes from: its CSV line, or its table row without one."""
@@ -446,6 +478,10 @@ class FrameDataset(Dataset[dict[str, Any]]):
             if is_stored_view
             else math.nan,
         }
+        if self._input_features is not None:
+            item["vqa_input"] = self._input_features.row(
+                str(record[schema.IMG_SOURCE]) if is_stored_view else None
+            )
         if y is not None:
             item["y"] = y
         return item

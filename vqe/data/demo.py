@@ -104,7 +104,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "demo.json"
 DEMO_NAME = "vqe-demo"
 #: Bumped whenever the set's content changes: an older set is rebuilt by :func:`ensure_demo`.
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 #: Environment variable that overrides :func:`default_demo_dir`.
 DEMO_DIR_ENV = "VQE_DEMO_DIR"
 

@@ -1,19 +1,24 @@
-"""On-disk cache of the DOVER scores of input frames, beside the frame index (data-side: the
-datamodule fills it and serves the scores in the batches, so no critic reads a frame file).
+"""On-disk caches of what the frozen critics compute of input frames, beside the frame index
+(data-side: the datamodule fills them and serves the values in the batches, so no critic reads
+a frame file).
 
-The DOVER score of an input frame never changes, so it is computed once and stored in
-``<data_root>/.dover_cache/<cache key>.csv`` with the columns ``img_source`` (the frame path
-relative to the data root, as in the frame index) and ``dover``. The cache key is the critic's
-:attr:`~vqe.critics.dover.model.DoverCritic.cache_key` — the weights digest plus the clip
-settings — so other weights or settings never read these scores.
+The critics' view of a stored input frame never changes, so two things are computed once per
+frame and stored under ``<data_root>/.dover_cache/``:
+
+* DOVER(x) (:class:`DoverScoreCache`): ``<cache key>.csv`` with the columns ``img_source`` (the
+  frame path relative to the data root, as in the frame index) and ``dover``. The key is the
+  critic's :attr:`~vqe.critics.dover.model.DoverCritic.cache_key` — the weights digest plus the
+  clip settings — so other weights or settings never read these scores.
+* the VQA's 512 encoder features of x (:class:`FeatureCache`): ``<cache key>.npz`` holding the
+  sources and a float32 N×512 matrix (plain arrays, loaded without pickle). The key is
+  :attr:`~vqe.critics.vqa.VqaInputEncoder.cache_key` (``vqa-`` + the weights digest).
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``) and merge with
 what is on disk at that moment, so concurrent processes lose nothing but repeated work.
 
 Sharded precompute (:mod:`vqe.data.score_inputs`): shard k of n fills its own file
-``<cache key>.shard-k-of-n.csv`` beside the cache (``shard=`` of :class:`DoverScoreCache`),
-and :func:`merge_shard_caches` folds every shard file into ``<cache key>.csv``, the one file
-training reads.
+``<cache key>.shard-k-of-n.<csv|npz>`` beside the cache (``shard=``), and ``merge_shards``
+folds every shard file into the one file training reads.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, ClassVar, Generic, Protocol, TypeVar
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -40,11 +47,17 @@ CACHE_COLUMNS = DOVER_CACHE_COLUMNS
 #: Scores are written to disk at least this often while filling (frames), to survive crashes.
 FLUSH_EVERY = 512
 
+#: The arrays of a VQA feature cache file.
+SOURCES_ARRAY = "img_source"
+FEATURES_ARRAY = "features"
+
 FrameLoader = Callable[[str], Tensor]
+Value = TypeVar("Value")
 
 
 class FrameScorer(Protocol):
-    """What the cache needs of a critic: a key and frames → scores (e.g. a DoverCritic)."""
+    """What a cache needs of a critic: a key and frames → one score (a DoverCritic) or one
+    feature row (the VQA's input encoder) per frame."""
 
     @property
     def cache_key(self) -> str: ...
@@ -57,7 +70,7 @@ class DoverCacheError(ValueError):
 
 
 def read_scores(path: Path) -> dict[str, float]:
-    """The scores in one cache (or shard) file; empty when there is none."""
+    """The scores in one DOVER cache (or shard) file; empty when there is none."""
     if not path.is_file():
         return {}
     try:
@@ -75,60 +88,82 @@ def read_scores(path: Path) -> dict[str, float]:
     return dict(zip(table[IMG_SOURCE], table[SCORE_COLUMN].astype(float)))
 
 
-def write_scores(path: Path, scores: dict[str, float]) -> dict[str, float]:
-    """Merge ``scores`` with the file as it is now and replace it atomically; returns the
-    merged scores (what the file now holds)."""
+def read_features(path: Path) -> dict[str, np.ndarray]:
+    """The feature rows in one VQA feature cache (or shard) file; empty when there is none.
+
+    Read with ``allow_pickle=False``: the file holds two plain arrays, never objects."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            sources, features = stored[SOURCES_ARRAY], stored[FEATURES_ARRAY]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise DoverCacheError(
+            f"{path}: unreadable VQA feature cache ({error}); delete the file and it will be "
+            "recomputed"
+        ) from error
+    if features.ndim != 2 or len(sources) != len(features) or features.dtype != np.float32:
+        raise DoverCacheError(
+            f"{path}: {len(sources)} sources for features of shape {features.shape} "
+            f"({features.dtype}); expected one float32 row per source — delete the file and it "
+            "will be recomputed"
+        )
+    return {str(source): row for source, row in zip(sources, features)}
+
+
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write`` into a temporary file beside ``path``, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**read_scores(path), **scores}
-    table = pd.DataFrame({IMG_SOURCE: list(merged), SCORE_COLUMN: list(merged.values())})
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False, float_format="%.9g")
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_scores(path: Path, scores: dict[str, float]) -> dict[str, float]:
+    """Merge ``scores`` with the file as it is now and replace it atomically; returns the
+    merged scores (what the file now holds)."""
+    merged = {**read_scores(path), **scores}
+    table = pd.DataFrame({IMG_SOURCE: list(merged), SCORE_COLUMN: list(merged.values())})
+    _replace_atomically(
+        path, lambda stream: table.to_csv(stream, index=False, float_format="%.9g")
+    )
     return merged
 
 
-def cache_path(data_root: str | Path, key: str, shard: tuple[int, int] | None = None) -> Path:
-    """``<data_root>/.dover_cache/<key>.csv``, or shard k of n's ``<key>.shard-k-of-n.csv``."""
-    suffix = "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
-    return Path(data_root) / CACHE_DIR / f"{key}{suffix}.csv"
+def write_features(path: Path, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`write_scores` for a VQA feature cache (``.npz``: sources and an N×D matrix)."""
+    merged = {**read_features(path), **features}
+    sources = np.array(list(merged), dtype=str)
+    matrix = (
+        np.stack(list(merged.values())).astype(np.float32)
+        if merged
+        else np.zeros((0, 0), np.float32)
+    )
+    _replace_atomically(
+        path,
+        lambda stream: np.savez(stream, **{SOURCES_ARRAY: sources, FEATURES_ARRAY: matrix}),
+    )
+    return merged
 
 
-def shard_cache_paths(data_root: str | Path, key: str) -> list[Path]:
-    """The shard files of ``key`` present under ``data_root``, sorted."""
-    return sorted((Path(data_root) / CACHE_DIR).glob(f"{key}.shard-*-of-*.csv"))
-
-
-def merge_shard_caches(data_root: str | Path, key: str, remove: bool = False) -> Path:
-    """Fold every shard file of ``key`` into the cache file training reads; returns its path.
-
-    Safe to repeat and to run while shards still write (each write is atomic; a later merge
-    picks up what was added). ``remove`` deletes the shard files once merged.
-    """
-    shards = shard_cache_paths(data_root, key)
-    scores: dict[str, float] = {}
-    for shard in shards:
-        scores.update(read_scores(shard))
-    target = cache_path(data_root, key)
-    write_scores(target, scores)
-    if remove:
-        for shard in shards:
-            shard.unlink()
-    log.info("DOVER cache %s: merged %d shard files (%d scores)", target, len(shards), len(scores))
-    return target
-
-
-class DoverScoreCache:
-    """Maps frame paths (relative to ``data_root``) to the DOVER scores of ``scorer``.
+class InputCache(Generic[Value]):
+    """Maps frame paths (relative to ``data_root``) to what ``scorer`` computes of each frame,
+    filled once and stored under ``<data_root>/.dover_cache/``; subclasses fix the file format
+    and the value (a DOVER score, a VQA feature row).
 
     ``scorer`` is called on batches of up to ``batch_size`` same-sized frames, under
-    ``torch.no_grad``; frames are moved to ``device`` (default: the scorer's parameters')
-    and dtype first.
+    ``torch.no_grad``; frames are moved to the scorer's parameters' device and dtype first.
     """
+
+    #: What the values are, for messages and progress bars.
+    what: ClassVar[str]
+    #: File name suffix of a cache (and of each shard) file.
+    suffix: ClassVar[str]
 
     def __init__(
         self,
@@ -138,31 +173,78 @@ class DoverScoreCache:
         progress: bool = True,
         shard: tuple[int, int] | None = None,
     ) -> None:
+        name = type(self).__name__
         if batch_size < 1:
-            raise ValueError(
-                f"DoverScoreCache: batch_size must be ≥ 1, got {batch_size}"
-            )
+            raise ValueError(f"{name}: batch_size must be ≥ 1, got {batch_size}")
         key = scorer.cache_key
         if not key or "/" in key or os.sep in key:
-            raise ValueError(
-                f"DoverScoreCache: unusable cache key {key!r} from {scorer!r}"
-            )
+            raise ValueError(f"{name}: unusable cache key {key!r} from {scorer!r}")
         self.data_root = Path(data_root)
         self.scorer = scorer
         self.batch_size = batch_size
         self.progress = progress
-        # A shard fills its own file (merged later by merge_shard_caches).
-        self.path = cache_path(self.data_root, key, shard)
-        self._scores: dict[str, float] = self._read()
+        # A shard fills its own file (merged later by merge_shards).
+        self.path = self.path_for(self.data_root, key, shard)
+        self._values: dict[str, Value] = self.read_file(self.path)
+
+    # ----------------------------------------------------------------------- format
+
+    @staticmethod
+    def read_file(path: Path) -> dict[str, Value]:
+        raise NotImplementedError
+
+    @staticmethod
+    def write_file(path: Path, values: dict[str, Value]) -> dict[str, Value]:
+        raise NotImplementedError
+
+    def _split(self, output: Tensor, count: int) -> list[Value]:
+        """The scorer's output for ``count`` frames → one value per frame (shape checked)."""
+        raise NotImplementedError
+
+    def _stack(self, values: list[Value]) -> Tensor:
+        raise NotImplementedError
 
     # ----------------------------------------------------------------------- disk
 
-    def _read(self) -> dict[str, float]:
-        return read_scores(self.path)
+    @classmethod
+    def path_for(
+        cls, data_root: str | Path, key: str, shard: tuple[int, int] | None = None
+    ) -> Path:
+        """``<data_root>/.dover_cache/<key><suffix>``, or shard k of n's
+        ``<key>.shard-k-of-n<suffix>``."""
+        part = "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
+        return Path(data_root) / CACHE_DIR / f"{key}{part}{cls.suffix}"
+
+    @classmethod
+    def shard_paths(cls, data_root: str | Path, key: str) -> list[Path]:
+        """The shard files of ``key`` present under ``data_root``, sorted."""
+        return sorted((Path(data_root) / CACHE_DIR).glob(f"{key}.shard-*-of-*{cls.suffix}"))
+
+    @classmethod
+    def merge_shards(cls, data_root: str | Path, key: str, remove: bool = False) -> Path:
+        """Fold every shard file of ``key`` into the cache file training reads; its path.
+
+        Safe to repeat and to run while shards still write (each write is atomic; a later
+        merge picks up what was added). ``remove`` deletes the shard files once merged.
+        """
+        shards = cls.shard_paths(data_root, key)
+        values: dict[str, Value] = {}
+        for shard in shards:
+            values.update(cls.read_file(shard))
+        target = cls.path_for(data_root, key)
+        cls.write_file(target, values)
+        if remove:
+            for shard in shards:
+                shard.unlink()
+        log.info(
+            "%s cache %s: merged %d shard files (%d frames)",
+            cls.what, target, len(shards), len(values),
+        )  # fmt: skip
+        return target
 
     def _write(self) -> None:
         """Merge with the file as it is now, then replace it atomically."""
-        self._scores = {**self._scores, **write_scores(self.path, self._scores)}
+        self._values = {**self._values, **self.write_file(self.path, self._values)}
 
     # ----------------------------------------------------------------------- keys
 
@@ -174,16 +256,17 @@ class DoverScoreCache:
                 candidate = candidate.relative_to(self.data_root)
             except ValueError as error:
                 raise ValueError(
-                    f"DoverScoreCache: {path} is not under the data root {self.data_root}; "
-                    "give frame paths relative to the data root, as in the frame index"
+                    f"{type(self).__name__}: {path} is not under the data root "
+                    f"{self.data_root}; give frame paths relative to the data root, as in the "
+                    "frame index"
                 ) from error
         return candidate.as_posix()
 
     def __contains__(self, path: str | Path) -> bool:
-        return self._key(path) in self._scores
+        return self._key(path) in self._values
 
     def __len__(self) -> int:
-        return len(self._scores)
+        return len(self._values)
 
     # ----------------------------------------------------------------------- scoring
 
@@ -198,40 +281,27 @@ class DoverScoreCache:
         device, dtype = self._device_and_dtype()
         batch = torch.stack(frames).to(device=device, dtype=dtype)
         with torch.no_grad():
-            scores = self.scorer(batch).detach().float().cpu()
-        if scores.shape != (len(keys),):
-            raise ValueError(
-                f"DoverScoreCache: the scorer returned shape {tuple(scores.shape)} for "
-                f"{len(keys)} frames; expected one score per frame"
-            )
-        self._scores.update(zip(keys, scores.tolist()))
+            output = self.scorer(batch).detach().float().cpu()
+        self._values.update(zip(keys, self._split(output, len(keys))))
 
     def _fill(self, missing: list[str], frames_loader: FrameLoader) -> None:
         pending_keys: list[str] = []
         pending_frames: list[Tensor] = []
         unflushed = 0
         bar = tqdm(
-            missing,
-            desc=f"DOVER scores → {self.path.name}",
-            unit="frame",
+            missing, desc=f"{self.what} → {self.path.name}", unit="frame",
             disable=not self.progress,
-        )
+        )  # fmt: skip
         for key in bar:
             frame = frames_loader(key)
             if not isinstance(frame, Tensor) or frame.ndim != 3 or frame.shape[0] != 3:
-                shape = (
-                    tuple(frame.shape)
-                    if isinstance(frame, Tensor)
-                    else type(frame).__name__
-                )
+                shape = tuple(frame.shape) if isinstance(frame, Tensor) else type(frame).__name__
                 raise ValueError(
-                    f"DoverScoreCache: the frame loader returned {shape} for {key}; it must "
-                    "return one 3×H×W RGB float frame in [0, 1]"
+                    f"{type(self).__name__}: the frame loader returned {shape} for {key}; it "
+                    "must return one 3×H×W RGB float frame in [0, 1]"
                 )
             if pending_frames and frame.shape != pending_frames[0].shape:
-                self._score_batch(
-                    pending_keys, pending_frames
-                )  # sizes differ: close the batch
+                self._score_batch(pending_keys, pending_frames)  # sizes differ: close the batch
                 unflushed += len(pending_keys)
                 pending_keys, pending_frames = [], []
             pending_keys.append(key)
@@ -247,24 +317,85 @@ class DoverScoreCache:
             self._score_batch(pending_keys, pending_frames)
         self._write()
 
-    def get_or_compute(
-        self, paths: Sequence[str | Path], frames_loader: FrameLoader
-    ) -> Tensor:
-        """DOVER scores of ``paths`` (float32 tensor, same order), computing only missing ones.
+    def get_or_compute(self, paths: Sequence[str | Path], frames_loader: FrameLoader) -> Tensor:
+        """The values of ``paths`` (float32, one per path in order: N scores or N×D features),
+        computing only the missing ones.
 
         ``frames_loader(relative_path)`` returns that frame as a 3×H×W RGB float tensor in
         [0, 1]; it is called once per missing frame, never for cached ones.
         """
         keys = [self._key(path) for path in paths]
-        missing = list(dict.fromkeys(key for key in keys if key not in self._scores))
+        missing = list(dict.fromkeys(key for key in keys if key not in self._values))
         if missing:
-            log.info("DOVER cache %s: scoring %d new frames", self.path, len(missing))
+            log.info("%s cache %s: computing %d new frames", self.what, self.path, len(missing))
             self._fill(missing, frames_loader)
-        return torch.tensor([self._scores[key] for key in keys], dtype=torch.float32)
+        return self._stack([self._values[key] for key in keys])
+
+
+class DoverScoreCache(InputCache[float]):
+    """DOVER(x) per input frame, in ``<key>.csv`` (``img_source``, ``dover``)."""
+
+    what = "DOVER scores"
+    suffix = ".csv"
+    read_file = staticmethod(read_scores)
+    write_file = staticmethod(write_scores)
+
+    def _split(self, output: Tensor, count: int) -> list[float]:
+        if output.shape != (count,):
+            raise ValueError(
+                f"DoverScoreCache: the scorer returned shape {tuple(output.shape)} for {count} "
+                "frames; expected one score per frame"
+            )
+        return output.tolist()
+
+    def _stack(self, values: list[float]) -> Tensor:
+        return torch.tensor(values, dtype=torch.float32)
+
+
+class FeatureCache(InputCache[np.ndarray]):
+    """An encoder's feature row per input frame (the VQA's 512 input features), in
+    ``<key>.npz``: the frozen encoder of a fixed view of an input never changes them."""
+
+    what = "VQA features"
+    suffix = ".npz"
+    read_file = staticmethod(read_features)
+    write_file = staticmethod(write_features)
+
+    def _split(self, output: Tensor, count: int) -> list[np.ndarray]:
+        if output.ndim != 2 or output.shape[0] != count:
+            raise ValueError(
+                f"FeatureCache: the encoder returned shape {tuple(output.shape)} for {count} "
+                "frames; expected one feature row per frame"
+            )
+        return list(output.numpy().astype(np.float32))
+
+    def _stack(self, values: list[np.ndarray]) -> Tensor:
+        if not values:
+            return torch.zeros(0, 0)
+        return torch.from_numpy(np.stack(values).astype(np.float32))
+
+
+def cache_path(data_root: str | Path, key: str, shard: tuple[int, int] | None = None) -> Path:
+    """The DOVER cache file ``<data_root>/.dover_cache/<key>.csv`` (or a shard's)."""
+    return DoverScoreCache.path_for(data_root, key, shard)
+
+
+def shard_cache_paths(data_root: str | Path, key: str) -> list[Path]:
+    """The DOVER cache's shard files of ``key`` present under ``data_root``, sorted."""
+    return DoverScoreCache.shard_paths(data_root, key)
+
+
+def merge_shard_caches(data_root: str | Path, key: str, remove: bool = False) -> Path:
+    """:meth:`DoverScoreCache.merge_shards`."""
+    return DoverScoreCache.merge_shards(data_root, key, remove)
 
 
 __all__ = [
     "CACHE_DIR",
+    "FeatureCache",
+    "InputCache",
+    "read_features",
+    "write_features",
     "cache_path",
     "merge_shard_caches",
     "read_scores",

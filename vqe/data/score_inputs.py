@@ -1,8 +1,9 @@
-"""Precompute DOVER(x) of every frame of a frame index, sharded and resumable, into the cache
-training reads (:mod:`vqe.data.input_scores`).
+"""Precompute DOVER(x) — or the VQA's input features — of every frame of a frame index,
+sharded and resumable, into the cache training reads (:mod:`vqe.data.input_scores`).
 
     python -m vqe.data.score_inputs --data-root DATA --index DATA/train.csv [--index …]
-        [--shard k/n | --shard auto] [--weights DOVER.pth] [--frames 32 --clips 3]
+        [--critic dover | --critic vqa]
+        [--shard k/n | --shard auto] [--weights DOVER.pth | VQA.ckpt] [--frames 32 --clips 3]
         [--device cuda] [--batch-size 4] [--limit N] [--merge | --merge-only]
         [--project-frames 3900000]
 
@@ -13,7 +14,10 @@ the whole index is spread over devices and machines:
   (the builder's ``shard=k/n``), e.g. one SLURM array task per shard;
   ``--shard auto`` takes k/n from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT`` or, under
   ``torchrun``, from ``RANK``/``WORLD_SIZE`` (one shard per GPU, on ``cuda:LOCAL_RANK``).
-* Each shard writes ``<cache key>.shard-k-of-n.csv`` beside the cache, flushed every
+* ``--critic vqa`` fills the VQA's 512 features of each input frame instead
+  (``vqa-<digest>.npz``: the fixed input view's embedding that training and the test loop
+  read instead of encoding x; cheap next to DOVER, but worth sharding with it).
+* Each shard writes ``<cache key>.shard-k-of-n.csv`` (``.npz``) beside the cache, flushed every
   :data:`~vqe.data.input_scores.FLUSH_EVERY` frames; a restarted shard reads it back and
   scores only what is missing (frames already in the merged cache are skipped too).
 * A shard that finds the index fully covered by the shard files merges them into
@@ -44,14 +48,8 @@ from torch import Tensor
 
 from vqe.conventions import bgr_uint8_to_tensor
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
-from vqe.data.input_scores import (
-    DoverScoreCache,
-    FrameScorer,
-    cache_path,
-    merge_shard_caches,
-    read_scores,
-    shard_cache_paths,
-)
+from vqe.critics.vqa import VqaInputEncoder, load_vqa
+from vqe.data.input_scores import DoverScoreCache, FeatureCache, FrameScorer, InputCache
 from vqe.data.layout import parse_shard
 from vqe.schema import IMG_SOURCE
 
@@ -122,11 +120,20 @@ def frame_reader(data_root: Path):
     return read
 
 
-def is_covered(data_root: Path, key: str, sources: Sequence[str]) -> bool:
+#: ``--critic`` → the cache it fills.
+CACHE_TYPES: dict[str, type[InputCache]] = {"dover": DoverScoreCache, "vqa": FeatureCache}
+
+
+def is_covered(
+    data_root: Path,
+    key: str,
+    sources: Sequence[str],
+    cache_type: type[InputCache] = DoverScoreCache,
+) -> bool:
     """True when the merged cache and the shard files together hold every source."""
-    scored = set(read_scores(cache_path(data_root, key)))
-    for path in shard_cache_paths(data_root, key):
-        scored.update(read_scores(path))
+    scored = set(cache_type.read_file(cache_type.path_for(data_root, key)))
+    for path in cache_type.shard_paths(data_root, key):
+        scored.update(cache_type.read_file(path))
     return scored.issuperset(sources)
 
 
@@ -138,11 +145,12 @@ def score_shard(
     batch_size: int = 4,
     limit: int | None = None,
     progress: bool = True,
+    cache_type: type[InputCache] = DoverScoreCache,
 ) -> ShardReport:
     """Score the shard's missing inputs into its shard file; resumable (see module doc)."""
     owned = select_shard(sources, shard)
-    cache = DoverScoreCache(data_root, critic, batch_size, progress=progress, shard=shard)
-    merged = read_scores(cache_path(data_root, critic.cache_key))
+    cache = cache_type(data_root, critic, batch_size, progress=progress, shard=shard)
+    merged = cache_type.read_file(cache_type.path_for(data_root, critic.cache_key))
     missing = [s for s in owned if s not in cache and s not in merged]
     todo = missing if limit is None else missing[:limit]
     device = scorer_device(critic)
@@ -176,7 +184,10 @@ def projected_hours(frames: int, frames_per_s: float, devices: int) -> float:
     return frames / (frames_per_s * devices) / 3600.0 if frames_per_s > 0 else float("inf")
 
 
-def build_critic(args: argparse.Namespace, device: torch.device) -> DoverCritic:
+def build_critic(args: argparse.Namespace, device: torch.device) -> FrameScorer:
+    """The DOVER at the given clip settings, or the VQA's input encoder (``--critic vqa``)."""
+    if args.critic == "vqa":
+        return VqaInputEncoder(load_vqa(args.weights, allow_random=args.allow_random)).to(device)
     network = load_dover(args.weights, allow_random=args.allow_random)
     settings = DoverSettings(num_frames=args.frames, num_technical_clips=args.clips, seed=args.seed)
     return DoverCritic(network, settings).to(device)
@@ -190,9 +201,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--index", type=Path, action="append", required=True,
                         help="frame-index CSV (repeat for several)")  # fmt: skip
     parser.add_argument("--shard", default="1/1", help="k/n (1-based) or auto (default 1/1)")
-    parser.add_argument("--weights", type=Path, default=None, help="DOVER.pth")
+    parser.add_argument("--critic", choices=sorted(CACHE_TYPES), default="dover",
+                        help="dover: DOVER(x) scores (default); vqa: the VQA's input features")  # fmt: skip
+    parser.add_argument("--weights", type=Path, default=None, help="DOVER.pth or VQA.ckpt")
     parser.add_argument("--allow-random", action="store_true",
-                        help="random DOVER when no weights (tests, timing only)")  # fmt: skip
+                        help="random critic when no weights (tests, timing only)")  # fmt: skip
     parser.add_argument("--frames", type=int, default=32, help="T (official 32)")
     parser.add_argument("--clips", type=int, default=3, help="K (official 3)")
     parser.add_argument("--seed", type=int, default=0, help="fragment seed (official 0)")
@@ -213,18 +226,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     shard = shard_from_environment() if args.shard == "auto" else parse_shard(args.shard)
     device = torch.device(args.device) if args.device else default_device()
     critic = build_critic(args, device)
+    cache_type = CACHE_TYPES[args.critic]
     key = critic.cache_key
     sources = index_sources(args.index)
     if args.merge_only:
-        print(f"merged into {merge_shard_caches(args.data_root, key)}")
+        print(f"merged into {cache_type.merge_shards(args.data_root, key)}")
         return 0
     with torch.inference_mode():
         report = score_shard(
             args.data_root, sources, critic, shard, args.batch_size, args.limit,
-            progress=not args.no_progress,
+            progress=not args.no_progress, cache_type=cache_type,
         )  # fmt: skip
-    if args.merge or is_covered(args.data_root, key, sources):
-        report.merged = str(merge_shard_caches(args.data_root, key))
+    if args.merge or is_covered(args.data_root, key, sources, cache_type):
+        report.merged = str(cache_type.merge_shards(args.data_root, key))
     frames = args.project_frames or len(sources)
     hours = projected_hours(frames, report.frames_per_s, shard[1])
     summary = {**asdict(report), "cache_key": key, "index_frames": len(sources),

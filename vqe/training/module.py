@@ -103,7 +103,12 @@ class VQEModule(pl.LightningModule):
         critics = None
         if self.loss.needs_critics:
             assert self.train_critics is not None
-            critics = self.train_critics(output.frames, inputs, batch.get("dover_input"))
+            critics = self.train_critics(
+                output.frames,
+                inputs,
+                batch.get("dover_input"),
+                known_input_features=batch.get("vqa_input"),
+            )
         result = self.loss(LossInputs(inputs, output, batch.get("y"), critics))
         # On every rank at once: a rank stopping alone would leave the others in the all-reduce.
         raise_on_every_rank(self.trainer, lambda: check_finite(result, self.global_step))
@@ -145,7 +150,13 @@ class VQEModule(pl.LightningModule):
                     "the test set has rows without targets, which are scored by the critics, but "
                     "this module has no metric critics"
                 )
-            scores = self.metric_critics(enhanced, inputs, batch.get("dover_input"), exact=True)
+            scores = self.metric_critics(
+                enhanced,
+                inputs,
+                batch.get("dover_input"),
+                exact=True,
+                known_input_features=batch.get("vqa_input"),
+            )
             output["scores"] = scores.metric_row()
         return output
 

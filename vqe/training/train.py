@@ -154,11 +154,12 @@ def _check_input_dover(cfg: DictConfig) -> None:
         )
 
 
-def deliver_input_dover(datamodule: Any, module: VQEModule) -> None:
-    """Let the data pipeline serve DOVER(x) of stored frames in the batches, scored by the DOVER
-    of the critics that read them (training rows: the training critics; test rows: the metric
-    critics), so that the critics work on tensors only. A datamodule without the hook is left
-    alone: its critics then score every input on the batch."""
+def deliver_input_caches(datamodule: Any, module: VQEModule) -> None:
+    """Let the data pipeline serve DOVER(x) and the VQA's features of x for stored frames in
+    the batches, computed by the critics that read them (training rows: the training critics;
+    test rows: the metric critics), so that the critics work on tensors only and skip what a
+    fixed input view makes constant. A datamodule without the hook is left alone: its critics
+    then compute everything on the batch."""
     score_inputs_with = getattr(datamodule, "score_inputs_with", None)
     if score_inputs_with is None:
         return
@@ -166,6 +167,8 @@ def deliver_input_dover(datamodule: Any, module: VQEModule) -> None:
     score_inputs_with(
         fit=train.cache_scorer if train is not None else None,
         test=test.cache_scorer if test is not None else None,
+        fit_features=train.cache_encoder if train is not None else None,
+        test_features=test.cache_encoder if test is not None else None,
     )
 
 
@@ -323,7 +326,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         int(size["model/trainable_parameters"]),
     )
     module = build_module(cfg, enhancer)
-    deliver_input_dover(datamodule, module)
+    deliver_input_caches(datamodule, module)
     loggers = build_loggers(cfg.get("logger"), resuming=ckpt_path is not None)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     _log_once(trainer, cfg, size, resuming=ckpt_path is not None)
