@@ -176,6 +176,12 @@ def item_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, epoch, index])
 
 
+def missing_input_features(size: int) -> torch.Tensor:
+    """The ``vqa_input`` of an item without cached features: ``size`` NaNs (its critics
+    encode x on the batch)."""
+    return torch.full((size,), math.nan)
+
+
 class InputFeatures:
     """Feature rows of stored input frames, one N×D matrix (shared by forked loader workers,
     not one tensor per frame), looked up by path; unknown paths get a NaN row."""
@@ -197,7 +203,7 @@ class InputFeatures:
         """The features of ``source`` (a copy), or NaN when it has none (or is None)."""
         number = self.rows.get(source) if source is not None else None
         if number is None:
-            return torch.full((self.size,), math.nan)
+            return missing_input_features(self.size)
         return self.matrix[number].clone()
 
 

@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vqe.conventions import LUMA_WEIGHTS, WELL_EXPOSED_LUMA, rgb_uint8_to_tensor
-from vqe.data.datasets import PairSynthesis, item_seed
+from vqe.data.datasets import PairSynthesis, item_seed, missing_input_features
 from vqe.data.degradations import DegradationPipeline
 from vqe.data.sampler import FrameKey
 from vqe.data.transforms import Size, TrainTransform, as_size, hflip, resize
@@ -428,7 +428,7 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             "stored_input": "",
             "dover_input": math.nan,  # a generated input: the critics score it on the batch
         } | (
-            {"vqa_input": torch.full((self.input_feature_size,), math.nan)}
+            {"vqa_input": missing_input_features(self.input_feature_size)}
             if self.input_feature_size is not None
             else {}
         )
