@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,7 +13,14 @@ from torch import Tensor
 
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.frozen import freeze
-from vqe.data.input_scores import CACHE_DIR, SCORE_COLUMN, DoverCacheError, DoverScoreCache
+from vqe.data.input_scores import (
+    CACHE_DIR,
+    SCORE_COLUMN,
+    DoverCacheError,
+    DoverScoreCache,
+    MappedFeatures,
+    read_mapped_features,
+)
 from vqe.schema import IMG_SOURCE
 
 # Most tests use the seeded random critic, which warns (by design) on every load.
@@ -276,8 +285,6 @@ class CountingEncoder(CountingScorer):
 
 
 def test_feature_cache_stores_rows_without_pickle_and_reloads_them(tmp_path: Path) -> None:
-    import numpy as np
-
     from vqe.data.input_scores import FeatureCache
 
     encoder, loader = CountingEncoder("vqa-abc"), CountingLoader()
@@ -298,8 +305,6 @@ def test_feature_cache_stores_rows_without_pickle_and_reloads_them(tmp_path: Pat
 
 
 def test_a_broken_feature_cache_is_named_with_what_to_do(tmp_path: Path) -> None:
-    import numpy as np
-
     from vqe.data.input_scores import FeatureCache
 
     path = tmp_path / CACHE_DIR / "vqa-bad.npz"
@@ -311,6 +316,10 @@ def test_a_broken_feature_cache_is_named_with_what_to_do(tmp_path: Path) -> None
     np.savez(path, img_source=np.array(PATHS[:1]), features=np.array([object()], dtype=object))
     with pytest.raises(DoverCacheError, match=r"vqa-bad\.npz"):
         FeatureCache(tmp_path, CountingEncoder("vqa-bad"))
+    # Training memory-maps the matrix: a compressed archive cannot be, and says so.
+    np.savez_compressed(path, img_source=np.array(PATHS[:1]), features=np.ones((1, 4), np.float32))
+    with pytest.raises(DoverCacheError, match=r"vqa-bad\.npz.*uncompressed.*delete the file"):
+        read_mapped_features(path)
 
 
 def test_feature_shards_merge_into_the_unsharded_cache(tmp_path: Path) -> None:
@@ -370,6 +379,16 @@ def test_the_datamodule_delivers_vqa_input_features_of_stored_frames(tmp_path: P
     second.setup("test")
     assert again.calls == 0  # read from the .npz, not recomputed
     stored_item = second.test_set[0]
+    torch.testing.assert_close(stored_item["vqa_input"], batch["vqa_input"][0])
+    # The rows stay in the cache file, memory-mapped, and a pickled dataset (what a spawned
+    # loader worker receives) carries the file's name, not the matrix.
+    served = second.test_set._input_features
+    assert served is not None and isinstance(served.matrix, MappedFeatures)
+    assert isinstance(served.matrix.array, np.memmap)
+    assert served.matrix.path == tmp_path / CACHE_DIR / "vqa-test.npz"
+    copy = pickle.loads(pickle.dumps(second.test_set))
+    assert copy._input_features.matrix._array is None  # reopened on first use
+    torch.testing.assert_close(copy[0]["vqa_input"], stored_item["vqa_input"])
 
     pairs = CleanPhotoPairs(crop_size=tuple(stored_item["x"].shape[1:]), samples_per_epoch=1)
     assert "vqa_input" not in pairs[0]

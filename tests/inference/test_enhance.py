@@ -200,6 +200,24 @@ def test_smoothing_lowers_weight_and_output_flicker(demo: Path, model: TorchBack
     assert flicker(outputs[True], frames) < 0.5 * flicker(outputs[False], frames)
 
 
+def test_checkpoint_backend_computes_the_training_graph(
+    demo: Path, model: TorchBackend, checkpoint: Path
+) -> None:
+    """The stream's PyTorch model (channels-last deploy graph, red-level lookup of the 8-bit
+    frames) gives the trained network's values on decoded frames."""
+    from vqe.export.metadata import load_checkpoint
+
+    enhancer, _ = load_checkpoint(checkpoint)
+    frames = torch.stack([rgb_uint8_to_tensor(f) for f in read_frames(flicker_clip(demo))][:4])
+    assert model.model.lut is not None and model.model.lut.eight_bit_frames
+    with torch.no_grad():
+        expected = enhancer.eval()(frames)
+        assert (model.enhance(frames) - expected).abs().max().item() < 1e-4
+        weights = model.predict_lut_weights(frames).flip(0)  # another frame's weights
+        expected = enhancer.forward_with_weights(frames, lut_weights=weights).frames
+        assert (model.enhance_with_weights(frames, weights) - expected).abs().max().item() < 1e-4
+
+
 def test_onnx_model_enhances_like_the_checkpoint(
     demo: Path, model: TorchBackend, checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from vqe.export.deploy import (
     lut_atlas,
 )
 from vqe.models.blocks import RepConvBlock
-from vqe.models.deploy import paired_atlas, paired_atlas_lookup
+from vqe.models.deploy import red_level_atlas, red_level_lookup
 from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 
@@ -150,21 +150,48 @@ def test_atlas_lookup_tolerates_fp16_positions(monkeypatch: pytest.MonkeyPatch) 
     assert (looked_up - expected).abs().max().item() < 1.0 / 255
 
 
+def eight_bit(frames: torch.Tensor) -> torch.Tensor:
+    """Frames as a decoder delivers them: values k / 255."""
+    return frames.clamp(0.0, 1.0).mul(255).round().div(255)
+
+
 @pytest.mark.parametrize("size", [2, 5, 17, 33])
-def test_paired_atlas_lookup_equals_the_atlas_lookup(size: int) -> None:
+def test_red_level_lookup_equals_the_trilinear_lookup_on_8_bit_frames(size: int) -> None:
     generator = torch.Generator().manual_seed(size)
-    luts = identity_lut(size)[None] + 0.1 * torch.randn(1, 3, size, size, size, generator=generator)
-    frames = torch.rand(1, 3, 24, 40, generator=generator)
-    frames[0, :, 0, :4] = torch.tensor([0.0, 1.0, -0.5, 1.5])  # lattice ends and clamping
-    expected = atlas_lookup(frames, lut_atlas(luts), size)
-    got = paired_atlas_lookup(frames, paired_atlas(luts), size)
-    # Positions computed in another order round differently in fp32 (see above): ~1e-5.
-    assert torch.allclose(got, expected, atol=5e-5)
+    luts = identity_lut(size)[None] + 0.1 * torch.randn(2, 3, size, size, size, generator=generator)
+    frames = eight_bit(torch.rand(2, 3, 24, 40, generator=generator))
+    frames[0, :, 0, :2] = torch.tensor([[0.0, 1.0]] * 3)  # the cube's corners
+    frames[1, :, 0, :] = 0.0
+    frames[1, 0, 0, :] = torch.arange(40) * 6 / 255  # a red ramp over the levels 0, 6, …, 234
+    truth = trilinear_lookup(frames.double(), luts.double()).float()
+    atlases = red_level_atlas(luts)
+    assert atlases.shape == (2, 3, 16 * (size + 2), 16 * (size + 2))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = red_level_lookup(frames.contiguous(memory_format=layout), atlases, size)
+        # fp32 positions in a 16·(D+2)-texel atlas, times steps of up to ~0.5 per texel in these
+        # rough LUTs: ~3e-5 (the 5-D and atlas lookups: ~1e-5).
+        assert (got - truth).abs().max().item() < 5e-5
+    # Between the levels red is rounded: the lookup is for 8-bit frames only.
+    between = frames + 0.4 / 255 * (frames < 0.5)
+    rounded = red_level_lookup(between, atlases, size)
+    assert (rounded - trilinear_lookup(between, luts)).abs().max() > 1e-3
+
+
+def test_red_level_atlas_layout() -> None:
+    size = 3
+    lut = torch.arange(3 * size**3, dtype=torch.float32).view(3, size, size, size)
+    atlas = red_level_atlas(lut)
+    tile = size + 2
+    # Level k = 51 (red 0.2 → lattice 0.4): row 3, column 3; texel (b, g) past the border.
+    inner = atlas[:, 3 * tile + 1 : 3 * tile + 1 + size, 3 * tile + 1 : 3 * tile + 1 + size]
+    expected = 0.6 * lut[..., 0] + 0.4 * lut[..., 1]  # lerp along red, blue rows × green columns
+    assert torch.allclose(inner, expected, atol=1e-5)
+    assert torch.equal(atlas[:, 3 * tile, 3 * tile + 1 : 3 * tile + 1 + size], inner[:, 0])
 
 
 def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
-    """Eager runs keep the memory format (and may opt into the paired lookup); traces record
-    the atlas graph: the same outputs."""
+    """Eager runs keep the memory format (and, on 8-bit frames, may use the red-level lookup);
+    traces record the atlas graph whatever the flag: the same outputs."""
     deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
     frames = natural_frames(32, 48)
     with warnings.catch_warnings():
@@ -180,5 +207,11 @@ def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
         assert deploy.lut is not None
         assert deploy.lut(frames_cl).is_contiguous(memory_format=torch.channels_last)
         assert (channels_last(frames_cl) - exported).abs().max().item() < 1e-5
-        deploy.lut.paired_lookup = True
-        assert (deploy(frames) - exported).abs().max().item() < 1e-4
+        deploy.lut.eight_bit_frames = True
+        frames_8 = eight_bit(frames)
+        exported_8 = traced(frames_8)
+        assert (deploy(frames_8) - exported_8).abs().max().item() < 1e-5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            retraced = torch.jit.trace(deploy, frames_8)
+        assert torch.equal(retraced(frames_8), exported_8)

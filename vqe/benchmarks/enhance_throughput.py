@@ -2,7 +2,7 @@
 
     python -m vqe.benchmarks.enhance_throughput [--preset lut_unet] [--frames 60]
         [--height 720 --width 1280] [--batch-size 4] [--device auto] [--no-smoothing]
-        [--no-export] [--out DIR]
+        [--threads N] [--no-export] [--out DIR]
 
 **Throughput.** A synthetic clip (a slow pan and zoom across scikit-image's astronaut photo, the
 demo set's motion, ``--frames`` frames at ``--height``×``--width``, stored with the official
@@ -200,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--batch-size", type=int, default=4, help="frames per model call")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, …")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for the model (default: torch's; fewer than the "
+                             "cores leaves the decode and encode threads a core of their own)")
     parser.add_argument("--no-smoothing", action="store_true", help="time without the LUT EMA")
     parser.add_argument("--no-export", action="store_true", help="skip the package sizes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -207,12 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames < 1 or args.batch_size < 1:
         parser.error("--frames and --batch-size must be ≥ 1")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     settings = EnhanceSettings(args.batch_size, not args.no_smoothing, progress=False)
     model = TorchBackend(enhancer_from_preset(args.preset), device)
     result = {"preset": args.preset, "frames": args.frames, "height": args.height,
               "width": args.width, "batch_size": args.batch_size, "device": str(device),
-              "smoothing": settings.smoothing,
+              "smoothing": settings.smoothing, "torch_threads": torch.get_num_threads(),
               "environment": machine_description(device)}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="vqe-enhance-bench-") as folder:
         workdir = Path(folder)

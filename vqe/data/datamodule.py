@@ -44,7 +44,13 @@ from vqe.data.datasets import (
     PairSynthesis,
     read_index,
 )
-from vqe.data.input_scores import DoverScoreCache, FeatureCache, FrameScorer, InputCache
+from vqe.data.input_scores import (
+    DoverScoreCache,
+    FeatureCache,
+    FrameScorer,
+    InputCache,
+    read_mapped_features,
+)
 from vqe.data.sampler import EpochPermutation, GroupedBatchSampler
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform, as_size
 
@@ -284,35 +290,42 @@ class VQEDataModule(pl.LightningDataModule):
 
     def _attach_input_caches(self, dataset: FrameDataset, stage: str) -> None:
         scorer = self._input_scorers.get((stage, "scores"))
-        if scorer is not None:
-            sources, scores = self._cached_inputs(dataset, scorer, DoverScoreCache)
+        sources = self._fill_cache(dataset, scorer, DoverScoreCache) if scorer else []
+        if sources:
+            # Every rank reads the file rank 0 completed (a no-op recomputation otherwise).
+            cache = DoverScoreCache(self.data_root(), scorer, progress=False)
+            scores = cache.get_or_compute(sources, dataset.read_input)
             dataset.attach_input_scores(dict(zip(sources, scores.tolist())))
         encoder = self._input_scorers.get((stage, "features"))
-        if encoder is not None:
-            sources, features = self._cached_inputs(dataset, encoder, FeatureCache)
-            if sources:
-                dataset.attach_input_features(sources, features)
-                if stage == "fit" and hasattr(self.train_pairs, "deliver_input_features"):
-                    # Generated pairs join the same batches: they carry NaN feature rows.
-                    self.train_pairs.deliver_input_features(features.shape[1])
+        if encoder is not None and self._fill_cache(dataset, encoder, FeatureCache):
+            # The matrix stays in the file, memory-mapped: one copy in the page cache for all
+            # processes (8 GB at the dataset's 3.9 M frames), not one per rank and worker.
+            path = FeatureCache.path_for(self.data_root(), encoder.cache_key)
+            sources, features = read_mapped_features(path)
+            dataset.attach_input_features(sources, features)
+            if stage == "fit" and hasattr(self.train_pairs, "deliver_input_features"):
+                # Generated pairs join the same batches: they carry NaN feature rows.
+                self.train_pairs.deliver_input_features(features.shape[1])
 
-    def _cached_inputs(
+    def _fill_cache(
         self, dataset: FrameDataset, scorer: FrameScorer, cache_type: type[InputCache]
-    ) -> tuple[list[str], torch.Tensor]:
-        """The stored-view sources of ``dataset`` and their cached values (filled on rank 0)."""
+    ) -> list[str]:
+        """Fill the cache with the values of ``dataset``'s stored-view inputs on rank 0 while
+        the other ranks wait; those sources (none: nothing to fill or serve)."""
         sources = dataset.stored_view_sources()
         if not sources:
-            return [], torch.zeros(0)
+            return []
         trainer = self.trainer
         if trainer is not None and hasattr(scorer, "to"):
             scorer.to(trainer.strategy.root_device)  # fill the cache on the run's device
         if trainer is None or trainer.global_rank == 0:
-            cache_type(self.data_root(), scorer).get_or_compute(sources, dataset.read_input)
+            path = cache_type.path_for(self.data_root(), scorer.cache_key)
+            stored = cache_type.stored_sources(path)
+            if not stored.issuperset(sources):  # else: nothing to compute, nothing to load
+                cache_type(self.data_root(), scorer).get_or_compute(sources, dataset.read_input)
         if trainer is not None:
             trainer.strategy.barrier(f"input_cache_{cache_type.__name__}")
-        # Every rank reads the file rank 0 completed (a no-op recomputation otherwise).
-        cache = cache_type(self.data_root(), scorer, progress=False)
-        return sources, cache.get_or_compute(sources, dataset.read_input)
+        return sources
 
     # ------------------------------------------------------------------ loaders
 

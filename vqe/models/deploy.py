@@ -15,15 +15,22 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   basis atlases.
 
 * Eager execution. Run directly (not traced), the stage returns its frames in the input's
-  memory format, so a channels-last U-Net after it stays channels-last (fed NCHW it ran NCHW,
-  at the eager speed). ``paired_lookup = True`` switches eager runs to
-  :func:`paired_atlas_lookup`, the same lookup at about 60 % of the time: a 6-channel *paired*
-  atlas holds, beside slice b, the step from slice b to b + 1 in every tile, so one
-  ``grid_sample`` reads both and the lerp is one fused multiply-add; the tile offsets come
-  from two multiply-adds on b₀ and its tile row. It rounds sample positions differently, up to
-  ~1e-4 from the atlas graph after a U-Net on rough LUTs — the ONNX export's parity tolerance
-  — so it is off by default and the eager graph computes exactly what is exported. Anything
-  traced — the CoreML and ONNX exports, the MAC count — records :func:`atlas_lookup`.
+  memory format, and :class:`DeployEnhancer` hands the U-Net its frames in the U-Net's own
+  layout: a channels-last model (``.to(memory_format=torch.channels_last)``) fed NCHW frames —
+  as decoded batches are — looks them up in NCHW, where the lookup is fastest, and converts
+  once, after the LUT (fed NCHW, a channels-last U-Net used to run NCHW, at the eager speed).
+* 8-bit frames. Decoded video frames hold only the values k / 255, and on those red can be
+  resolved exactly before the lookup: a *red-level atlas* (:func:`red_level_atlas`) holds, per
+  frame, the blended LUT interpolated along red at all 256 levels — 256 tiles of green × blue,
+  16 × 16 of them — so the trilinear lookup becomes ONE bilinear ``grid_sample`` in tile
+  round(255 · red), with no second slice and no per-pixel lerp (:func:`red_level_lookup`).
+  It is the same interpolation in another order, so it equals the atlas lookup to fp32
+  rounding of positions (≈ 3e-5 on rough random LUTs, ≈ 1e-6 on smooth ones). Frames between
+  the levels would have their red rounded to the nearest level, so it is opt-in:
+  ``eight_bit_frames = True`` says the frames are decoded 8-bit (the video stream's backend
+  sets it), and only fp32/fp64 frames use it (an fp16 position in a 560-texel atlas is off by
+  up to a quarter texel). Anything traced — the CoreML and ONNX exports, the MAC count —
+  records :func:`atlas_lookup` whatever the flag.
 
 Everything else is the training graph with each :class:`~vqe.models.blocks.RepConvBlock` fused
 into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding.
@@ -65,41 +72,65 @@ def lut_atlas(luts: torch.Tensor) -> torch.Tensor:
     return atlas.reshape(*leading, 3, rows * tile, columns * tile)
 
 
-def paired_atlas(luts: torch.Tensor) -> torch.Tensor:
-    """(N, 3, D, D, D) LUTs → (N, 6, Ha, Wa): channels 0–2 the atlas, channels 3–5 the atlas of
-    the step to the next blue slice (tile b holds slice b + 1 − slice b; the last holds 0), so
-    the lerp needs no subtraction per pixel. Linear in the LUT, like the atlas."""
-    step = torch.cat([luts[:, :, 1:] - luts[:, :, :-1], torch.zeros_like(luts[:, :, -1:])], dim=2)
-    return torch.cat([lut_atlas(luts), lut_atlas(step)], dim=1)
+#: Tiles per row of a red-level atlas: 16 × 16 tiles hold the 256 red levels, a square atlas.
+RED_LEVEL_COLUMNS = 16
+#: Levels of an 8-bit channel: the red-level atlas has one tile per red value k / 255.
+RED_LEVELS = 256
 
 
-def paired_atlas_lookup(
-    frames: torch.Tensor, paired: torch.Tensor, lut_size: int
-) -> torch.Tensor:
-    """:func:`atlas_lookup` through B×6×Ha×Wa paired atlases: one sample reads both slices."""
-    rows, columns = atlas_grid(lut_size)
+def red_level_atlas(luts: torch.Tensor) -> torch.Tensor:
+    """(…, 3, D, D, D) LUTs → (…, 3, 16·(D+2), 16·(D+2)) red-level atlases (see module doc).
+
+    Tile k holds the LUT interpolated along red at k / 255, as an image with blue rows and green
+    columns, padded by one replicated texel; tile k sits in row k // 16, column k % 16. Linear in
+    the LUT, like :func:`lut_atlas`."""
+    size = luts.shape[-1]
+    tile = size + 2
+    leading = luts.shape[:-4]
+    # Red lerp weights as a D × 256 matrix, in float64: the levels add no rounding of their own.
+    position = torch.arange(RED_LEVELS, dtype=torch.float64) * (size - 1) / (RED_LEVELS - 1)
+    lower = position.floor().clamp(max=size - 2).long()
+    fraction = position - lower
+    levels = torch.arange(RED_LEVELS)
+    lerp = torch.zeros(size, RED_LEVELS, dtype=torch.float64)
+    lerp[lower, levels] += 1.0 - fraction
+    lerp[lower + 1, levels] += fraction
+    at_levels = (luts.reshape(-1, 3, size, size, size).double() @ lerp).permute(0, 1, 4, 2, 3)
+    count = at_levels.shape[0]  # at_levels: N × 3 × level × blue × green
+    planes = at_levels.reshape(count, 3 * RED_LEVELS, size, size)
+    padded = F.pad(planes, [1, 1, 1, 1], mode="replicate")
+    rows = RED_LEVELS // RED_LEVEL_COLUMNS
+    tiles = padded.view(count, 3, rows, RED_LEVEL_COLUMNS, tile, tile).permute(0, 1, 2, 4, 3, 5)
+    atlas = tiles.reshape(*leading, 3, rows * tile, RED_LEVEL_COLUMNS * tile)
+    return atlas.to(luts.dtype)
+
+
+def red_level_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> torch.Tensor:
+    """Trilinear lookup of *8-bit* B×3×H×W frames (values k / 255) in B×3×Ha×Wa red-level
+    atlases: red picks its tile, one bilinear ``grid_sample`` does green and blue."""
+    planar = frames.contiguous()  # a channels-last input: one copy beats strided arithmetic
     tile = lut_size + 2
-    scale = torch.tensor(
-        [2.0 / (columns * tile - 1), 2.0 / (rows * tile - 1)], dtype=frames.dtype,
-        device=frames.device,
-    )  # fmt: skip
-    lattice = frames.clamp(0.0, 1.0).mul_(lut_size - 1)
-    # (r + 1) · sx − 1, (g + 1) · sy − 1: the position inside a tile, B×H×W×2.
-    grid = torch.addcmul(scale - 1.0, lattice[:, :2].permute(0, 2, 3, 1), scale)
-    blue = lattice[:, 2]
-    lower = blue.floor().clamp_(max=lut_size - 2)
-    fraction = (blue - lower).unsqueeze_(1)
-    # Tile row of slice b₀ (an integer): the +0.5 keeps floor() clear of rounding.
-    tile_row = lower.add(0.5).mul_(1.0 / columns).floor_()
-    column_step = scale.new_tensor([tile, 0.0]) * scale  # one tile to the right
-    row_step = scale.new_tensor([-columns * tile, tile]) * scale  # next row, first column
-    grid = grid.addcmul_(lower.unsqueeze(-1), column_step).addcmul_(tile_row.unsqueeze(-1), row_step)
-    both = F.grid_sample(paired, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return torch.addcmul(both[:, :3], both[:, 3:], fraction)  # lower + t · (upper − lower)
+    # Square atlas: one scale for x and y (align_corners=True: texel i ↔ i · scale − 1).
+    scale = 2.0 / (RED_LEVEL_COLUMNS * tile - 1)
+    level = planar[:, 0].mul(RED_LEVELS - 1).round_().clamp_(0, RED_LEVELS - 1)
+    tile_row = level.mul(1.0 / RED_LEVEL_COLUMNS).floor_()  # exact: k / 16 is a binary fraction
+    tile_column = level.sub_(tile_row, alpha=RED_LEVEL_COLUMNS)
+    # (x, y) = ((green, blue) · (D − 1) + 1) · scale − 1 inside a tile, both in one pass over
+    # the B×H×W×2 grid; clamping there is clamping green and blue to [0, 1].
+    green_blue = planar.permute(0, 2, 3, 1)[..., 1:]
+    step = planar.new_full((2,), (lut_size - 1) * scale)
+    grid = torch.addcmul(planar.new_full((2,), scale - 1.0), green_blue, step)
+    grid.clamp_(scale - 1.0, lut_size * scale - 1.0)
+    grid[..., 0].add_(tile_column, alpha=tile * scale)
+    grid[..., 1].add_(tile_row, alpha=tile * scale)
+    return F.grid_sample(atlases, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def _memory_format(frames: torch.Tensor) -> torch.memory_format:
-    channels_last = frames.is_contiguous(memory_format=torch.channels_last)
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    """channels-last when ``tensor`` (frames, a conv weight) is laid out NHWC, else NCHW."""
+    channels_last = not tensor.is_contiguous() and tensor.is_contiguous(
+        memory_format=torch.channels_last
+    )
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
@@ -145,6 +176,12 @@ def atlas_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> 
     return lower + blue_fraction * (upper - lower)
 
 
+def blend(weights: torch.Tensor, flat_bases: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """B×N weights · N flattened basis atlases → B blended atlases of ``shape`` (linear in the
+    LUT, so blending atlases equals the atlas of the blended LUT)."""
+    return (weights.to(flat_bases.dtype) @ flat_bases).view(-1, *shape)
+
+
 class DeployLutStage(nn.Module):
     """The LUT stage with basis atlases in place of the 5-D basis."""
 
@@ -155,11 +192,12 @@ class DeployLutStage(nn.Module):
         atlases = lut_atlas(stage.basis.detach().clone())
         self.atlas_shape = tuple(atlases.shape[1:])
         self.register_buffer("basis_atlases", atlases.flatten(1))
-        # Opt-in eager lookup (see the module doc); derived, so not in the state dict (nor in
-        # the traced export graph).
-        self.paired_lookup = False
-        paired = paired_atlas(stage.basis.detach().clone())
-        self.register_buffer("paired_atlases", paired.flatten(1), persistent=False)
+        # Opt-in eager lookup for decoded 8-bit frames (see the module doc); derived, so not in
+        # the state dict (nor in the traced export graph).
+        self.eight_bit_frames = False
+        red_levels = red_level_atlas(stage.basis.detach().clone())
+        self.red_level_shape = tuple(red_levels.shape[1:])
+        self.register_buffer("basis_red_levels", red_levels.flatten(1), persistent=False)
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
         return self.predictor(frames)
@@ -167,26 +205,22 @@ class DeployLutStage(nn.Module):
     def apply_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Look ``frames`` up in the LUT blended with ``weights`` (B×N, e.g. time-smoothed)."""
         if is_exporting():
-            atlases = (weights.to(self.basis_atlases.dtype) @ self.basis_atlases).view(
-                -1, *self.atlas_shape
-            )
-            return atlas_lookup(frames, atlases, self.lut_size)
-        # The lookup runs on NCHW planes, a channels-last input converted for it and back after
-        # (identical values): at 720p on one thread up to 1.6× faster than on channels-last
-        # frames when the machine is loaded, about even on a quiet one.
-        planar = frames.contiguous()
-        if self.paired_lookup:
-            paired = (weights.to(self.paired_atlases.dtype) @ self.paired_atlases).view(
-                -1, 2 * self.atlas_shape[0], *self.atlas_shape[1:]
-            )
-            looked_up = paired_atlas_lookup(planar, paired, self.lut_size)
+            return atlas_lookup(frames, self.blended_atlases(weights), self.lut_size)
+        if self.eight_bit_frames and frames.dtype in (torch.float32, torch.float64):
+            red_levels = blend(weights, self.basis_red_levels, self.red_level_shape)
+            looked_up = red_level_lookup(frames, red_levels, self.lut_size)
         else:
-            atlases = (weights.to(self.basis_atlases.dtype) @ self.basis_atlases).view(
-                -1, *self.atlas_shape
-            )
-            looked_up = atlas_lookup(planar, atlases, self.lut_size)
+            # NCHW planes, a channels-last input converted for it and back after (identical
+            # values): at 720p on one thread up to 1.6× faster than on channels-last frames
+            # when the machine is loaded, about even on a quiet one.
+            planar = frames.contiguous()
+            looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
         # Keep the input's memory format: a channels-last U-Net fed NCHW frames runs NCHW.
         return looked_up.contiguous(memory_format=_memory_format(frames))
+
+    def blended_atlases(self, weights: torch.Tensor) -> torch.Tensor:
+        """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
+        return blend(weights, self.basis_atlases, self.atlas_shape)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.apply_weights(frames, self.predict_weights(frames))
@@ -212,6 +246,11 @@ class DeployEnhancer(nn.Module):
 
     def _finish(self, frames: torch.Tensor) -> torch.Tensor:
         if self.unet is not None:
+            if not is_exporting():
+                # The U-Net runs in its weights' layout (channels-last after
+                # ``.to(memory_format=torch.channels_last)``); the frames are converted once,
+                # here, after the LUT stage has worked on the layout they came in.
+                frames = frames.contiguous(memory_format=_memory_format(self.unet.head.weight))
             frames = self.unet(frames)
         return frames.clamp(0.0, 1.0)
 
