@@ -5,7 +5,8 @@
         [--repeats 3] [--warmup 1] [--threads N] [--out DIR]
 
 One optimizer step of the training system on a batch of ``--batch`` random frames (data
-loading excluded), timed part by part with the classes training uses (``Enhancer``,
+loading excluded; the modes are built together and step in turn, one step each per round, so
+that "× off" compares steps taken under the same load), timed part by part with the classes training uses (``Enhancer``,
 :class:`~vqe.critics.scorer.CriticScorer`'s critics, :class:`~vqe.losses.WeightedLoss`, Adam):
 
 * ``off`` — supervised MSE only: no critic is called (``loss=supervised``);
@@ -41,6 +42,7 @@ import copy
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -190,31 +192,58 @@ def build_step(
     return step
 
 
-def benchmark_mode(mode: str, args: argparse.Namespace, device: torch.device) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    shape = (args.batch, 3, args.height, args.width)
-    inputs = torch.rand(shape, generator=generator).to(device)
-    targets = torch.rand(shape, generator=generator).to(device)
+@dataclass
+class PreparedMode:
+    """One mode's training system, ready to step, and the part times of its timed steps."""
+
+    mode: str
+    step: Callable[[torch.Tensor, torch.Tensor, PartTimer], None]
+    memory: dict[str, float]
+    runs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def step_times(self) -> list[float]:
+        return [sum(run.values()) for run in self.runs]
+
+
+def prepare_mode(
+    mode: str, args: argparse.Namespace, device: torch.device, batch: tuple[torch.Tensor, ...]
+) -> PreparedMode:
+    """Build ``mode``'s system, count its memory in an untimed step, then warm it up."""
     step = build_step(mode, args.preset, device, args.dover, args.precision == "bf16")
     saved = SavedTensorBytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with saved.hooks():  # an untimed step: the hooks cost a little
-        step(inputs, targets, PartTimer(device))
+        step(*batch, PartTimer(device))
     memory = {"saved_for_backward_mb": saved.total / 2**20}
     if device.type == "cuda":
         memory["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     for _ in range(args.warmup - 1):
-        step(inputs, targets, PartTimer(device))
-    runs = []
-    for _ in range(args.repeats):
-        timer = PartTimer(device)
-        step(inputs, targets, timer)
-        runs.append(timer.times)
-    parts = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in PARTS}
-    step_s = statistics.median(sum(run.values()) for run in runs)
-    row = {"mode": mode, "step_s": step_s, "parts_s": parts, "memory": memory}
-    if mode != "off":
+        step(*batch, PartTimer(device))
+    return PreparedMode(mode, step, memory)
+
+
+def time_in_turn(prepared: Sequence[PreparedMode], batch: tuple[torch.Tensor, ...],
+                 device: torch.device, repeats: int) -> None:
+    """``repeats`` rounds of one step of every mode: a shared machine's load swings reach all
+    modes alike, and each round gives a same-time ratio to the critics-off step."""
+    for _ in range(repeats):
+        for mode in prepared:
+            timer = PartTimer(device)
+            mode.step(*batch, timer)
+            mode.runs.append(timer.times)
+
+
+def mode_row(mode: PreparedMode, args: argparse.Namespace, off: PreparedMode | None) -> dict:
+    parts = {name: statistics.median(run.get(name, 0.0) for run in mode.runs) for name in PARTS}
+    row = {"mode": mode.mode, "step_s": statistics.median(mode.step_times), "parts_s": parts,
+           "memory": mode.memory}  # fmt: skip
+    if off is not None:
+        # Median over rounds of this step over the critics-off step of the same round.
+        ratios = [own / base for own, base in zip(mode.step_times, off.step_times)]
+        row["x_off"] = statistics.median(ratios)
+    if mode.mode != "off":
         frames, clips = args.dover
         official = (frames, clips) == (32, 3)
         row["dover_setting"] = f"T={frames}, K={clips}" + ("" if official else " (cheaper)")
@@ -250,14 +279,13 @@ def markdown(result: dict) -> str:
         f"| critics | step (s) | × off | saved for backward (MB) | {columns} |",
         "|---|---:|---:|---:|" + "---:|" * len(PARTS),
     ]
-    off = next((row["step_s"] for row in result["rows"] if row["mode"] == "off"), None)
     for row in result["rows"]:
         total = sum(row["parts_s"].values()) or 1.0
         shares = " | ".join(
             f"{row['parts_s'][name]:.3f} ({100 * row['parts_s'][name] / total:.0f} %)"
             for name in PARTS
         )
-        ratio = f"{row['step_s'] / off:.2f}" if off else "–"
+        ratio = f"{row['x_off']:.2f}" if "x_off" in row else "–"
         memory = row["memory"]["saved_for_backward_mb"]
         lines.append(
             f"| {describe(row['mode'], row)} | {row['step_s']:.3f} | {ratio} | {memory:.0f} | "
@@ -265,8 +293,9 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        "Cells: seconds per step (share of the step); × off: step time over the critics-off "
-        "step of the same run; saved for backward: activation bytes autograd holds at the peak "
+        "Cells: seconds per step (share of the step); × off: the step over the critics-off "
+        "step of the same round (the modes step in turn, one step each per round), median over "
+        "the rounds; saved for backward: activation bytes autograd holds at the peak "
         "of the step (the step's memory beyond the weights)"
         + (", CUDA peak allocated in the JSON" if result["device"] == "cuda" else "")
         + ".",
@@ -319,10 +348,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "environment": machine_description(device),
         "rows": [],
     }
-    for mode in args.modes:
-        row = benchmark_mode(mode, args, device)
+    generator = torch.Generator().manual_seed(0)
+    shape = (args.batch, 3, args.height, args.width)
+    batch = (torch.rand(shape, generator=generator).to(device),  # inputs, targets
+             torch.rand(shape, generator=generator).to(device))  # fmt: skip
+    prepared = [prepare_mode(mode, args, device, batch) for mode in args.modes]
+    time_in_turn(prepared, batch, device, args.repeats)
+    off = next((mode for mode in prepared if mode.mode == "off"), None)
+    for mode in prepared:
+        row = mode_row(mode, args, off)
         result["rows"].append(row)
-        print(f"{describe(mode, row)}: {row['step_s']:.3f} s/step", flush=True)
+        print(f"{describe(mode.mode, row)}: {row['step_s']:.3f} s/step", flush=True)
 
     save_report(args.out, RESULT_NAME, result, markdown(result))
     return 0
