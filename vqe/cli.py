@@ -59,6 +59,7 @@ TOOLS: dict[str, Tool] = {
     "bench-baseline-bar": Tool(
         "vqe.benchmarks.baseline_bar", "score and RMSE of the baseline and the identity"
     ),
+    "bench-gpu": Tool("vqe.benchmarks.gpu_suite", "every benchmark's CUDA rows in one sitting"),
 }
 
 
