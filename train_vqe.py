@@ -29,8 +29,10 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as error:
         logging.getLogger("train_vqe").error("%s", error)
         sys.exit(1)
+    from vqe.host_memory import keep_freed_memory
     from vqe.training.train import run_training
 
+    keep_freed_memory()  # each step reuses the last one's pages (vqe/host_memory.py)
     code = run_training(cfg)
     if code:
         sys.exit(code)  # a SystemExit passes through Hydra, which would report an exception

@@ -51,6 +51,7 @@ from vqe.benchmarks.report import machine_description, save_report
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.scorer import CriticScorer, CriticScores
 from vqe.critics.vqa import VQA, load_vqa
+from vqe.host_memory import keep_freed_memory
 from vqe.losses import (
     DoverQuality,
     LossInputs,
@@ -270,7 +271,9 @@ def markdown(result: dict) -> str:
         f"warm-up; torch {env['torch']}, {env['cpu']} ({env['cpu_threads']} threads)"
         + (f", {env['gpu']}" if env.get("gpu") else "")
         + ". Random critics; data loading excluded; DOVER(x) from the cache (not timed); "
-        "the first warm-up step also counts the memory."
+        "the first warm-up step also counts the memory; freed host memory "
+        + ("kept for reuse, as in training (vqe.host_memory)." if result.get("freed_memory_kept")
+           else "returned to the OS (no glibc mallopt here).")
     )
     columns = " | ".join(name.replace("_", " ") for name in PARTS)
     lines = [
@@ -331,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeats and --batch must be >= 1, --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    # As train_vqe.py does: freed activations stay in the heap for the next step.
+    kept = keep_freed_memory()
     device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device_name)
     if args.dover is None:
@@ -346,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": args.repeats,
         "warmup": args.warmup,
         "environment": machine_description(device),
+        "freed_memory_kept": kept,
         "rows": [],
     }
     generator = torch.Generator().manual_seed(0)
