@@ -163,6 +163,38 @@ def test_folded_encoder_equals_the_reference_in_value_and_gradient():
         assert_relatively_close(folded_input.grad, reference_input.grad, 1e-5)
 
 
+def test_fused_bf16_convolutions_match_the_autocast_path(monkeypatch: pytest.MonkeyPatch):
+    """Under CPU bf16 autocast the folded convs run fused in bf16 too: the same values and input
+    gradient as autocast's own conv + ReLU6, to bf16 precision."""
+    import vqe.critics.vqa as vqa_module
+
+    critic = trained_looking_vqa().eval().fold_batchnorms()
+    frames = torch.randn(2, 3, 48, 80, generator=torch.Generator().manual_seed(0))
+    calls: list[torch.dtype] = []
+    fused_forward = vqa_module.FrozenConvReLU6.forward
+
+    def counted(ctx: object, x: torch.Tensor, *rest: object) -> torch.Tensor:
+        calls.append(x.dtype)
+        return fused_forward(ctx, x, *rest)
+
+    monkeypatch.setattr(vqa_module.FrozenConvReLU6, "forward", staticmethod(counted))
+
+    def encode_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = frames.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = critic.encode(inputs)
+        features.float().square().sum().backward()
+        assert inputs.grad is not None
+        return features.float(), inputs.grad
+
+    fused, fused_grad = encode_and_grad()
+    assert calls and set(calls) == {torch.bfloat16}  # the fused path ran, in bf16
+    monkeypatch.setattr(vqa_module, "_fused_conv_dtype", lambda *args: None)
+    plain, plain_grad = encode_and_grad()
+    assert_relatively_close(fused, plain, 2e-2)
+    assert_relatively_close(fused_grad, plain_grad, 5e-2)
+
+
 def test_folding_keeps_the_official_state_dict_and_strict_loading():
     critic = trained_looking_vqa().eval()
     keys = list(critic.state_dict())
