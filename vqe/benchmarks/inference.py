@@ -15,8 +15,9 @@ Time per frame is the median of ``--repeats`` timed runs after ``--warmup`` unti
 GMAC/frame is counted as in :mod:`vqe.macs`. The peak is one large 3×3 convolution
 (64→64 channels on 360×640, 8.49 GMAC, the U-Net's busiest shape class) on the same device and
 dtype, in the faster of NCHW and NHWC, timed in turn with each row's model (one call each per
-round); "of peak" is the preset's GMAC/s divided by that same-time peak. Results are printed and written to ``--out`` (default
-``outputs/benchmarks/``) as ``inference.json`` and ``inference.md``.
+round); "of peak" is the preset's GMAC/s divided by that same-time peak. Results are printed
+and written to ``--out`` (default ``outputs/benchmarks/``) as ``inference.json`` and
+``inference.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import nn
 
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.benchmarks.timing import median_seconds
-from vqe.conventions import UINT8_MAX, rgb_uint8_to_tensor
+from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.macs import count_macs
 from vqe.models.deploy import (
     DeployLutStage,
@@ -119,7 +120,7 @@ def eight_bit_frame(height: int, width: int) -> torch.Tensor:
     LUT lookup's memory access follows the colours, and natural colours are coherent."""
     photo = rgb_uint8_to_tensor(skimage.data.astronaut())[None]
     resized = F.interpolate(photo, size=(height, width), mode="bilinear", align_corners=False)
-    return resized.clamp(0.0, 1.0).mul(UINT8_MAX).round().div(UINT8_MAX)
+    return rgb_uint8_to_tensor(tensor_to_rgb_uint8(resized[0]))[None]  # through uint8
 
 
 def benchmark_preset(
