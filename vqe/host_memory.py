@@ -10,8 +10,11 @@ each setting in its own process, two runs each): the critic step 6.5–7.1 s ins
 the critics-off step 4.0–4.2 s instead of 4.2–4.9 s. The cost: the process keeps its peak
 footprint until it exits, which a training run holds anyway.
 
-:func:`keep_freed_memory` is called by the training entry point (``train_vqe.py``) and the
-training-step benchmark; elsewhere (macOS, musl, Windows) it does nothing and says so by
+:func:`keep_freed_memory` is called by the training entry point (``train_vqe.py``), by video
+enhancement when it loads a PyTorch model (``vqe.inference.backends.load_backend``: each 720p
+frame allocates and frees its activations, tens of MB each; ``lut_unet`` on 2 threads took
+214–233 instead of 269–296 ms per frame, each setting in its own process) and by the
+benchmarks that time those; elsewhere (macOS, musl, Windows) it does nothing and says so by
 returning False.
 """
 

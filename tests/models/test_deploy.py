@@ -19,7 +19,7 @@ from vqe.export.deploy import (
     lut_atlas,
 )
 from vqe.models.blocks import RepConvBlock
-from vqe.models.deploy import red_level_atlas, red_level_lookup
+from vqe.models.deploy import lookup_bands, red_level_atlas, red_level_lookup
 from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 
@@ -167,14 +167,31 @@ def test_red_level_lookup_equals_the_trilinear_lookup_on_8_bit_frames(size: int)
     atlases = red_level_atlas(luts)
     assert atlases.shape == (2, 3, 16 * (size + 2), 16 * (size + 2))
     for layout in (torch.contiguous_format, torch.channels_last):
-        got = red_level_lookup(frames.contiguous(memory_format=layout), atlases, size)
-        # fp32 positions in a 16·(D+2)-texel atlas, times steps of up to ~0.5 per texel in these
-        # rough LUTs: ~3e-5 (the 5-D and atlas lookups: ~1e-5).
-        assert (got - truth).abs().max().item() < 5e-5
+        for bands in (1, 2, 3):  # each frame cut into bands for grid_sample's threads
+            got = red_level_lookup(frames.contiguous(memory_format=layout), atlases, size, bands)
+            assert got.shape == truth.shape and got.is_contiguous()
+            # fp32 positions in a 16·(D+2)-texel atlas, times steps of up to ~0.5 per texel in
+            # these rough LUTs: ~3e-5 (the 5-D and atlas lookups: ~1e-5).
+            assert (got - truth).abs().max().item() < 5e-5
+    one_frame = red_level_lookup(frames[1:], atlases[1:], size, bands=4)  # the atlas expanded
+    assert (one_frame - truth[1:]).abs().max().item() < 5e-5
     # Between the levels red is rounded: the lookup is for 8-bit frames only.
     between = frames + 0.4 / 255 * (frames < 0.5)
     rounded = red_level_lookup(between, atlases, size)
     assert (rounded - trilinear_lookup(between, luts)).abs().max() > 1e-3
+
+
+def test_lookup_bands_fill_the_threads_and_divide_the_height() -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert lookup_bands(1, 720) == 4  # one frame: four bands, one per thread
+        assert lookup_bands(2, 720) == 2
+        assert lookup_bands(8, 720) == 1  # the batch alone fills the threads
+        assert lookup_bands(1, 30) == 3  # 4 does not divide 30
+        assert lookup_bands(1, 7) == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_red_level_atlas_layout() -> None:
@@ -190,8 +207,9 @@ def test_red_level_atlas_layout() -> None:
 
 
 def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
-    """Eager runs keep the memory format (and, on 8-bit frames, may use the red-level lookup);
-    traces record the atlas graph whatever the flag: the same outputs."""
+    """Eager runs keep the memory format, run the U-Net's head as one strided conv and, on
+    8-bit frames, may use the red-level lookup; traces record the atlas graph and unshuffle +
+    conv whatever the flag: the same outputs, to float rounding."""
     deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
     frames = natural_frames(32, 48)
     with warnings.catch_warnings():
@@ -199,9 +217,10 @@ def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
         traced = torch.jit.trace(deploy, frames)
     kinds = {node.kind() for node in traced.inlined_graph.nodes()}
     assert "aten::grid_sampler" in kinds
+    assert "aten::pixel_unshuffle" in kinds
     with torch.no_grad():
         exported = traced(frames)
-        assert torch.equal(deploy(frames), exported)
+        assert (deploy(frames) - exported).abs().max().item() < 1e-5
         channels_last = deploy.to(memory_format=torch.channels_last)
         frames_cl = frames.contiguous(memory_format=torch.channels_last)
         assert deploy.lut is not None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from vqe.models.blocks import RepConvBlock, reparameterize_blocks
-from vqe.models.unet import UNetStage, pad_to_multiple
+from vqe.models.blocks import RepConvBlock, conv_forward, reparameterize_blocks
+from vqe.models.execution import onednn_inference
+from vqe.models.unet import UNetStage, pad_to_multiple, shuffled_conv_add
 
 
 def tiny_unet(unshuffle: int = 2) -> UNetStage:
@@ -34,6 +36,74 @@ def test_any_size_in_same_size_out_identity_at_init(shape: tuple[int, ...], unsh
     output = unet(frames)
     assert output.shape == frames.shape
     assert torch.allclose(output, frames, atol=1e-3)  # near-zero-initialised residual
+
+
+@pytest.mark.parametrize("unshuffle", [1, 2, 4])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_packed_head_is_unshuffle_then_conv(unshuffle: int, layout: torch.memory_format) -> None:
+    """The eager head (one stride-f conv on the frames) equals the built unshuffle + 3×3 conv,
+    values and gradients, in both memory formats."""
+    unet = tiny_unet(unshuffle).to(memory_format=layout)
+    with torch.no_grad():
+        unet.head.bias.uniform_(-0.5, 0.5)
+    frames = torch.rand(2, 3, 8 * unshuffle, 12 * unshuffle, requires_grad=True)
+    expected = unet.head(unet.unshuffle(frames))
+    (grad_frames_expected, grad_weight_expected) = torch.autograd.grad(
+        expected.square().sum(), [frames, unet.head.weight])
+    got = unet.packed_head(frames.contiguous(memory_format=layout))
+    grad_frames, grad_weight = torch.autograd.grad(got.square().sum(), [frames, unet.head.weight])
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() < 1e-5
+    assert (grad_frames - grad_frames_expected).abs().max().item() < 1e-4
+    assert (grad_weight - grad_weight_expected).abs().max().item() < 1e-3
+    assert not torch.allclose(expected, torch.zeros_like(expected), atol=1e-2)  # a real output
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(3, 1), (3, 2), (1, 1)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_conv_forward_fuses_the_relu_in_inference_only(
+    kernel: int, stride: int, layout: torch.memory_format
+) -> None:
+    torch.manual_seed(kernel + stride)
+    conv = nn.Conv2d(8, 16, kernel, stride=stride, padding=kernel // 2).to(memory_format=layout)
+    frames = torch.randn(2, 8, 15, 22).contiguous(memory_format=layout)
+    with torch.no_grad():
+        expected = F.relu(conv(frames))
+    with torch.inference_mode():
+        assert onednn_inference(frames, conv.weight)  # the fused oneDNN op runs here
+        fused = conv_forward(frames, conv, relu=True)
+        plain = conv_forward(frames, conv)
+    assert fused.shape == expected.shape and (fused == 0).any() and (fused >= 0).all()
+    assert (fused - expected).abs().max().item() < 1e-5
+    assert (plain - conv(frames).detach()).abs().max().item() < 1e-5
+    # Where a gradient is wanted the plain ops run (the fused op has no backward).
+    frames.requires_grad_(True)
+    assert not onednn_inference(frames, conv.weight)
+    conv_forward(frames, conv, relu=True).sum().backward()
+    assert frames.grad is not None and conv.weight.grad is not None
+
+
+@pytest.mark.parametrize(("factor", "kernel"), [(2, 1), (3, 1), (2, 3)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_shuffled_conv_add_is_conv_shuffle_then_add(
+    factor: int, kernel: int, layout: torch.memory_format
+) -> None:
+    """The one-pass channels-last form (a 1×1 way up, the 3×3 residual tail) equals conv →
+    pixel-shuffle → add; other layouts take that plain path."""
+    torch.manual_seed(factor + kernel)
+    channels, inputs = 5, 7
+    conv = nn.Conv2d(inputs, channels * factor**2, kernel, padding=kernel // 2)
+    conv = conv.to(memory_format=layout)
+    shuffle = nn.PixelShuffle(factor)
+    features = torch.randn(2, inputs, 6, 9).contiguous(memory_format=layout)
+    base = torch.randn(2, channels, 6 * factor, 9 * factor).contiguous(memory_format=layout)
+    with torch.no_grad():
+        expected = base + shuffle(conv(features))
+    with torch.inference_mode():
+        got = shuffled_conv_add(features, conv, shuffle, base)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=layout)
+    assert (got - expected).abs().max().item() < 1e-5
+    assert not torch.allclose(got, base, atol=1e-2)  # the conv's part is there
 
 
 def test_pad_to_multiple_replicates_the_edges() -> None:

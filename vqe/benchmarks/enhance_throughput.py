@@ -38,6 +38,7 @@ import torch
 from vqe.benchmarks.report import machine_description
 from vqe.data.demo import load_photo, pan_zoom_clip
 from vqe.export.metadata import preset_source
+from vqe.host_memory import keep_freed_memory
 from vqe.inference.backends import TorchBackend, resolve_device
 from vqe.inference.stream import (
     EnhanceSettings,
@@ -214,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     settings = EnhanceSettings(args.batch_size, not args.no_smoothing, progress=False)
+    keep_freed_memory()  # as vqe.inference's model loading does
     model = TorchBackend(enhancer_from_preset(args.preset), device)
     result = {"preset": args.preset, "frames": args.frames, "height": args.height,
               "width": args.width, "batch_size": args.batch_size, "device": str(device),

@@ -37,6 +37,7 @@ from torch import nn
 from vqe.benchmarks.report import machine_description, save_report
 from vqe.benchmarks.timing import median_seconds
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
+from vqe.host_memory import keep_freed_memory
 from vqe.macs import count_macs
 from vqe.models.deploy import (
     DeployLutStage,
@@ -116,11 +117,13 @@ def lut_stage_ms(
 
 def eight_bit_frame(height: int, width: int) -> torch.Tensor:
     """A decoded-video-like 1×3×height×width frame: a photograph (scikit-image's astronaut)
-    resized and quantised to 8 bits. The convolutions do not care what the pixels are, but the
-    LUT lookup's memory access follows the colours, and natural colours are coherent."""
+    resized and quantised to 8 bits, batched as the video stream batches decoded frames (an
+    NCHW stack). The convolutions do not care what the pixels are, but the LUT lookup's memory
+    access follows the colours, and natural colours are coherent."""
     photo = rgb_uint8_to_tensor(skimage.data.astronaut())[None]
     resized = F.interpolate(photo, size=(height, width), mode="bilinear", align_corners=False)
-    return rgb_uint8_to_tensor(tensor_to_rgb_uint8(resized[0]))[None]  # through uint8
+    decoded = tensor_to_rgb_uint8(resized[0])  # H×W×3 uint8, as PyAV decodes
+    return torch.stack([rgb_uint8_to_tensor(decoded)])  # as vqe.inference.stream batches
 
 
 def benchmark_preset(
@@ -251,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
 
+    keep_freed_memory()  # as video enhancement runs the model (vqe.inference.backends)
     use_cuda = torch.cuda.is_available() and not args.no_cuda
     targets = [(torch.device("cpu"), torch.float32, args.paths or ["eager", "channels_last"])]
     if use_cuda:

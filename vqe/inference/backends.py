@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vqe.devices import resolve_device
+from vqe.host_memory import keep_freed_memory
 from vqe.models.deploy import build_deploy_model
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_checkpoint
@@ -192,6 +193,8 @@ class CoreMLBackend:
 def load_backend(spec: ModelSpec) -> FrameEnhancer:
     """Load the model ``spec`` names (once per process)."""
     if spec.kind == "ckpt":
+        # The process now enhances frame after frame: each batch reuses the last one's pages.
+        keep_freed_memory()
         enhancer, _ = enhancer_from_checkpoint(spec.path, key="checkpoint")
         return TorchBackend(enhancer, resolve_device(spec.device), f"PyTorch {spec.path.name}")
     if spec.kind == "onnx":

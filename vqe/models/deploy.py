@@ -23,7 +23,10 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   resolved exactly before the lookup: a *red-level atlas* (:func:`red_level_atlas`) holds, per
   frame, the blended LUT interpolated along red at all 256 levels — 256 tiles of green × blue,
   16 × 16 of them — so the trilinear lookup becomes ONE bilinear ``grid_sample`` in tile
-  round(255 · red), with no second slice and no per-pixel lerp (:func:`red_level_lookup`).
+  round(255 · red), with no second slice and no per-pixel lerp (:func:`red_level_lookup`; its
+  grid is built as two planes with in-place contiguous passes, and a frame is cut into
+  horizontal bands when the batch is smaller than the thread count, as PyTorch's CPU
+  ``grid_sample`` spreads only the batch over threads: :func:`lookup_bands`).
   It is the same interpolation in another order, so it equals the atlas lookup to fp32
   rounding of positions (≈ 3e-5 on rough random LUTs, ≈ 1e-6 on smooth ones). Frames between
   the levels would have their red rounded to the nearest level, so it is opt-in:
@@ -33,7 +36,10 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   records :func:`atlas_lookup` whatever the flag.
 
 Everything else is the training graph with each :class:`~vqe.models.blocks.RepConvBlock` fused
-into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding.
+into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding. Run
+eagerly on the CPU, the U-Net takes its own fast paths (the head as one strided conv, oneDNN
+convolutions with the ReLU fused in, shuffle and skip-add in one pass: :mod:`vqe.models.unet`,
+:func:`vqe.models.blocks.conv_forward`); traced, it records the graph as built.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from torch import nn
 
 from vqe.models.blocks import reparameterize_blocks
 from vqe.models.enhancer import Enhancer, check_frames
+from vqe.models.execution import is_exporting
 from vqe.models.lut import LutStage, LutWeightPredictor
 from vqe.models.unet import UNetStage
 
@@ -105,25 +112,53 @@ def red_level_atlas(luts: torch.Tensor) -> torch.Tensor:
     return atlas.to(luts.dtype)
 
 
-def red_level_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> torch.Tensor:
-    """Trilinear lookup of *8-bit* B×3×H×W frames (values k / 255) in B×3×Ha×Wa red-level
-    atlases: red picks its tile, one bilinear ``grid_sample`` does green and blue."""
+def lookup_bands(batch: int, height: int) -> int:
+    """Horizontal bands each frame is cut into for :func:`red_level_lookup`: PyTorch's CPU
+    ``grid_sample`` spreads only the batch over its threads, so a batch smaller than the thread
+    count is sampled as ``bands`` times as many bands (a number that divides ``height``)."""
+    bands = max(1, torch.get_num_threads() // max(batch, 1))
+    while height % bands:
+        bands -= 1
+    return bands
+
+
+def red_level_lookup(
+    frames: torch.Tensor, atlases: torch.Tensor, lut_size: int, bands: int | None = None
+) -> torch.Tensor:
+    """Trilinear lookup of *8-bit* B×3×H×W frames (values k / 255, so in [0, 1]) in B×3×Ha×Wa
+    red-level atlases: red picks its tile, one bilinear ``grid_sample`` does green and blue.
+    The result is NCHW; ``bands`` (default :func:`lookup_bands`) only changes the speed."""
     planar = frames.contiguous()  # a channels-last input: one copy beats strided arithmetic
+    batch, _, height, width = planar.shape
+    bands = lookup_bands(batch, height) if bands is None else bands
     tile = lut_size + 2
     # Square atlas: one scale for x and y (align_corners=True: texel i ↔ i · scale − 1).
     scale = 2.0 / (RED_LEVEL_COLUMNS * tile - 1)
-    level = planar[:, 0].mul(RED_LEVELS - 1).round_().clamp_(0, RED_LEVELS - 1)
-    tile_row = level.mul(1.0 / RED_LEVEL_COLUMNS).floor_()  # exact: k / 16 is a binary fraction
-    tile_column = level.sub_(tile_row, alpha=RED_LEVEL_COLUMNS)
-    # (x, y) = ((green, blue) · (D − 1) + 1) · scale − 1 inside a tile, both in one pass over
-    # the B×H×W×2 grid; clamping there is clamping green and blue to [0, 1].
-    green_blue = planar.permute(0, 2, 3, 1)[..., 1:]
-    step = planar.new_full((2,), (lut_size - 1) * scale)
-    grid = torch.addcmul(planar.new_full((2,), scale - 1.0), green_blue, step)
-    grid.clamp_(scale - 1.0, lut_size * scale - 1.0)
-    grid[..., 0].add_(tile_column, alpha=tile * scale)
-    grid[..., 1].add_(tile_row, alpha=tile * scale)
-    return F.grid_sample(atlases, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    red, green, blue = planar.unbind(1)
+    # The grid as two planes, x (green) and y (blue), each built in place with plain
+    # contiguous passes: an interleaved B×H×W×2 grid would be written with strided ones, 2–3×
+    # slower here, and grid_sample reads a plane-wise grid as fast. No clamp: 8-bit values are
+    # in [0, 1] already (and "border" keeps any other value inside the atlas).
+    grid_planes = planar.new_empty(2, batch, height, width)
+    x, y = grid_planes.unbind(0)
+    torch.mul(red, RED_LEVELS - 1, out=x).round_()  # the level k
+    torch.mul(x, 1.0 / RED_LEVEL_COLUMNS, out=y).floor_()  # its tile row; exact: k/16 is binary
+    x.sub_(y, alpha=RED_LEVEL_COLUMNS)  # its tile column
+    # Texel tile · column + 1 + (D − 1) · green (+1 skips the tile's border), likewise y.
+    for plane, channel in ((x, green), (y, blue)):
+        plane.mul_(tile * scale).add_(channel, alpha=(lut_size - 1) * scale).add_(scale - 1.0)
+    band_height = height // bands
+    grid = grid_planes.view(2, batch * bands, band_height, width).permute(1, 2, 3, 0)
+    if bands > 1:  # each band looks up in its own frame's atlas: a view for one frame
+        atlases = atlases.expand(bands, -1, -1, -1) if batch == 1 else (
+            atlases.repeat_interleave(bands, dim=0))
+    looked_up = F.grid_sample(
+        atlases, grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    if bands == 1:
+        return looked_up
+    bands_view = looked_up.view(batch, bands, 3, band_height, width)
+    return bands_view.transpose(1, 2).reshape(batch, 3, height, width)
 
 
 def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
@@ -132,15 +167,6 @@ def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
         memory_format=torch.channels_last
     )
     return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def is_exporting() -> bool:
-    """True while the graph is being traced (CoreML, ONNX, the MAC count) or exported."""
-    return (
-        torch.jit.is_tracing()
-        or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_exporting()
-    )
 
 
 def atlas_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> torch.Tensor:
