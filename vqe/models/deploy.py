@@ -127,10 +127,12 @@ def red_level_lookup(
 ) -> torch.Tensor:
     """Trilinear lookup of *8-bit* B×3×H×W frames (values k / 255, so in [0, 1]) in B×3×Ha×Wa
     red-level atlases: red picks its tile, one bilinear ``grid_sample`` does green and blue.
-    The result is NCHW; ``bands`` (default :func:`lookup_bands`) only changes the speed."""
+    The result is NCHW; ``bands`` (default :func:`lookup_bands` on the CPU, else 1) only changes
+    the speed."""
     planar = frames.contiguous()  # a channels-last input: one copy beats strided arithmetic
     batch, _, height, width = planar.shape
-    bands = lookup_bands(batch, height) if bands is None else bands
+    if bands is None:  # on a GPU grid_sample is parallel over every pixel anyway
+        bands = lookup_bands(batch, height) if planar.device.type == "cpu" else 1
     tile = lut_size + 2
     # Square atlas: one scale for x and y (align_corners=True: texel i ↔ i · scale − 1).
     scale = 2.0 / (RED_LEVEL_COLUMNS * tile - 1)
