@@ -76,6 +76,11 @@ def test_conv_forward_fuses_the_relu_in_inference_only(
     assert fused.shape == expected.shape and (fused == 0).any() and (fused >= 0).all()
     assert (fused - expected).abs().max().item() < 1e-5
     assert (plain - conv(frames).detach()).abs().max().item() < 1e-5
+    # A conv that pads otherwise than with zeros keeps its own padding.
+    reflecting = nn.Conv2d(8, 16, 3, padding=1, padding_mode="reflect")
+    reflecting = reflecting.to(memory_format=layout)
+    with torch.inference_mode():
+        assert torch.equal(conv_forward(frames, reflecting), reflecting(frames))
     # Where a gradient is wanted the plain ops run (the fused op has no backward).
     frames.requires_grad_(True)
     assert not onednn_inference(frames, conv.weight)

@@ -20,7 +20,8 @@ def conv_forward(features: torch.Tensor, conv: nn.Conv2d, relu: bool = False) ->
     oneDNN convolution with the ReLU fused in: no separate pass over the activations (at 720p
     the U-Net's ReLUs took 9 % of a one-thread frame), and oneDNN for 1×1 kernels too, which
     PyTorch sends to a slower generic kernel on one thread."""
-    if onednn_inference(features, conv.weight) and isinstance(conv.padding, tuple):
+    zero_padded = conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+    if zero_padded and onednn_inference(features, conv.weight):
         return torch.ops.mkldnn._convolution_pointwise(
             features, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
             list(conv.dilation), conv.groups, "relu" if relu else "none", [], "",

@@ -63,7 +63,8 @@ def shuffled_conv_add(
     applies = (
         onednn_inference(features, conv.weight)
         and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-        and isinstance(conv.padding, tuple) and conv.bias is not None
+        and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+        and conv.bias is not None
         and features.is_contiguous(memory_format=channels_last)
         and base.is_contiguous(memory_format=channels_last)
     )  # fmt: skip
