@@ -53,7 +53,7 @@ from torch import nn
 
 from vqe.models.blocks import reparameterize_blocks
 from vqe.models.enhancer import Enhancer, check_frames
-from vqe.models.execution import is_exporting
+from vqe.models.execution import is_exporting, memory_format_of
 from vqe.models.lut import LutStage, LutWeightPredictor
 from vqe.models.unet import UNetStage
 
@@ -163,14 +163,6 @@ def red_level_lookup(
     return bands_view.transpose(1, 2).reshape(batch, 3, height, width)
 
 
-def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
-    """channels-last when ``tensor`` (frames, a conv weight) is laid out NHWC, else NCHW."""
-    channels_last = not tensor.is_contiguous() and tensor.is_contiguous(
-        memory_format=torch.channels_last
-    )
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
 def atlas_lookup(frames: torch.Tensor, atlases: torch.Tensor, lut_size: int) -> torch.Tensor:
     """Trilinear lookup of B×3×H×W frames in B×3×Ha×Wa LUT atlases, with 4-D ops only."""
     rows, columns = atlas_grid(lut_size)
@@ -244,7 +236,7 @@ class DeployLutStage(nn.Module):
             planar = frames.contiguous()
             looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
         # Keep the input's memory format: a channels-last U-Net fed NCHW frames runs NCHW.
-        return looked_up.contiguous(memory_format=_memory_format(frames))
+        return looked_up.contiguous(memory_format=memory_format_of(frames))
 
     def blended_atlases(self, weights: torch.Tensor) -> torch.Tensor:
         """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
@@ -278,7 +270,7 @@ class DeployEnhancer(nn.Module):
                 # The U-Net runs in its weights' layout (channels-last after
                 # ``.to(memory_format=torch.channels_last)``); the frames are converted once,
                 # here, after the LUT stage has worked on the layout they came in.
-                frames = frames.contiguous(memory_format=_memory_format(self.unet.head.weight))
+                frames = frames.contiguous(memory_format=memory_format_of(self.unet.head.weight))
             frames = self.unet(frames)
         return frames.clamp(0.0, 1.0)
 

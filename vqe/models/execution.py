@@ -26,3 +26,12 @@ def onednn_inference(features: torch.Tensor, weight: torch.Tensor) -> bool:
     # Under torch.compile the compiler does its own fusing of the plain ops.
     compiling = torch.compiler.is_compiling()
     return not (wants_grad or compiling or torch.is_autocast_enabled("cpu") or is_exporting())
+
+
+def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    """channels-last when ``tensor`` (frames, a conv weight) is laid out NHWC, else NCHW (a
+    tensor that is both, e.g. 1×1 kernels, counts as NCHW)."""
+    channels_last = not tensor.is_contiguous() and tensor.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    return torch.channels_last if channels_last else torch.contiguous_format

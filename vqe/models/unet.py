@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqe.models.blocks import RepConvBlock, conv_forward, near_zero_
-from vqe.models.execution import is_exporting, onednn_inference
+from vqe.models.execution import is_exporting, memory_format_of, onednn_inference
 
 
 def pad_to_multiple(frames: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -155,8 +155,8 @@ class UNetStage(nn.Module):
             return self.head(self.unshuffle(padded))
         factor = self.unshuffle_factor
         weight = strided_head_weight(self.head.weight, factor)
-        if self.head.weight.is_contiguous(memory_format=torch.channels_last):
-            weight = weight.contiguous(memory_format=torch.channels_last)  # the model's layout
+        # In the model's layout (channels-last after .to(memory_format=torch.channels_last)).
+        weight = weight.contiguous(memory_format=memory_format_of(self.head.weight))
         padding = factor * (self.head.kernel_size[0] // 2)
         return F.conv2d(padded, weight, self.head.bias, stride=factor, padding=padding)
 
