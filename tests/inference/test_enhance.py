@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,6 +344,27 @@ def test_prefetch_keeps_order_and_raises_the_producer_error() -> None:
     assert next(items) == 1
     with pytest.raises(ValueError, match="decode failed"):
         next(items)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_the_decode_and_encode_threads_yield_to_the_model() -> None:
+    """Their niceness (which the codec's own threads inherit) is raised; the caller's is not."""
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def niceness() -> Iterator[int]:
+        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    (decode_thread,) = prefetched(niceness(), depth=1)
+    seen: list[int] = []
+    encoder = stream.BackgroundConsumer(
+        lambda _: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+        depth=1, name="test-encode",
+    )
+    encoder.submit(None)
+    encoder.close()
+    expected = min(own + stream.CODEC_NICENESS, 19)
+    assert decode_thread == expected and seen == [expected]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
 def test_overlap_by_default_only_where_the_threads_have_cores(

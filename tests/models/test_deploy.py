@@ -206,17 +206,28 @@ def test_red_level_atlas_layout() -> None:
     assert torch.equal(atlas[:, 3 * tile, 3 * tile + 1 : 3 * tile + 1 + size], inner[:, 0])
 
 
-def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
-    """Eager runs keep the memory format, run the U-Net's head as one strided conv and, on
-    8-bit frames, may use the red-level lookup; traces record the atlas graph and unshuffle +
-    conv whatever the flag: the same outputs, to float rounding."""
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-lookup", "grid-sample-lookups"])
+def test_eager_deploy_graph_equals_its_traced_export_graph(
+    fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eager runs keep the memory format, run the U-Net's head as one strided conv and look up
+    in the fused C++ kernel (where built) or, on 8-bit frames, the red-level atlas; traces
+    record the atlas graph and unshuffle + conv whatever the flags: the same outputs, to float
+    rounding."""
+    from vqe.models import deploy as deploy_module
+    from vqe.models.lut_kernel import fused_lookup_available
+
+    if fused and not fused_lookup_available():
+        pytest.skip("the fused LUT lookup could not be built here (no C++ compiler or ninja)")
+    if not fused:
+        monkeypatch.setattr(deploy_module, "fused_lookup_available", lambda: False)
     deploy = build_deploy_model(trained_like(enhancer_from_preset("tiny")))
     frames = natural_frames(32, 48)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(deploy, frames)
     kinds = {node.kind() for node in traced.inlined_graph.nodes()}
-    assert "aten::grid_sampler" in kinds
+    assert "aten::grid_sampler" in kinds and "vqe::trilinear_lut" not in kinds
     assert "aten::pixel_unshuffle" in kinds
     with torch.no_grad():
         exported = traced(frames)
@@ -225,6 +236,9 @@ def test_eager_deploy_graph_equals_its_traced_export_graph() -> None:
         frames_cl = frames.contiguous(memory_format=torch.channels_last)
         assert deploy.lut is not None
         assert deploy.lut(frames_cl).is_contiguous(memory_format=torch.channels_last)
+        assert deploy.lut(frames, torch.channels_last).is_contiguous(
+            memory_format=torch.channels_last
+        )
         assert (channels_last(frames_cl) - exported).abs().max().item() < 1e-5
         deploy.lut.eight_bit_frames = True
         frames_8 = eight_bit(frames)

@@ -40,11 +40,14 @@ from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.host_memory import keep_freed_memory
 from vqe.macs import count_macs
 from vqe.models.deploy import (
+    DeployEnhancer,
     DeployLutStage,
     atlas_lookup,
     build_deploy_model,
 )
+from vqe.models.execution import eager_cpu_inference
 from vqe.models.loading import enhancer_from_preset
+from vqe.models.lut_kernel import fused_lookup_available
 
 DEFAULT_OUT = Path("outputs/benchmarks")
 RESULT_NAME = "inference"
@@ -89,11 +92,12 @@ def prepare(
 
 
 def lut_stage_ms(
-    model: nn.Module, frame: torch.Tensor, device: torch.device, warmup: int, repeats: int
+    model: DeployEnhancer, frame: torch.Tensor, device: torch.device, warmup: int, repeats: int
 ) -> dict[str, float]:
-    """ms of the deploy graph's LUT stage alone: as run (``eager``: predictor, red-level lookup
-    of the 8-bit frame, back to the frame's layout) and with its atlas lookup as exported (what
-    CoreML/ONNX run, :func:`~vqe.models.deploy.atlas_lookup` on NCHW planes)."""
+    """ms of the deploy graph's LUT stage alone: as run (``eager``: predictor, lookup — the
+    fused CPU kernel where it is built, else the red-level ``grid_sample`` of the 8-bit frame —
+    and the result in the U-Net's layout, as the frame hands it on) and with its atlas lookup as
+    exported (what CoreML/ONNX run, :func:`~vqe.models.deploy.atlas_lookup` on NCHW planes)."""
     stage = model.lut
     assert isinstance(stage, DeployLutStage)
     planar = frame.contiguous()
@@ -102,7 +106,7 @@ def lut_stage_ms(
         weights = stage.predict_weights(planar)
         return atlas_lookup(planar, stage.blended_atlases(weights), stage.lut_size)
 
-    runs = {"eager": partial(stage, frame), "atlas": exported_form}
+    runs = {"eager": partial(stage, frame, model.unet_memory_format()), "atlas": exported_form}
     with torch.inference_mode():
         # Interleaved, one call of each per round, so that a shared machine's load swings
         # reach both forms alike.
@@ -113,6 +117,13 @@ def lut_stage_ms(
             for name, run in runs.items():
                 times[name].append(1e3 * median_seconds(run, device, 0, 1))
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def lookup_in_use(frame: torch.Tensor) -> str:
+    """Which lookup :func:`lut_stage_ms` timed (eager, on every path; see vqe.models.deploy)."""
+    if eager_cpu_inference(frame) and fused_lookup_available():
+        return "fused C++ kernel"
+    return "red-level grid_sample"
 
 
 def eight_bit_frame(height: int, width: int) -> torch.Tensor:
@@ -176,6 +187,7 @@ def benchmark_preset(
             with torch.inference_mode():
                 lut_model, lut_input = prepare(base, frame, path)
                 row["lut_stage_ms"] = lut_stage_ms(lut_model, lut_input, device, warmup, repeats)
+                row["lut_lookup"] = lookup_in_use(frame)
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
@@ -203,7 +215,7 @@ def lut_share_lines(rows: list[dict]) -> list[str]:
             f"- {row['preset']} {row['device']} {row['dtype']} {row['path']}: LUT stage "
             f"{stage['eager']:.1f} ms = {100 * stage['eager'] / frame:.1f} % of the frame "
             f"(with the exported atlas lookup instead: {stage['atlas']:.1f} ms, "
-            f"{100 * stage['atlas'] / frame:.1f} %)"
+            f"{100 * stage['atlas'] / frame:.1f} %); lookup: {row['lut_lookup']}"
         )
     return ["", "LUT stage inside the frame (same run):", "", *lines] if lines else []
 

@@ -14,15 +14,18 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   build time, and the per-frame blend is a plain matmul of the weights with the flattened
   basis atlases.
 
-* Eager execution. Run directly (not traced), the stage returns its frames in the input's
-  memory format, and :class:`DeployEnhancer` hands the U-Net its frames in the U-Net's own
-  layout: a channels-last model (``.to(memory_format=torch.channels_last)``) fed NCHW frames —
-  as decoded batches are — looks them up in NCHW, where the lookup is fastest, and converts
-  once, after the LUT (fed NCHW, a channels-last U-Net used to run NCHW, at the eager speed).
-* 8-bit frames. Decoded video frames hold only the values k / 255, and on those red can be
-  resolved exactly before the lookup: a *red-level atlas* (:func:`red_level_atlas`) holds, per
-  frame, the blended LUT interpolated along red at all 256 levels — 256 tiles of green × blue,
-  16 × 16 of them — so the trilinear lookup becomes ONE bilinear ``grid_sample`` in tile
+* Eager execution. Run directly (not traced), the stage returns its frames in the layout asked
+  for — :class:`DeployEnhancer` asks for the U-Net's own (channels-last after
+  ``.to(memory_format=torch.channels_last)``), so NCHW frames as decoded reach a channels-last
+  U-Net without a pass of their own. On the CPU in fp32 the lookup is one fused C++ pass
+  (:mod:`vqe.models.lut_kernel`: the trilinear lookup of the blended 5-D LUT, written straight
+  in that layout); where that kernel is not built, or on other devices, the ``grid_sample``
+  forms below run and their NCHW result is converted.
+* 8-bit frames (the ``grid_sample`` forms). Decoded video frames hold only the values k / 255,
+  and on those red can be resolved exactly before the lookup: a *red-level atlas*
+  (:func:`red_level_atlas`) holds, per frame, the blended LUT interpolated along red at all 256
+  levels — 256 tiles of green × blue, 16 × 16 of them — so the trilinear lookup becomes ONE
+  bilinear ``grid_sample`` in tile
   round(255 · red), with no second slice and no per-pixel lerp (:func:`red_level_lookup`; its
   grid is built as two planes with in-place contiguous passes, and a frame is cut into
   horizontal bands when the batch is smaller than the thread count, as PyTorch's CPU
@@ -53,8 +56,9 @@ from torch import nn
 
 from vqe.models.blocks import reparameterize_blocks
 from vqe.models.enhancer import Enhancer, check_frames
-from vqe.models.execution import is_exporting, memory_format_of
+from vqe.models.execution import eager_cpu_inference, is_exporting, memory_format_of
 from vqe.models.lut import LutStage, LutWeightPredictor
+from vqe.models.lut_kernel import fused_lookup_available, fused_trilinear_lookup
 from vqe.models.unet import UNetStage
 
 
@@ -209,23 +213,40 @@ class DeployLutStage(nn.Module):
         super().__init__()
         self.lut_size = stage.lut_size
         self.predictor: LutWeightPredictor = copy.deepcopy(stage.predictor)
-        atlases = lut_atlas(stage.basis.detach().clone())
+        basis = stage.basis.detach().clone()
+        atlases = lut_atlas(basis)
         self.atlas_shape = tuple(atlases.shape[1:])
         self.register_buffer("basis_atlases", atlases.flatten(1))
-        # Opt-in eager lookup for decoded 8-bit frames (see the module doc); derived, so not in
-        # the state dict (nor in the traced export graph).
+        # The eager lookups' own forms of the basis; derived, so not in the state dict (nor in
+        # the traced export graph): the 5-D LUTs for the fused CPU kernel, and red-level atlases
+        # for the opt-in lookup of decoded 8-bit frames (see the module doc).
+        self.lut_shape = tuple(basis.shape[1:])
+        self.register_buffer("basis_luts", basis.flatten(1), persistent=False)
         self.eight_bit_frames = False
-        red_levels = red_level_atlas(stage.basis.detach().clone())
+        red_levels = red_level_atlas(basis)
         self.red_level_shape = tuple(red_levels.shape[1:])
         self.register_buffer("basis_red_levels", red_levels.flatten(1), persistent=False)
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
         return self.predictor(frames)
 
-    def apply_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Look ``frames`` up in the LUT blended with ``weights`` (B×N, e.g. time-smoothed)."""
+    def apply_weights(
+        self,
+        frames: torch.Tensor,
+        weights: torch.Tensor,
+        memory_format: torch.memory_format | None = None,
+    ) -> torch.Tensor:
+        """Look ``frames`` up in the LUT blended with ``weights`` (B×N, e.g. time-smoothed).
+
+        Run eagerly, the result is laid out in ``memory_format`` (default: the input's), so a
+        channels-last U-Net can be handed its layout without another pass; traced, the graph
+        is the atlas lookup as exported."""
         if is_exporting():
             return atlas_lookup(frames, self.blended_atlases(weights), self.lut_size)
+        layout = memory_format if memory_format is not None else memory_format_of(frames)
+        if eager_cpu_inference(frames, weights) and fused_lookup_available():
+            luts = blend(weights, self.basis_luts, self.lut_shape)
+            return fused_trilinear_lookup(frames, luts, layout)
         if self.eight_bit_frames and frames.dtype in (torch.float32, torch.float64):
             red_levels = blend(weights, self.basis_red_levels, self.red_level_shape)
             looked_up = red_level_lookup(frames, red_levels, self.lut_size)
@@ -235,15 +256,16 @@ class DeployLutStage(nn.Module):
             # when the machine is loaded, about even on a quiet one.
             planar = frames.contiguous()
             looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
-        # Keep the input's memory format: a channels-last U-Net fed NCHW frames runs NCHW.
-        return looked_up.contiguous(memory_format=memory_format_of(frames))
+        return looked_up.contiguous(memory_format=layout)
 
     def blended_atlases(self, weights: torch.Tensor) -> torch.Tensor:
         """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
         return blend(weights, self.basis_atlases, self.atlas_shape)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.apply_weights(frames, self.predict_weights(frames))
+    def forward(
+        self, frames: torch.Tensor, memory_format: torch.memory_format | None = None
+    ) -> torch.Tensor:
+        return self.apply_weights(frames, self.predict_weights(frames), memory_format)
 
 
 class DeployEnhancer(nn.Module):
@@ -258,19 +280,29 @@ class DeployEnhancer(nn.Module):
         """Enhance with given (e.g. time-smoothed) LUT weights instead of predicted ones."""
         if self.lut is None:
             raise RuntimeError("DeployEnhancer.enhance_with_weights: no LUT stage")
-        return self._finish(self.lut.apply_weights(frames, lut_weights))
+        looked_up = self.lut.apply_weights(frames, lut_weights, self.unet_memory_format())
+        return self._finish(looked_up)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames, "DeployEnhancer")
-        return self._finish(self.lut(frames) if self.lut is not None else frames)
+        if self.lut is not None:
+            frames = self.lut(frames, self.unet_memory_format())
+        return self._finish(frames)
+
+    def unet_memory_format(self) -> torch.memory_format | None:
+        """The layout the U-Net runs in, eagerly: its weights' (channels-last after
+        ``.to(memory_format=torch.channels_last)``); None without a U-Net or when traced."""
+        if self.unet is None or is_exporting():
+            return None
+        return memory_format_of(self.unet.head.weight)
 
     def _finish(self, frames: torch.Tensor) -> torch.Tensor:
         if self.unet is not None:
-            if not is_exporting():
-                # The U-Net runs in its weights' layout (channels-last after
-                # ``.to(memory_format=torch.channels_last)``); the frames are converted once,
-                # here, after the LUT stage has worked on the layout they came in.
-                frames = frames.contiguous(memory_format=memory_format_of(self.unet.head.weight))
+            layout = self.unet_memory_format()
+            if layout is not None:
+                # Frames that did not come through the LUT stage in the U-Net's layout are
+                # converted once, here (a no-op for those that did).
+                frames = frames.contiguous(memory_format=layout)
             frames = self.unet(frames)
         return frames.clamp(0.0, 1.0)
 

@@ -1,5 +1,6 @@
 """How the graph is being run: traced or exported (eager-only fast paths step aside), or eager
-CPU inference in fp32 (where oneDNN convolutions with fused activations apply)."""
+CPU inference in fp32 (where oneDNN convolutions with fused activations and the fused LUT lookup
+apply)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ def is_exporting() -> bool:
     )
 
 
-def onednn_inference(features: torch.Tensor, weight: torch.Tensor) -> bool:
-    """True when a conv of ``features`` with ``weight`` may run as oneDNN's fused convolution:
-    eager fp32 on the CPU, no gradient wanted (the fused op has none), no autocast to honour."""
-    if features.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+def eager_cpu_inference(*tensors: torch.Tensor) -> bool:
+    """True when an inference-only CPU kernel may take ``tensors``: eager fp32 on the CPU, no
+    gradient wanted (such kernels have none), no autocast to honour, not traced or compiled."""
+    if any(tensor.device.type != "cpu" or tensor.dtype != torch.float32 for tensor in tensors):
         return False
-    if features.dtype != torch.float32 or weight.dtype != torch.float32:
-        return False
-    wants_grad = torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad)
+    wants_grad = torch.is_grad_enabled() and any(tensor.requires_grad for tensor in tensors)
     # Under torch.compile the compiler does its own fusing of the plain ops.
     compiling = torch.compiler.is_compiling()
     return not (wants_grad or compiling or torch.is_autocast_enabled("cpu") or is_exporting())
+
+
+def onednn_inference(features: torch.Tensor, weight: torch.Tensor) -> bool:
+    """True when a conv of ``features`` with ``weight`` may run as oneDNN's fused convolution
+    (:func:`eager_cpu_inference`, with oneDNN in this build)."""
+    return torch.backends.mkldnn.is_available() and eager_cpu_inference(features, weight)
 
 
 def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
