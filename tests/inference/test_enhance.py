@@ -367,11 +367,17 @@ def test_the_decode_and_encode_threads_yield_to_the_model() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
-def test_overlap_by_default_only_where_the_threads_have_cores(
+def test_overlap_by_default_where_the_threads_have_cores_or_yield_to_the_model(
     model: TorchBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert stream.should_overlap(model, True) and not stream.should_overlap(model, False)
     monkeypatch.setattr(stream.os, "cpu_count", lambda: torch.get_num_threads())
-    assert not stream.should_overlap(model, None)  # a saturated CPU: serial
+    monkeypatch.setattr(stream.sys, "platform", "darwin")  # niceness would be the process's
+    assert not stream.codec_threads_yield()
+    assert not stream.should_overlap(model, None)  # a saturated CPU, equal priority: serial
+    monkeypatch.setattr(stream.sys, "platform", "linux")
+    assert stream.should_overlap(model, None)  # the threads yield to the model
+    monkeypatch.setattr(stream, "CODEC_NICENESS", 0)
+    assert not stream.should_overlap(model, None)
     monkeypatch.setattr(stream.os, "cpu_count", lambda: torch.get_num_threads() + 2)
-    assert stream.should_overlap(model, None)
+    assert stream.should_overlap(model, None)  # cores to spare

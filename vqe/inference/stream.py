@@ -18,15 +18,16 @@ each frame as before. There is no scene-cut detection: after a cut the colour fo
 scene within about 1/α frames.
 
 **Overlap.** With ``EnhanceSettings.overlap`` (by default: when the model runs on an
-accelerator or the CPU has cores to spare, :func:`should_overlap`) :func:`enhance_video` decodes the next
-batch in one thread and encodes the previous frames in another while the model runs, through
-bounded queues (:data:`QUEUE_BATCHES` batches ahead, as many frames behind), so memory stays
-bounded by a few batches. The frames reach the encoder in the same order with the same values,
-so the output file is byte-identical to the serial path (``overlap=False``); PyAV and libx264
-release the GIL, so the threads run in parallel with the model. They run at a lower priority
+accelerator, the CPU has cores to spare or the threads can yield to the model,
+:func:`should_overlap`) :func:`enhance_video` decodes the next batch in one thread and encodes
+the previous frames in another while the model runs, through bounded queues
+(:data:`QUEUE_BATCHES` batches ahead, as many frames behind), so memory stays bounded by a few
+batches. The frames reach the encoder in the same order with the same values, so the output file
+is byte-identical to the serial path (``overlap=False``); PyAV and libx264 release the GIL, so
+the threads run in parallel with the model. They run at a lower priority
 (:data:`CODEC_NICENESS`, inherited by the codec's own threads): on a CPU they share with the
 model, they take the cores when the model leaves them idle instead of slowing it (720p, model on
-one of two cores, 300 frames: 98–101 % of the model-only frames/s, against 92–94 % at equal
+one of two cores, 300 frames: 98–102 % of the model-only frames/s, against 86–94 % at equal
 priority).
 
 The model comes from :mod:`vqe.inference.backends`; output frames are encoded with the official
@@ -214,10 +215,15 @@ def _put(items: queue.Queue, item: object, stop: threading.Event) -> bool:
 CODEC_NICENESS = 10
 
 
+def codec_threads_yield() -> bool:
+    """True where the decode and encode threads lower their priority (:func:`_yield_to_the_model`):
+    on Linux, where niceness is per thread; elsewhere it would be the whole process's."""
+    return sys.platform == "linux" and CODEC_NICENESS > 0
+
+
 def _yield_to_the_model() -> None:
-    """Lower this thread's priority by :data:`CODEC_NICENESS` (Linux only, where niceness is per
-    thread; elsewhere it would be the whole process's, so nothing is done)."""
-    if sys.platform != "linux" or CODEC_NICENESS <= 0:
+    """Lower this thread's priority by :data:`CODEC_NICENESS` where :func:`codec_threads_yield`."""
+    if not codec_threads_yield():
         return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CODEC_NICENESS)
@@ -297,14 +303,16 @@ class BackgroundConsumer:
 
 def should_overlap(model: FrameEnhancer, requested: bool | None) -> bool:
     """Overlap when asked to, or by default when the threads do not steal the model's cores:
-    the model runs on an accelerator, or the CPU has cores beyond torch's intra-op threads
-    (on a saturated CPU the extra threads slow the model's parallel regions more than they
-    save — measured on 2 cores with 2 torch threads)."""
+    the model runs on an accelerator, the CPU has cores beyond torch's intra-op threads, or the
+    threads run at a lower priority than the model (Linux, :func:`codec_threads_yield`), so that
+    on a saturated CPU they fill the model's idle moments instead of slowing it (2 cores, model on
+    2 threads, four paired runs: overlapped 1.00–1.22× the serial frames/s; at equal priority,
+    three runs, 0.87–1.02×, so serial had been the default there)."""
     if requested is not None:
         return requested
     if torch.device(model.device).type != "cpu":
         return True
-    return (os.cpu_count() or 1) > torch.get_num_threads()
+    return (os.cpu_count() or 1) > torch.get_num_threads() or codec_threads_yield()
 
 
 def _timed_writer(writer: VideoWriter, times: StageTimes) -> Callable[[np.ndarray], None]:
