@@ -122,26 +122,53 @@ def failing_load(**_: object) -> None:
 
 
 def test_a_failed_build_warns_and_falls_back(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing built there yet
     monkeypatch.setattr("torch.utils.cpp_extension.load", failing_load)
     monkeypatch.delenv(lut_kernel.REQUIRE_VARIABLE, raising=False)
     with caplog.at_level(logging.WARNING, logger=lut_kernel.__name__):
-        assert lut_kernel._build() is False
+        assert lut_kernel._load() is False
     assert "Ninja is required" in caplog.text and "apt install g++" in caplog.text
     monkeypatch.setenv(lut_kernel.REQUIRE_VARIABLE, "1")
     with pytest.raises(RuntimeError, match="could not be built and VQE_REQUIRE_FUSED_LUT=1"):
-        lut_kernel._build()
+        lut_kernel._load()
     monkeypatch.setenv(lut_kernel.SWITCH_VARIABLE, "0")  # switched off: not even tried
-    assert lut_kernel._build() is False
+    assert lut_kernel._load() is False
 
 
-def test_the_build_name_follows_the_cpu_and_the_torch_version(
+@needs_kernel
+def test_a_kernel_built_before_is_loaded_without_the_builder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (lut_kernel.build_directory() / f"{lut_kernel.extension_name()}.so").is_file()
+    monkeypatch.setattr("torch.utils.cpp_extension.load", failing_load)
+    assert lut_kernel._load() is True
+
+
+def test_a_cut_short_library_is_built_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    library = lut_kernel.build_directory() / f"{lut_kernel.extension_name()}.so"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"\x7fELF cut short")
+    built: list[dict] = []
+    monkeypatch.setattr("torch.utils.cpp_extension.load", lambda **kwargs: built.append(kwargs))
+    assert lut_kernel._load() is True
+    assert not library.exists()  # removed, and the builder asked to build into its folder
+    assert [call["build_directory"] for call in built] == [str(library.parent)]
+
+
+def test_the_build_name_follows_the_source_the_cpu_and_the_torch_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = lut_kernel.extension_name()
     assert name.startswith("vqe_trilinear_lut_") and name == lut_kernel.extension_name()
     monkeypatch.setattr(torch, "__version__", "0.0.0-another")
+    assert lut_kernel.extension_name() != name
+    monkeypatch.undo()
+    monkeypatch.setattr(lut_kernel, "BUILD_FLAGS", ["-O2"])
     assert lut_kernel.extension_name() != name
 
 

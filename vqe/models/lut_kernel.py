@@ -10,11 +10,13 @@ threads (``at::parallel_for``). It computes the trilinear lookup of
 :func:`vqe.models.lut.trilinear_lookup` to float rounding, for any fp32 frames (not only 8-bit).
 
 **Build.** On first use it is compiled with :func:`torch.utils.cpp_extension.load` (a C++
-compiler and ninja needed; ≈ 15 s once, then cached under ``$TORCH_EXTENSIONS_DIR``, by default
+compiler and ninja needed; ≈ 15 s once, then kept under ``$TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``; a lock file left there by a build that was killed is cleared after
-:data:`STALE_LOCK_S`, where PyTorch would wait on it for ever). It is compiled for this CPU (``-march=native``), so its build
-name carries a digest of the CPU model and flags and of the torch version: a home folder shared
-by different machines (a cluster's) keeps one build per kind of CPU and never loads another's.
+:data:`STALE_LOCK_S`, where PyTorch would wait on it for ever). It is compiled for this CPU
+(``-march=native``), so its folder's name carries a digest of the source, the CPU model and
+flags and the torch version (:func:`build_fingerprint`): a home folder shared by different
+machines (a cluster's) keeps one build per kind of CPU and never loads another's, and a build
+once made is loaded directly, without the builder.
 If it cannot be built, one warning says why and the lookup stays with ``grid_sample`` (the same
 values). ``VQE_FUSED_LUT=0`` turns it off; ``VQE_REQUIRE_FUSED_LUT=1`` (as CI sets) makes a failed
 build an error instead of a fallback.
@@ -26,6 +28,7 @@ import hashlib
 import logging
 import os
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -41,20 +44,22 @@ SWITCH_VARIABLE = "VQE_FUSED_LUT"
 REQUIRE_VARIABLE = "VQE_REQUIRE_FUSED_LUT"
 BUILD_FLAGS = ["-O3", "-march=native", "-fopenmp"]
 #: A build takes ~15 s: a lock file this old was left by one that was killed.
-STALE_LOCK_S = 600
+STALE_LOCK_S = 300
 
 _build_lock = threading.Lock()
 _built: bool | None = None  # None: not tried yet in this process
 
 
-def cpu_fingerprint() -> str:
-    """What a ``-march=native`` build depends on: the CPU model and flags, and torch's version."""
-    description = [platform.machine(), platform.processor(), torch.__version__]
+def build_fingerprint() -> str:
+    """What a build depends on: the kernel's source, the flags, torch's version and — for
+    ``-march=native`` — the CPU model and flags."""
+    description = [SOURCE.read_text(), " ".join(BUILD_FLAGS), torch.__version__,
+                   platform.machine(), platform.processor()]  # fmt: skip
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("model name", "flags", "Features", "CPU part")):
                 description.append(line)
-                if len(description) > 6:  # the first CPU's lines say it all
+                if len(description) > 8:  # the first CPU's lines say it all
                     break
     except OSError:  # not Linux: the platform strings above stand for the CPU
         pass
@@ -62,18 +67,18 @@ def cpu_fingerprint() -> str:
 
 
 def extension_name() -> str:
-    return f"vqe_trilinear_lut_{cpu_fingerprint()}"
+    return f"vqe_trilinear_lut_{build_fingerprint()}"
 
 
 def build_directory() -> Path:
-    """Where the kernel is built and cached (one folder per CPU kind and torch version)."""
+    """Where the kernel is built and kept: one folder per :func:`build_fingerprint`."""
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
     return Path(root) / extension_name()
 
 
 def clear_stale_lock(folder: Path) -> None:
     """Remove ``folder/lock`` when a build that was killed left it (older than STALE_LOCK_S):
-    PyTorch's builder waits for that file to go away before building or loading."""
+    PyTorch's builder waits for that file to go away before building."""
     lock = folder / "lock"
     try:
         age = time.time() - lock.stat().st_mtime
@@ -90,36 +95,25 @@ def fused_lookup_available() -> bool:
     if _built is None:
         with _build_lock:
             if _built is None:
-                _built = _build()
+                _built = _load()
     return _built
 
 
-def _build() -> bool:
+def _load() -> bool:
     if os.environ.get(SWITCH_VARIABLE, "1") == "0":
         return False
+    folder = build_directory()
+    library = folder / f"{extension_name()}.so"
     try:
-        # Importing cpp_extension logs a warning about CUDA_HOME on machines without CUDA: not
-        # ours to show, the kernel is CPU only.
-        cpp_log = logging.getLogger("torch.utils.cpp_extension")
-        level = cpp_log.level
-        cpp_log.setLevel(logging.ERROR)
-        try:
-            from torch.utils.cpp_extension import load
-        finally:
-            cpp_log.setLevel(level)
-        log.info("loading the fused LUT lookup %s (the first time it is compiled: ~15 s)",
-                 extension_name())
-        folder = build_directory()
-        folder.mkdir(parents=True, exist_ok=True)
-        clear_stale_lock(folder)
-        load(
-            name=extension_name(),
-            sources=[str(SOURCE)],
-            build_directory=str(folder),
-            extra_cflags=BUILD_FLAGS,
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-        )
+        if library.is_file():
+            # Built before for exactly this source, CPU and torch (the folder's name says so):
+            # loaded directly, without PyTorch's builder and the lock it holds while it checks.
+            try:
+                torch.ops.load_library(str(library))
+                return True
+            except OSError:  # e.g. cut short by a killed link: build it again
+                library.unlink(missing_ok=True)
+        _build(folder)
     except Exception as error:  # no compiler, no ninja, a failed compile: all mean the fallback
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300]}"
         if os.environ.get(REQUIRE_VARIABLE) == "1":
@@ -135,6 +129,32 @@ def _build() -> bool:
         )
         return False
     return True
+
+
+def _build(folder: Path) -> None:
+    """Compile and load the kernel into ``folder`` (PyTorch's builder, under its lock file)."""
+    # Importing cpp_extension logs a warning about CUDA_HOME on machines without CUDA: not ours
+    # to show, the kernel is CPU only.
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_log.level
+    cpp_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils.cpp_extension import load
+    finally:
+        cpp_log.setLevel(level)
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_stale_lock(folder)
+    # Said on stderr, not logged: a first call that sits for 15 s should say why.
+    print(f"vqe: compiling the fused LUT lookup for this CPU into {folder} (once, ~15 s)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    load(
+        name=extension_name(),
+        sources=[str(SOURCE)],
+        build_directory=str(folder),
+        extra_cflags=BUILD_FLAGS,
+        extra_ldflags=["-fopenmp"],
+        is_python_module=False,
+    )
 
 
 def fused_trilinear_lookup(
