@@ -72,7 +72,8 @@ class TorchBackend:
     def __init__(self, enhancer: Enhancer, device: torch.device, description: str = "PyTorch"):
         self.model = build_deploy_model(enhancer).to(device, memory_format=torch.channels_last)
         if self.model.lut is not None:
-            # Stream frames are decoded 8-bit video: the exact, faster red-level lookup applies.
+            # Stream frames are decoded 8-bit video: where the fused CPU lookup is not built (or
+            # on a GPU), the exact, faster red-level grid_sample lookup applies.
             self.model.lut.eight_bit_frames = True
         self.device = device
         self.has_lut = self.model.lut is not None

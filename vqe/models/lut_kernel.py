@@ -11,8 +11,10 @@ threads (``at::parallel_for``). It computes the trilinear lookup of
 
 **Build.** On first use it is compiled with :func:`torch.utils.cpp_extension.load` (a C++
 compiler and ninja needed; ≈ 15 s once, then kept under ``$TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``; a lock file left there by a build that was killed is cleared after
-:data:`STALE_LOCK_S`, where PyTorch would wait on it for ever). It is compiled for this CPU
+``~/.cache/torch_extensions``; with a PyTorch whose builder locks by a file's mere existence, a
+lock file left there by a build that was killed is cleared after :data:`STALE_LOCK_S`, where the
+builder would wait on it for ever — newer ones hold an advisory lock that dies with its holder,
+and their lock file stays by design). It is compiled for this CPU
 (``-march=native``), so its folder's name carries a digest of the source, the CPU model and
 flags and the torch version (:func:`build_fingerprint`): a home folder shared by different
 machines (a cluster's) keeps one build per kind of CPU and never loads another's, and a build
@@ -78,7 +80,9 @@ def build_directory() -> Path:
 
 def clear_stale_lock(folder: Path) -> None:
     """Remove ``folder/lock`` when a build that was killed left it (older than STALE_LOCK_S):
-    PyTorch's builder waits for that file to go away before building."""
+    a PyTorch builder that locks with a ``FileBaton`` waits for that file to go away. (Only for
+    those: the advisory ``FileLock`` of newer ones keeps its file, and deleting it under a
+    holder would let a second build in.)"""
     lock = folder / "lock"
     try:
         age = time.time() - lock.stat().st_mtime
@@ -139,15 +143,16 @@ def _build(folder: Path) -> None:
     level = cpp_log.level
     cpp_log.setLevel(logging.ERROR)
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils import cpp_extension
     finally:
         cpp_log.setLevel(level)
     folder.mkdir(parents=True, exist_ok=True)
-    clear_stale_lock(folder)
+    if hasattr(cpp_extension, "FileBaton"):  # the existence-based lock (see clear_stale_lock)
+        clear_stale_lock(folder)
     # Said on stderr, not logged: a first call that sits for 15 s should say why.
     print(f"vqe: compiling the fused LUT lookup for this CPU into {folder} (once, ~15 s)",
           file=sys.stderr, flush=True)  # fmt: skip
-    load(
+    cpp_extension.load(
         name=extension_name(),
         sources=[str(SOURCE)],
         build_directory=str(folder),
