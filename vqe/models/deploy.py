@@ -26,9 +26,10 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   (:func:`red_level_atlas`) holds, per frame, the blended LUT interpolated along red at all 256
   levels — 256 tiles of green × blue, 16 × 16 of them — so the trilinear lookup becomes ONE
   bilinear ``grid_sample`` in tile round(255 · red), with no second slice and no per-pixel
-  lerp (:func:`red_level_lookup`; its grid is built as two planes with in-place contiguous passes, and a frame is cut into
-  horizontal bands when the batch is smaller than the thread count, as PyTorch's CPU
-  ``grid_sample`` spreads only the batch over threads: :func:`lookup_bands`).
+  lerp (:func:`red_level_lookup`; its grid is built as two planes with in-place contiguous
+  passes, and a frame is cut into horizontal bands when the batch is smaller than the thread
+  count, as PyTorch's CPU ``grid_sample`` spreads only the batch over threads:
+  :func:`lookup_bands`).
   It is the same interpolation in another order, so it equals the atlas lookup to fp32
   rounding of positions (≈ 3e-5 on rough random LUTs, ≈ 1e-6 on smooth ones). Frames between
   the levels would have their red rounded to the nearest level, so it is opt-in:
