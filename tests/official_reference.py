@@ -11,23 +11,19 @@ its check would catch the wrong reading.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fixture_files import FIXTURES
 from torch import Tensor
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # checkouts beside /work/shared
-    FIXTURES = Path("/work/shared/fixtures")
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def fixture_layout(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    """(key, shape, dtype) rows of ``shared/fixtures/<name>``."""
+    """(key, shape, dtype) rows of ``tests/fixtures/<name>``."""
     rows = []
     for line in (FIXTURES / name).read_text().splitlines():
         if not line or line.startswith("#") or line.startswith("key\t"):

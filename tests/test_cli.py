@@ -27,11 +27,12 @@ def runnable_modules() -> set[str]:
 
 def entry_script_modules() -> set[str]:
     """Modules whose ``main`` an entry script outside ``vqe/`` runs (``export_coreml.py`` …)."""
+    # Paths relative to the checkout, so the clone's own folder name (often "vqe") plays no part.
     scripts = [*ROOT.glob("*.py"), *ROOT.glob("*/*.py")]
     pattern = re.compile(r"^\s*from (vqe[\w.]*) import main$", re.MULTILINE)
     found = set()
     for path in scripts:
-        if path.parent.name not in ("vqe", "tests"):
+        if path.relative_to(ROOT).parts[0] not in ("vqe", "tests"):
             found.update(pattern.findall(path.read_text(encoding="utf-8")))
     return found
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixture_files import DOVER_KEYS
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -46,7 +47,7 @@ from vqe.critics.dover.views import (
 from vqe.critics.frozen import CriticHandle, is_frozen
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO.parent / "shared" / "fixtures" / "dover_state_dict_keys.tsv"
+FIXTURE = DOVER_KEYS
 CONFIG = REPO / "configs" / "model_dover" / "default.yaml"
 #: Cheap scoring: 2 identical frames, one technical mosaic.
 CHEAP = DoverSettings(num_frames=2, num_technical_clips=1)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
+from fixture_files import VQA_KEYS
 from torch import nn
 
 from vqe.conventions import to_vqa
@@ -19,9 +19,7 @@ from vqe.critics.vqa import (
     higher_is_better,
 )
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vqa_state_dict_keys.tsv"
-if not FIXTURE.is_file():  # checkouts beside /work/shared
-    FIXTURE = Path("/work/shared/fixtures/vqa_state_dict_keys.tsv")
+FIXTURE = VQA_KEYS
 
 SIZE = 32  # smallest convenient frame side (the VQA needs MIN_SIDE = 16)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_files import SAMPLE_SUBMISSION
 
 from vqe.metrics.score import (
     MISSING_RMSE,
@@ -34,14 +35,14 @@ from vqe.schema import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "sample_submission"
+SAMPLE = SAMPLE_SUBMISSION
 
 
 @pytest.fixture(scope="module")
 def sample_dir() -> Path:
     if not (SAMPLE / SUPERVISED_METRICS_CSV).is_file():
         pytest.fail(
-            f"sample submission fixture missing at {SAMPLE}; CI clones shared/ beside the repo"
+            f"sample submission fixture missing at {SAMPLE}; it is part of the repository (tests/fixtures)"
         )
     return SAMPLE
 

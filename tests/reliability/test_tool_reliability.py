@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from config_helpers import compose_config
+from fixture_files import SAMPLE_SUBMISSION
 from hydra.utils import instantiate
 from model_helpers import write_checkpoint
 from omegaconf import OmegaConf
@@ -38,7 +39,7 @@ from vqe.schema import UNSUPERVISED_METRICS_CSV
 from vqe.video import VideoWarning, read_frames
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO.parent / "shared" / "fixtures" / "sample_submission"
+SAMPLE = SAMPLE_SUBMISSION
 CHEAP_CRITICS = [
     "--allow-random-critics",
     "--dover-num-frames",

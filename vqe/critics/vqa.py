@@ -10,7 +10,7 @@ internal frames (RGB, [0, 1]) and converts them with :func:`vqe.conventions.to_v
 Every detail below is a fact of the organisers' network (starter code, github
 ``varunj/cvpr-vqe``: ``vqe/src/model_vqa.py``, ``vqe/src/operations.py`` and
 ``vqe/config/model_vqa/unetlite_relu6.yaml``), and the state-dict keys are those of
-``shared/fixtures/vqa_state_dict_keys.tsv``.
+``tests/fixtures/vqa_state_dict_keys.tsv``.
 
 ``_encoder.L`` (L = 0…4), one per level, with 32/64/128/256/512 output channels::
 

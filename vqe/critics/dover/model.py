@@ -1,7 +1,7 @@
 """The DOVER network (technical + aesthetic branches, two heads), its fused score, and loading.
 
 * :class:`DOVER` — the network of the public ``DOVER.pth`` (its ``state_dict`` matches
-  ``shared/fixtures/dover_state_dict_keys.tsv``). ``forward(views)`` takes already-normalised
+  ``tests/fixtures/dover_state_dict_keys.tsv``). ``forward(views)`` takes already-normalised
   views ``{'technical': K×3×T×H×W, 'aesthetic': K×3×T×H×W}`` and returns the two score maps
   ``[technical, aesthetic]`` (each K×1×T/2×H/32×W/32), like the reference network.
   :meth:`DOVER.score` is the adapter from internal frames to the fused score in [0, 1].
