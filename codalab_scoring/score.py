@@ -1,6 +1,9 @@
-"""Score a submission folder: ``python codalab_scoring/score.py --results DIR [--json FILE]``.
+"""Score a submission: ``python codalab_scoring/score.py --results DIR|ZIP [--json FILE]``
+``[--subset] [--strict] [--max-bytes 16M] [--max-rows 100000]``.
 
-A thin command line over :mod:`vqe.metrics.score`, which holds the formula and the validation.
+A thin command line over :mod:`vqe.metrics.score`, which holds the formula, the validation and
+the size caps (``--max-bytes``: CSV bytes read, a zip's members counted uncompressed;
+``--max-rows``: rows per CSV).
 """
 
 from __future__ import annotations

@@ -4,13 +4,20 @@ Shared by the baseline (:mod:`vqe.baseline.cli`), the enhancer (:mod:`vqe.infere
 the data builder (:mod:`vqe.data.build`) and :mod:`vqe.metrics.synthetic_inputs`.
 
 The job is ``job(source, destination) -> frames written``; it must be picklable (a module-level
-function or a :func:`functools.partial` of one) so worker processes can run it. Each output is
-written under a temporary name beside its final place and renamed only when the job succeeded,
-so a crash never leaves a half-written video that a rerun would take for finished. Existing
-outputs are left alone (reported as skipped) unless ``overwrite`` is set. The
+function or a :func:`functools.partial` of one) so worker processes can run it.
+:func:`process_folder` runs it on every ``.mp4`` of a folder under the same names;
+:func:`run_jobs` on planned (source, destination) pairs, for a tool that plans its own inputs
+(the enhancer takes files and folders of several formats, :mod:`vqe.inference.inputs`).
+Each output is written under a temporary name beside its final place and renamed only when the
+job succeeded, so a crash never leaves a half-written video that a rerun would take for
+finished. Existing outputs are left alone (reported as skipped) unless ``overwrite`` is set. The
 :class:`~vqe.video.VideoWarning` messages of a job (a truncated input, audio that was dropped…)
 are collected per video and listed in the report as notes: the output is written, and the user
 is told what it lacks.
+
+File names reach messages through :func:`printable`: a name whose bytes are not UTF-8 (Python
+holds those bytes as lone surrogates, see :func:`os.fsdecode`) cannot be printed as it is, and a
+report that crashes while printing loses the list of what failed.
 
 Worker processes come from a fork server (spawn where there is none,
 :func:`worker_pool_context`): a child forked from a process whose torch or OpenCV thread pools
@@ -32,11 +39,31 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vqe.output_paths import check_not_an_input
 from vqe.video import VideoWarning
 
 VIDEO_SUFFIXES = (".mp4",)
+#: Outputs with these suffixes are counted as images in the summary (the enhancer writes them).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 Job = Callable[[Path, Path], int]
+
+
+def _shown(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(char)[1:-1]  # \n, \x1b, \u200b …
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` (a name, path or message) as it prints on one line to any terminal or log: the
+    bytes of a file name that are not UTF-8 shown as ``\\xNN``, other unprintable characters
+    (newlines, escape codes, lone surrogates) escaped as :func:`repr` escapes them."""
+    text = os.fspath(text)
+    return text if text.isprintable() else "".join(map(_shown, text))
 
 
 @dataclass
@@ -47,31 +74,36 @@ class FolderReport:
     ignored: list[Path] = field(default_factory=list)  # files in the folder that are not videos
     notes: list[str] = field(default_factory=list)  # VideoWarnings of the jobs (name the file)
     frames: int = 0
+    readable: str = "/".join(VIDEO_SUFFIXES)  # what the tool reads, for the "ignored" line
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
     def summary(self) -> str:
-        lines = [f"wrote {len(self.written)} videos ({self.frames} frames)"]
+        images = sum(path.suffix.lower() in IMAGE_SUFFIXES for path in self.written)
+        videos = len(self.written) - images
+        lines = [f"wrote {videos} videos ({self.frames - images} frames)"]
+        if images:
+            lines[0] += f" and {images} images"
         if self.skipped:
-            names = ", ".join(path.name for path in self.skipped[:5])
+            names = ", ".join(printable(path.name) for path in self.skipped[:5])
             lines.append(
                 f"skipped {len(self.skipped)} whose output exists (pass --overwrite to redo "
                 f"them): {names}{' …' if len(self.skipped) > 5 else ''}"
             )
         if self.ignored:
-            names = ", ".join(path.name for path in self.ignored[:5])
+            names = ", ".join(printable(path.name) for path in self.ignored[:5])
             lines.append(
                 f"ignored {len(self.ignored)} files that are not "
-                f"{'/'.join(VIDEO_SUFFIXES)}: {names}{' …' if len(self.ignored) > 5 else ''}"
+                f"{self.readable}: {names}{' …' if len(self.ignored) > 5 else ''}"
             )
         if self.notes:
             lines.append(f"notes ({len(self.notes)}):")
-            lines += [f"  {note}" for note in self.notes]
+            lines += [f"  {printable(note)}" for note in self.notes]
         if self.failed:
             lines.append(f"FAILED {len(self.failed)}:")
-            lines += [f"  {reason}" for _, reason in self.failed]
+            lines += [f"  {printable(reason)}" for _, reason in self.failed]
         return "\n".join(lines)
 
 
@@ -128,8 +160,7 @@ def plan_folder(dir_in: Path, dir_out: Path, overwrite: bool) -> tuple[list[Path
     """The inputs to process and a report already holding the skipped and ignored files."""
     if not dir_in.is_dir():
         raise ValueError(f"{dir_in}: input folder not found")
-    if dir_out.resolve() == dir_in.resolve():
-        raise ValueError(f"{dir_out}: the output folder must differ from the input folder")
+    check_not_an_input(dir_out, "--dir_out", {"--dir_in": dir_in})
     report = FolderReport()
     todo = []
     for path in sorted(dir_in.iterdir()):
@@ -162,12 +193,28 @@ def process_folder(
     dir_in, dir_out = Path(dir_in), Path(dir_out)
     todo, report = plan_folder(dir_in, dir_out, overwrite)
     dir_out.mkdir(parents=True, exist_ok=True)
+    pairs = [(source, dir_out / source.name) for source in todo]
+    return run_jobs(pairs, report, job, workers, description)
+
+
+def run_jobs(
+    todo: list[tuple[Path, Path]],
+    report: FolderReport,
+    job: Job,
+    workers: int | None = None,
+    description: str = "videos",
+) -> FolderReport:
+    """Run ``job`` on each (source, destination) pair (destination folders must exist), adding
+    what was written and what failed to ``report`` (which may already list skipped, ignored
+    and failed inputs). ``workers`` as in :func:`process_folder`."""
     workers = workers or min(os.cpu_count() or 1, max(len(todo), 1))
     progress = tqdm(total=len(todo), desc=description, unit="video", file=sys.stderr)
 
-    def record(source: Path, frames: int, reason: str | None, notes: list[str]) -> None:
+    def record(
+        source: Path, destination: Path, frames: int, reason: str | None, notes: list[str]
+    ) -> None:
         if reason is None:
-            report.written.append(dir_out / source.name)
+            report.written.append(destination)
             report.frames += frames
         else:
             report.failed.append((source, reason))
@@ -175,18 +222,19 @@ def process_folder(
         progress.update()
 
     if workers == 1 or len(todo) <= 1:
-        for source in todo:
-            record(source, *_run_one(job, source, dir_out / source.name))
+        for source, destination in todo:
+            record(source, destination, *_run_one(job, source, destination))
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(job)) as pool:
             futures = {
-                pool.submit(_run_one, job, source, dir_out / source.name): source for source in todo
+                pool.submit(_run_one, job, source, destination): (source, destination)
+                for source, destination in todo
             }
             for future in as_completed(futures):
                 try:
-                    record(futures[future], *future.result())
+                    record(*futures[future], *future.result())
                 except BrokenProcessPool as error:  # a worker died (out of memory, a crash)
-                    record(futures[future], 0, f"worker process died: {error}", [])
+                    record(*futures[future], 0, f"worker process died: {error}", [])
     progress.close()
     report.written.sort()
     report.failed.sort()

@@ -33,7 +33,9 @@ TOOLS: dict[str, Tool] = {
     "macs": Tool("vqe.macs", "MACs per 720p frame against the budget (Hydra overrides)"),
     "evaluate": Tool("vqe.evaluate", "test loop of a checkpoint, no training (Hydra overrides)"),
     "export": Tool("vqe.export.cli", "checkpoint → CoreML / ONNX package (= export_coreml.py)"),
-    "enhance": Tool("vqe.inference.cli", "enhance a folder of videos, official encoding"),
+    "enhance": Tool("vqe.inference.cli", "enhance videos / images / folders, official encoding"),
+    "models": Tool("vqe.inference.models_list", "model presets (GMAC/720p, size), shipped models"),
+    "pack": Tool("vqe.export.pack", "ship a checkpoint's enhancer (fp16) inside the package"),
     "baseline": Tool("vqe.baseline.cli", "the baseline enhancer (= baseline/baseline.py)"),
     # score and analyse
     "score": Tool("vqe.metrics.score", "official score (= codalab_scoring/score.py)"),

@@ -19,6 +19,7 @@ critics allowed (as the demo training run does). ``evaluate(cfg)`` is the import
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import hydra
@@ -30,7 +31,13 @@ from vqe.config_root import CONFIG_DIR
 from vqe.models.loading import enhancer_from_checkpoint
 from vqe.training.callbacks import SubmissionWriter
 from vqe.training.module import VQEModule
-from vqe.training.train import build, check_dataset_path, deliver_input_caches
+from vqe.training.run_dir import prepare_run_dir
+from vqe.training.train import (
+    REPORTED_ERRORS,
+    build,
+    check_dataset_path,
+    deliver_input_caches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_dataset_path(cfg.dataset.path)
     pl.seed_everything(int(cfg.seed), workers=True)
     enhancer, model_config = enhancer_from_checkpoint(cfg.ckpt, key="ckpt")
+    prepare_run_dir(cfg.paths.output_dir, False, bool(cfg.get("overwrite")), command="evaluation")
     datamodule = build(cfg.dataset)
     module = VQEModule(
         enhancer, metric_critics=build(cfg.evaluation.critics), model_config=model_config
@@ -65,7 +73,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    try:
+        evaluate(cfg)
+    except REPORTED_ERRORS as error:  # the user's to fix: one line, no traceback
+        log.error("%s", error)
+        sys.exit(1)  # a SystemExit passes through Hydra, which would report an exception
 
 
 if __name__ == "__main__":

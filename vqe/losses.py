@@ -14,6 +14,10 @@ Terms:
   optionally on the official ``(v − 128)/128`` scale, as the reference objective has it).
 * :class:`CosineColour` — 1 − cosine similarity of the RGB vectors of output and target pixels
   (hue and saturation errors, whatever the brightness).
+* :class:`SSIMLoss` — 1 − SSIM against the target (local mean, contrast and structure: sees a
+  lifted black level and flattened contrast that pixel losses average away).
+* :class:`LabColourDifference` — mean CIE76 ΔE in Lab against the target (a cast or a raised
+  black costs in proportion to how visible it is).
 * :class:`LPIPSLoss` — LPIPS (the ``lpips`` package) against the target. Its backbone weights
   are read from a local file (torchvision's classification checkpoint); nothing is downloaded.
 * :class:`LutSmoothness`, :class:`LutMonotonicity`, :class:`LutSparsity` — the LUT regularisers
@@ -159,6 +163,114 @@ class CosineColour(LossTerm):
         return (1.0 - similarity).mean()
 
 
+def gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """1-D normalised Gaussian of ``size`` taps (applied separably by :func:`ssim_map`)."""
+    positions = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
+    window = torch.exp(-positions.square() / (2.0 * sigma**2))
+    return window / window.sum()
+
+
+def ssim_map(
+    x: Tensor, y: Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> Tensor:
+    """Per-pixel, per-channel SSIM of N×C×H×W images (Wang et al., 2004), Gaussian-weighted
+    local statistics over the valid region (no padding). The window shrinks (odd) for frames
+    smaller than it."""
+    size = min(window_size, x.shape[-2], x.shape[-1])
+    size -= 1 - size % 2  # odd, so the window has a centre
+    channels = x.shape[1]
+    window = gaussian_window(size, sigma, x.dtype, x.device)
+    horizontal = window.view(1, 1, 1, size).expand(channels, 1, 1, size)
+    vertical = window.view(1, 1, size, 1).expand(channels, 1, size, 1)
+
+    def local_mean(values: Tensor) -> Tensor:
+        blurred = F.conv2d(values, horizontal, groups=channels)
+        return F.conv2d(blurred, vertical, groups=channels)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mean_x, mean_y = local_mean(x), local_mean(y)
+    var_x = local_mean(x * x) - mean_x.square()
+    var_y = local_mean(y * y) - mean_y.square()
+    covariance = local_mean(x * y) - mean_x * mean_y
+    luminance = (2.0 * mean_x * mean_y + c1) / (mean_x.square() + mean_y.square() + c1)
+    structure = (2.0 * covariance + c2) / (var_x + var_y + c2)
+    return luminance * structure
+
+
+class SSIMLoss(LossTerm):
+    """1 − mean SSIM of output and target (Gaussian window, 11 taps, σ = 1.5).
+
+    Why: per-pixel L1/MSE barely notice a lifted black level or flattened contrast spread thinly
+    over a frame, and reward averaging noise into a haze; SSIM compares local means, contrasts
+    and structure, so hazy blacks and lost contrast cost what they look like."""
+
+    needs_target = True
+
+    def __init__(self, window_size: int = 11, sigma: float = 1.5) -> None:
+        super().__init__()
+        if window_size < 1 or sigma <= 0:
+            raise ValueError(
+                f"loss.terms.ssim: window_size >= 1 and sigma > 0, got {window_size}, {sigma}"
+            )
+        self.window_size = int(window_size)
+        self.sigma = float(sigma)
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        similarity = ssim_map(inputs.output.frames, _target(inputs), self.window_size, self.sigma)
+        return 1.0 - similarity.mean()
+
+
+#: sRGB (linear, D65) → XYZ, and the D65 white point: the CIE definitions Lab is built on.
+_RGB_TO_XYZ = (
+    (0.4124564, 0.3575761, 0.1804375),
+    (0.2126729, 0.7151522, 0.0721750),
+    (0.0193339, 0.1191920, 0.9503041),
+)
+_D65_WHITE = (0.95047, 1.0, 1.08883)
+_LAB_DELTA = 6.0 / 29.0
+
+
+def srgb_to_lab(frames: Tensor) -> Tensor:
+    """N×3×H×W sRGB in [0, 1] → N×3×H×W CIE Lab (L in [0, 100]), differentiable everywhere
+    (the cube root's steep start is replaced by the standard linear segment, and every branch
+    is evaluated on inputs where it is finite)."""
+    rgb = frames.clamp(0.0, 1.0)
+    linear = torch.where(
+        rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    )
+    matrix = torch.tensor(_RGB_TO_XYZ, dtype=frames.dtype, device=frames.device)
+    white = torch.tensor(_D65_WHITE, dtype=frames.dtype, device=frames.device).view(1, 3, 1, 1)
+    xyz = torch.einsum("ij,njhw->nihw", matrix, linear) / white
+    threshold = _LAB_DELTA**3
+    f = torch.where(
+        xyz > threshold,
+        xyz.clamp(min=threshold) ** (1.0 / 3.0),
+        xyz / (3.0 * _LAB_DELTA**2) + 4.0 / 29.0,
+    )
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def delta_e76(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
+    """Per-pixel CIE76 colour difference ‖Lab(x) − Lab(y)‖ of N×3×H×W sRGB frames, as
+    √(d² + ε²) − ε: 0 for identical pixels, with a finite gradient there (a plain norm has none)."""
+    squared = (srgb_to_lab(x) - srgb_to_lab(y)).square().sum(dim=1)
+    return (squared + eps**2).sqrt() - eps
+
+
+class LabColourDifference(LossTerm):
+    """Mean CIE76 ΔE between output and target (Lab units: ≈ 1 is a just-noticeable step).
+
+    Why: RGB losses weigh an orange cast on skin or a raised black like any other error of the
+    same size in [0, 1]; Lab is close to perceptually uniform, so a cast or a black-level error
+    costs in proportion to how visible it is, dark tones included."""
+
+    needs_target = True
+
+    def forward(self, inputs: LossInputs) -> Tensor:
+        return delta_e76(inputs.output.frames, _target(inputs)).mean()
+
+
 class LutSmoothness(LossTerm):
     """Total variation of the blended LUTs (:func:`vqe.models.lut.lut_total_variation`)."""
 
@@ -180,7 +292,8 @@ class LutMonotonicity(LossTerm):
 
 
 class LutSparsity(LossTerm):
-    """L1 norm of the per-frame LUT blending weights (:func:`weight_sparsity`)."""
+    """L1 norm of the per-frame LUT-stage coefficients (:func:`weight_sparsity`): the blending
+    weights and, with a gain map, its log-gains (a pull towards gain 1)."""
 
     needs_lut = True
 
@@ -425,6 +538,7 @@ __all__ = [
     "CosineColour",
     "DoverQuality",
     "LPIPSLoss",
+    "LabColourDifference",
     "LPIPSWeightsMissingError",
     "LossInputs",
     "LossResult",
@@ -434,6 +548,7 @@ __all__ = [
     "LutSparsity",
     "NoApplicableLossError",
     "NonFiniteLossError",
+    "SSIMLoss",
     "SupervisedL1",
     "SupervisedMSE",
     "VQAObjective",
@@ -442,4 +557,7 @@ __all__ = [
     "build_lpips_network",
     "check_finite",
     "default_backbone_path",
+    "delta_e76",
+    "srgb_to_lab",
+    "ssim_map",
 ]

@@ -6,7 +6,9 @@ pass, plus handles for the ops it leaves uncounted or counts wrongly here:
 * ``grid_sampler``: per output value, 4 MACs for bilinear (4-D input), 8 for trilinear (5-D),
   16 for bicubic, 0 for nearest — the weighted sum of the corners read.
 * ``upsample_bilinear2d``: 4 MACs per output value; bicubic 16.
-* Elementwise multiplications (``mul``, ``div``, ``lerp``, ``addcmul``): 1 MAC per output value.
+* Elementwise multiplications (``mul``, ``div``, ``lerp``, ``addcmul``, ``square``,
+  ``reciprocal``) and ``exp`` / ``log`` / ``mean`` (the LUT stage's statistics and gain map):
+  1 MAC per output value.
   Pure additions, comparisons, clamps, floors, ReLUs and copies count 0 — they are not MACs.
 
 An :class:`~vqe.models.enhancer.Enhancer` is counted as it ships: its deploy graph (fused convs,
@@ -80,6 +82,14 @@ EXTRA_OP_HANDLES: dict[str, Handle | None] = {
     "aten::div_": per_output_value(1),
     "aten::lerp": per_output_value(1),
     "aten::addcmul": per_output_value(1),
+    # The LUT predictor's degradation statistics and gain map (vqe.models.lut): a square is a
+    # multiply; exp / log are counted as one each (cheap next to the convs, not free).
+    "aten::square": per_output_value(1),
+    "aten::reciprocal": per_output_value(1),
+    "aten::exp": per_output_value(1),
+    "aten::log": per_output_value(1),
+    "aten::mean": per_output_value(1),
+    "aten::avg_pool2d": per_output_value(1),
     **{
         name: None
         for name in (
@@ -108,6 +118,8 @@ EXTRA_OP_HANDLES: dict[str, Handle | None] = {
             "aten::slice",
             "aten::to",
             "aten::abs",
+            "aten::neg",
+            "aten::triu",
         )
     },
 }

@@ -3,7 +3,9 @@
 A tool that writes a report, a plot, an export or a folder of outputs calls
 :func:`check_writable` on each output path right after parsing its arguments: a path it cannot
 write then gives one line naming the path and what to do, instead of a traceback (or a hidden
-temporary name) after minutes of work.
+temporary name) after minutes of work. It also calls :func:`check_not_an_input` with the paths
+it reads: an output that is one of its inputs (the same file, through a symlink or a hard link
+too) or lies inside an input folder is refused, so a tool never writes over what it reads.
 """
 
 from __future__ import annotations
@@ -47,3 +49,29 @@ def check_writable(path: str | Path, option: str, *, folder: bool = False) -> No
         raise OutputPathError(
             f"{option} {path}: cannot be replaced, the file is read-only; {advice}"
         )
+
+
+def _same_or_inside(output: Path, source: Path) -> bool:
+    """Whether writing ``output`` would write over ``source`` or into the folder ``source``."""
+    out, src = output.resolve(), source.resolve()
+    if out == src:
+        return True
+    if src.is_dir() and out.is_relative_to(src):
+        return True
+    try:  # hard links and bind mounts: the same file under another name
+        return out.exists() and src.exists() and os.path.samefile(out, src)
+    except OSError:
+        return False
+
+
+def check_not_an_input(
+    output: str | Path, option: str, inputs: dict[str, str | Path | None]
+) -> None:
+    """Raise :class:`OutputPathError` when ``output`` (named by ``option``) is one of ``inputs``
+    (``{option: path}``, None entries skipped) or lies inside an input folder."""
+    for input_option, source in inputs.items():
+        if source is not None and _same_or_inside(Path(output), Path(source)):
+            raise OutputPathError(
+                f"{option} {output}: is, or lies inside, the input {input_option} {source}; "
+                f"writing there would overwrite what the tool reads — choose another {option}"
+            )

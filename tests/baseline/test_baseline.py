@@ -14,6 +14,7 @@ from vqe.baseline.cli import main
 from vqe.baseline.tone import ToneMapper, ToneSettings, tone_map_video
 from vqe.batch_jobs import process_folder
 from vqe.metrics.temporal import flicker, luma
+from vqe.output_paths import OutputPathError
 from vqe.video import OFFICIAL_FPS, probe, read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,9 +82,10 @@ def test_existing_outputs_are_kept_unless_overwrite(folders: tuple[Path, Path]) 
 def test_bad_folders_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dir_in", str(tmp_path / "nowhere"), "--dir_out", str(tmp_path / "o")]) == 1
     assert "input folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .mp4 videos"):
-        process_folder(tmp_path, tmp_path / "o", tone_map_video)
-    with pytest.raises(ValueError, match="must differ"):
+        process_folder(tmp_path / "empty", tmp_path / "o", tone_map_video)
+    with pytest.raises(OutputPathError, match="is, or lies inside, the input --dir_in"):
         process_folder(tmp_path, tmp_path, tone_map_video)
 
 

@@ -1,5 +1,6 @@
 """The quality benchmark end to end at CI size (``--tiny``): staged training through train(cfg),
-degraded test clips, the real vqe.enhance path and the baseline, every metric, the report files.
+degraded validation and test clips (photos and the test video), the real vqe.enhance path and
+the baseline, every metric per clip and per split, the report files and the face-crop strip.
 
 No quality target here — the tiny model trains for two steps per stage; the full run
 (``python -m vqe.benchmarks.quality``) is where the targets are checked.
@@ -17,9 +18,23 @@ import torch
 from PIL import Image
 
 from vqe.benchmarks import quality
-from vqe.benchmarks.quality_clips import make_clips
+from vqe.benchmarks.quality_clips import (
+    crop_box,
+    face_box,
+    framed_on_face,
+    make_clips,
+    make_video_clip,
+    split_sources,
+)
 from vqe.benchmarks.quality_recipe import STAGES, _max_time, timed_overrides, wall_clock_cosine
-from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+from vqe.data.photos import (
+    PEOPLE,
+    TEST_PHOTOS,
+    TEST_VIDEOS,
+    TRAIN_PHOTOS,
+    VALIDATION_PHOTOS,
+    load_photo,
+)
 from vqe.video import probe, read_frames
 
 
@@ -27,17 +42,23 @@ from vqe.video import probe, read_frames
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     out = tmp_path_factory.mktemp("quality")
     # Trains on the demo set's pool: the default demo cache ($VQE_DEMO_DIR), built on first use.
-    code = quality.main(["--tiny", "--out", str(out), "--clips", "2", "--frames", "6"])
+    code = quality.main(["--tiny", "--out", str(out), "--frames", "6"])
     return out, code
+
+
+def _expected_sources() -> list[str]:
+    """The tiny run's sources: the first photo of each split, then the test videos."""
+    return [VALIDATION_PHOTOS[0], TEST_PHOTOS[0], *TEST_VIDEOS]
 
 
 def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, int]) -> None:
     out, code = tiny_run
     assert code == 0
     result = json.loads((out / "quality.json").read_text())
-    assert [clip["photo"] for clip in result["clips"]] == [
-        TEST_PHOTOS[i % len(TEST_PHOTOS)] for i in range(2)
-    ]
+    clips = result["clips"]
+    assert [clip["photo"] for clip in clips] == _expected_sources()
+    assert [clip["split"] for clip in clips] == ["validation"] + ["test"] * (len(clips) - 1)
+    assert all(clip["person"] == (clip["photo"] in PEOPLE) for clip in clips)
     assert set(result["methods"]) == {method.key for method in quality.METHODS}
     available = {"psnr", "ssim", "ciede2000", "flicker", "warping_error"}
     for key, entry in result["methods"].items():
@@ -45,7 +66,14 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
         assert set(means) == set(quality.METRICS)
         for metric in available:
             assert means[metric] is not None and math.isfinite(means[metric]), (key, metric)
-        assert len(entry["per_clip"]) == 2
+        assert len(entry["per_clip"]) == len(clips)
+        assert set(entry["means_by_split"]) == {"validation", "test"}
+        assert entry["means"] == entry["means_by_split"]["test"]  # report test
+        # Each split's mean is the mean of its own clips only.
+        validation = [
+            entry["per_clip"][c["name"]]["psnr"] for c in clips if c["split"] == "validation"
+        ]
+        assert entry["means_by_split"]["validation"]["psnr"] == pytest.approx(np.mean(validation))
         # LPIPS is a number exactly when its pretrained backbone is on disk, else explained.
         if means["lpips"] is None:
             assert "LPIPS" in result["metric_notes"]
@@ -54,7 +82,7 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
     assert 0 < result["methods"]["input"]["means"]["ssim"] <= 1
     targets = result["targets"]
     assert isinstance(targets["psnr_met"], bool) and isinstance(targets["flicker_met"], bool)
-    assert math.isfinite(targets["psnr_gain_over_baseline_db"])
+    assert math.isfinite(targets["psnr_gain_over_baseline_db"]) and targets["split"] == "test"
 
     stages = result["recipe"]["stages"]
     assert [stage["experiment"] for stage in stages] == [stage.experiment for stage in STAGES]
@@ -70,6 +98,9 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
     for method in quality.METHODS:
         assert f"| {method.label} |" in table
     assert "PSNR (dB)" in table and "CIEDE2000" in table and "wall time" in table.lower()
+    assert "## validation split" in table and "## test split" in table and "cast" in table
+    for clip in clips:  # one per-clip row each, with its split
+        assert f"| {clip['name']} | {clip['split']} |" in table
 
 
 def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
@@ -82,7 +113,7 @@ def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
     final = torch.load(out / "final.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert any(key.startswith("enhancer.unet.") for key in final)
     inputs = sorted((out / "work" / "inputs").glob("*.mp4"))
-    assert len(inputs) == 2
+    assert len(inputs) == len(_expected_sources())
     for method in ("baseline", "stage1", "final"):
         outputs = sorted((out / "work" / method).glob("*.mp4"))
         assert [path.name for path in outputs] == [path.name for path in inputs]
@@ -91,7 +122,9 @@ def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
         assert len(list(read_frames(outputs[0]))) == 6
     strip = np.asarray(Image.open(out / "quality.png"))
     width, height = quality.TINY["size"]
-    assert strip.shape[0] > 2 * height and strip.shape[1] >= 5 * width  # 2 rows × 5 panels
+    rows = len(_expected_sources())
+    # A row per clip: 5 frames, then 4 square crops (input / baseline / final / target).
+    assert strip.shape[0] > rows * height and strip.shape[1] >= 5 * width + 4 * height
 
 
 def test_test_clips_are_deterministic_and_cover_only_test_photos(tmp_path: Path) -> None:
@@ -105,6 +138,46 @@ def test_test_clips_are_deterministic_and_cover_only_test_photos(tmp_path: Path)
     assert first[0].degradations["flicker"] and first[0].degradations["h264_crf"]
     # The input is darker than its clean target (dim key light).
     assert np.mean(a) < np.mean(first[0].target)
+
+
+def test_clip_sources_are_validation_then_test_photos_and_the_video() -> None:
+    sources = split_sources(("validation", "test"))
+    assert [name for name, _ in sources] == [*VALIDATION_PHOTOS, *TEST_PHOTOS, *TEST_VIDEOS]
+    assert {kind for name, kind in sources if name in TEST_VIDEOS} <= {"video"}
+    assert not {name for name, _ in sources} & set(TRAIN_PHOTOS)
+    assert [name for name, _ in split_sources(("test",), max_photos=1)] == [
+        TEST_PHOTOS[0], *TEST_VIDEOS,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="'validation' or 'test'"):
+        split_sources(("train",))
+
+
+@pytest.mark.skipif(not TEST_VIDEOS, reason="OpenCV's sample video is not installed")
+def test_a_video_clip_keeps_the_video_motion_and_is_degraded(tmp_path: Path) -> None:
+    clip = make_video_clip(tmp_path, 0, TEST_VIDEOS[0], 4, 64, 48, seed=3)
+    again = make_video_clip(tmp_path / "again", 0, TEST_VIDEOS[0], 4, 64, 48, seed=3)
+    assert (clip.split, clip.kind, clip.person) == ("test", "video", True)
+    assert all(np.array_equal(a, b) for a, b in zip(clip.target, again.target, strict=True))
+    assert clip.target[0].shape == (48, 64, 3)
+    # Real motion: consecutive clean frames differ (people walk), yet it is one scene.
+    changes = [np.abs(b.astype(int) - a).mean() for a, b in zip(clip.target, clip.target[1:])]
+    assert min(changes) > 0 and max(changes) < 30
+    decoded = list(read_frames(clip.input_path))
+    assert len(decoded) == 4 and np.mean(decoded) < np.mean(clip.target)
+
+
+def test_the_strip_crops_the_face_when_there_is_one() -> None:
+    portrait = framed_on_face(load_photo("astronaut"), 16 / 9)
+    assert portrait.shape[1] / portrait.shape[0] == pytest.approx(16 / 9, rel=0.01)
+    face = face_box(portrait)
+    assert face is not None
+    left, top, side, _ = crop_box(portrait, face)
+    # The crop holds the whole face, enlarged, and stays inside the frame.
+    assert left <= face[0] and top <= face[1] and side >= max(face[2], face[3])
+    assert left + side <= portrait.shape[1] and top + side <= portrait.shape[0]
+    flat = np.full((48, 64, 3), 128, dtype=np.uint8)
+    assert face_box(flat) is None
+    assert crop_box(flat, None) == (20, 12, 24, 24)  # the centre, half the shorter side
 
 
 def test_the_wall_clock_schedule_follows_time_not_steps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +208,9 @@ def test_a_timed_stage_is_stopped_by_max_time() -> None:
 def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         quality.parse_args(["--size", "65x48"])
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--splits", "train,test"])
+    assert quality.parse_args(["--splits", "test"]).splits == ("test",)
     with pytest.raises(SystemExit):
         quality.parse_args(["--smoothing-alpha", "0"])
     assert "alpha" in capsys.readouterr().err

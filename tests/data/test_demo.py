@@ -250,14 +250,14 @@ def _photos_by_video(root: Path) -> dict[str, str]:
     }
 
 
-def test_validation_and_test_clips_show_only_unseen_photographs(
+def test_validation_and_test_clips_show_only_unseen_photographs_of_their_own_split(
     built: Path, tmp_path: Path
 ) -> None:
     from hydra import compose, initialize_config_dir
 
     import vqe.config_root  # noqa: F401  (registers ${vqe.mac_budget:})
     from vqe.data.datamodule import VQEDataModule
-    from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+    from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, VALIDATION_PHOTOS
 
     root = tmp_path / "demo"
     shutil.copytree(built, root)
@@ -281,7 +281,7 @@ def test_validation_and_test_clips_show_only_unseen_photographs(
         return {photo_of[video] for video in dataset.index[VIDEO_ID]}
 
     assert photos(datamodule.train_set) <= set(TRAIN_PHOTOS)
-    assert photos(datamodule.val_set) and photos(datamodule.val_set) <= set(TEST_PHOTOS)
+    assert photos(datamodule.val_set) and photos(datamodule.val_set) <= set(VALIDATION_PHOTOS)
     assert photos(datamodule.test_set) and photos(datamodule.test_set) <= set(TEST_PHOTOS)
     assert datamodule.val_set.index[VIDEO_ID].nunique() == demo.VAL_VIDEOS
 

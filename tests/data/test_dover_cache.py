@@ -71,7 +71,7 @@ def test_fill_writes_the_scores_beside_the_index(tmp_path: Path) -> None:
     table = pd.read_csv(cache.path)
     assert list(table.columns) == [IMG_SOURCE, SCORE_COLUMN]
     assert sorted(table[IMG_SOURCE]) == sorted(PATHS)
-    assert not [p for p in cache.path.parent.iterdir() if p.suffix == ".tmp"]
+    assert [p.name for p in cache.path.parent.iterdir()] == [cache.path.name]  # no temporary
 
 
 def test_reload_from_disk_does_not_recompute(tmp_path: Path) -> None:

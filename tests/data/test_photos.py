@@ -1,19 +1,31 @@
-"""The clean-photo pool (vqe.data.photos): offline photographs, disjoint splits, seeded pairs."""
+"""The clean-photo pool (vqe.data.photos): offline photographs, three disjoint splits (the people
+in test), OpenCV's samples and video, seeded pairs."""
 
 from __future__ import annotations
+
+import warnings
+from itertools import combinations
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from vqe.conventions import WELL_EXPOSED_LUMA
 from vqe.data import photos
 from vqe.data.photos import (
+    PEOPLE,
+    POOL_PHOTOS,
+    SPLIT_PHOTOS,
     TEST_PHOTOS,
+    TEST_VIDEOS,
     TRAIN_PHOTOS,
+    VALIDATION_PHOTOS,
     CleanPhotoPairs,
     load_photo,
+    load_video_window,
     mean_luma,
     photo_pool,
     photo_tensor,
@@ -28,7 +40,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 def test_every_pool_photo_loads_offline_as_rgb_uint8() -> None:
-    for name in TRAIN_PHOTOS + TEST_PHOTOS:
+    for name in POOL_PHOTOS:
         image = load_photo(name)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
         assert min(image.shape[:2]) >= 256, f"{name} is too small to crop from"
@@ -37,13 +49,62 @@ def test_every_pool_photo_loads_offline_as_rgb_uint8() -> None:
 
 
 def test_splits_are_disjoint_photographs() -> None:
-    assert TRAIN_PHOTOS and TEST_PHOTOS
-    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
-    # Different names could still be one picture (skimage's cat is chelsea): compare content.
-    for train_name in TRAIN_PHOTOS:
-        for test_name in TEST_PHOTOS:
-            a, b = _thumbnail(load_photo(train_name)), _thumbnail(load_photo(test_name))
-            assert (a * b).mean() < 0.9, f"{train_name} and {test_name} look like one photograph"
+    assert TRAIN_PHOTOS and VALIDATION_PHOTOS and TEST_PHOTOS
+    for (first, names), (second, others) in combinations(SPLIT_PHOTOS.items(), 2):
+        assert not set(names) & set(others), (first, second)
+        # Different names could still be one picture (skimage's cat is chelsea, OpenCV's
+        # leuvenA/B one street): compare content.
+        for name in names:
+            for other in others:
+                a, b = _thumbnail(load_photo(name)), _thumbnail(load_photo(other))
+                assert (a * b).mean() < 0.9, f"{name} and {other} look like one photograph"
+
+
+def test_people_are_tested_and_a_person_validates() -> None:
+    assert "astronaut" in TEST_PHOTOS and set(TEST_PHOTOS) <= PEOPLE
+    assert any(name in PEOPLE for name in VALIDATION_PHOTOS)
+    assert not set(TRAIN_PHOTOS) & PEOPLE  # no face to memorise
+    if photos.opencv_file("opencv:messi5").is_file():
+        assert "opencv:messi5" in TEST_PHOTOS and "opencv:vtest" in TEST_VIDEOS
+        assert {"opencv:home", "opencv:leuvenA"} <= set(VALIDATION_PHOTOS)
+
+
+def test_the_demo_trains_on_the_train_split_only() -> None:
+    config = OmegaConf.load(Path(__file__).parents[2] / "configs/dataset/demo.yaml")
+    pairs = config.train_pairs
+    assert pairs._target_.endswith("CleanPhotoPairs") and "photos" not in pairs
+    assert CleanPhotoPairs.__init__.__defaults__[0] == TRAIN_PHOTOS  # photos= defaults to TRAIN
+
+
+def test_missing_opencv_samples_drop_out_of_the_splits_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VQE_OPENCV_SAMPLES", str(tmp_path))
+    monkeypatch.setattr(photos, "_warned_missing", [])
+    with pytest.warns(UserWarning, match=f"{tmp_path}.*opencv:messi5"):
+        assert photos._available(("astronaut", "opencv:messi5")) == ("astronaut",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        assert photos._available(("opencv:home",)) == ()
+    photos._decoded.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=f"{tmp_path}/messi5.jpg"):
+            load_photo("opencv:messi5")
+    finally:
+        photos._decoded.cache_clear()
+
+
+def test_the_test_video_reads_a_window_and_bad_videos_are_named(tmp_path: Path) -> None:
+    if TEST_VIDEOS:
+        frames = load_video_window(TEST_VIDEOS[0], 10, 3)
+        assert len(frames) == 3 and frames[0].shape == (576, 768, 3) and frames[0].dtype == np.uint8
+        assert not np.array_equal(frames[0], frames[2])  # people move
+        with pytest.raises(ValueError, match="vtest.avi: ended after"):
+            load_video_window(TEST_VIDEOS[0], 10_000, 2)
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(ValueError, match=f"{broken}: cannot be opened"):
+        load_video_window(str(broken), 0, 2)
 
 
 def test_a_known_alias_would_be_caught_by_the_content_check() -> None:
@@ -57,7 +118,8 @@ def test_photo_pool_returns_the_split_in_order() -> None:
     assert len(test) == len(TEST_PHOTOS)
     np.testing.assert_array_equal(test[0], load_photo(TEST_PHOTOS[0]))
     assert len(photo_pool("train")) == len(TRAIN_PHOTOS)
-    with pytest.raises(ValueError, match="'train' or 'test'"):
+    assert len(photo_pool("validation")) == len(VALIDATION_PHOTOS)
+    with pytest.raises(ValueError, match="'train', 'validation' or 'test'"):
         photo_pool("val")  # type: ignore[arg-type]
 
 
@@ -119,7 +181,8 @@ def test_items_are_degraded_supervised_crops_of_the_listed_photos() -> None:
         assert float((item["x"] - item["y"]).abs().mean()) > 0.01  # the input is degraded
         seen.add(item["video_id"])
     assert seen == {photos.photo_source(name) for name in TRAIN_PHOTOS}
-    assert not any(name in str(seen) for name in TEST_PHOTOS)
+    held_out = {photos.photo_source(name) for name in VALIDATION_PHOTOS + TEST_PHOTOS}
+    assert not seen & held_out
 
 
 def test_a_full_scale_window_is_the_resized_photo() -> None:

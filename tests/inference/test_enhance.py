@@ -31,7 +31,7 @@ from vqe.inference.stream import (
 from vqe.metrics.temporal import flicker
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
-from vqe.models.lut import identity_lut
+from vqe.models.lut import NUM_STATISTICS, identity_lut
 from vqe.video import (
     OFFICIAL_FPS,
     OFFICIAL_PIX_FMT,
@@ -53,7 +53,13 @@ def responsive_tiny(seed: int = 0) -> Enhancer:
         identity = identity_lut(enhancer.lut.lut_size)
         enhancer.lut.basis[1] = identity.sqrt() - identity
         enhancer.lut.basis[2] = identity.flip(0) - identity
-        enhancer.lut.predictor.head.weight.normal_(0.0, 0.5)
+        head = enhancer.lut.predictor.head.weight
+        head.normal_(0.0, 0.5)
+        # The degradation statistics' columns and the gain map's rows (after the N blending
+        # weights) only mildly responsive: at std 0.5 the ~90 unit-scale cues would swing the
+        # blend, and the gains, far past the clip range on every frame.
+        head[:, -NUM_STATISTICS:].normal_(0.0, 0.02)
+        head[enhancer.lut.num_luts :].normal_(0.0, 0.02)
     return enhancer.eval()
 
 

@@ -20,6 +20,7 @@ from vqe.critics.vqa import DECREASING_AUX_INDEX, higher_is_better, load_vqa
 from vqe.losses import (
     CosineColour,
     DoverQuality,
+    LabColourDifference,
     LossInputs,
     LossResult,
     LPIPSLoss,
@@ -29,6 +30,7 @@ from vqe.losses import (
     LutSparsity,
     NoApplicableLossError,
     NonFiniteLossError,
+    SSIMLoss,
     SupervisedL1,
     SupervisedMSE,
     VQAObjective,
@@ -36,6 +38,8 @@ from vqe.losses import (
     build_loss,
     build_lpips_network,
     check_finite,
+    delta_e76,
+    srgb_to_lab,
 )
 from vqe.models.enhancer import EnhancerOutput
 from vqe.models.loading import enhancer_from_preset
@@ -121,6 +125,54 @@ def test_cosine_colour_ignores_brightness_but_not_hue() -> None:
     assert term(darker) < 1e-6
     swapped = LossInputs(target, frames_output(target[:, [2, 0, 1]]), target=target)
     assert term(swapped) > 1e-3
+
+
+@pytest.mark.parametrize("term", [SSIMLoss(), LabColourDifference()], ids=["ssim", "lab"])
+def test_ssim_and_lab_are_zero_for_identical_frames_with_a_gradient(term) -> None:
+    target = torch.rand(2, 3, 24, 24)
+    same = target.clone().requires_grad_(True)
+    value = term(LossInputs(target, frames_output(same), target=target))
+    assert value.abs() < 1e-5
+    other = (target * 0.7 + 0.1).requires_grad_(True)
+    loss = term(LossInputs(target, frames_output(other), target=target))
+    loss.backward()
+    assert loss > 1e-3 and other.grad is not None and torch.isfinite(other.grad).all()
+    assert other.grad.abs().sum() > 0
+
+
+def test_ssim_matches_torchmetrics_and_sees_a_lifted_black_level() -> None:
+    metrics = pytest.importorskip("torchmetrics.image")
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 32, 40, generator=generator)
+    output = (target + 0.05 * torch.randn(2, 3, 32, 40, generator=generator)).clamp(0, 1)
+    reference = metrics.StructuralSimilarityIndexMeasure(data_range=1.0)(output, target)
+    ours = 1.0 - SSIMLoss()(LossInputs(target, frames_output(output), target=target))
+    assert abs(float(ours) - float(reference)) < 1e-3
+    hazy = 0.15 + 0.85 * target  # blacks lifted into haze: a small L1, a clear SSIM loss
+    assert SSIMLoss()(LossInputs(target, frames_output(hazy), target=target)) > 0.01
+
+
+def test_lab_of_known_colours_and_a_known_difference() -> None:
+    colours = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    lab = srgb_to_lab(colours.view(3, 3, 1, 1)).view(3, 3)
+    expected = torch.tensor([[100.0, 0.0, 0.0], [0.0, 0.0, 0.0], [53.24, 80.09, 67.20]])
+    torch.testing.assert_close(lab, expected, atol=0.02, rtol=0)
+    white, black = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    torch.testing.assert_close(delta_e76(white, black), torch.full((1, 2, 2), 100.0), atol=0.01,
+                               rtol=0)
+
+
+def test_lab_difference_of_a_colour_cast_matches_skimage() -> None:
+    color = pytest.importorskip("skimage.color")
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(1, 3, 8, 8, generator=generator)
+    gains = torch.tensor([1.2, 1.0, 0.8]).view(1, 3, 1, 1)  # a warm white-balance cast
+    cast = (target * gains).clamp(0, 1)
+    as_image = lambda frames: frames[0].permute(1, 2, 0).double().numpy()  # noqa: E731
+    expected = color.deltaE_cie76(color.rgb2lab(as_image(cast)), color.rgb2lab(as_image(target)))
+    term = LabColourDifference()(LossInputs(target, frames_output(cast), target=target))
+    assert abs(float(term) - float(expected.mean())) < 0.02
+    assert float(term) > 1.0  # a visible cast
 
 
 def test_lut_terms_score_the_untrained_identity_lut_and_skip_enhancers_without_one() -> None:
@@ -237,9 +289,13 @@ def test_non_finite_loss_names_the_step_and_every_term() -> None:
     assert "mse=0.5" in str(error.value) and "vqa=inf" in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["mse", "l1", "colour", "lpips", "smoothness", "sparsity"])
+@pytest.mark.parametrize(
+    "name", ["mse", "l1", "colour", "lpips", "smoothness", "sparsity", "ssim", "lab"]
+)
 def test_every_term_sends_gradients_to_the_enhancer(name: str) -> None:
     terms = {
+        "ssim": SSIMLoss,
+        "lab": LabColourDifference,
         "mse": SupervisedMSE,
         "l1": SupervisedL1,
         "colour": CosineColour,

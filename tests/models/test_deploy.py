@@ -71,10 +71,18 @@ def test_deploy_with_external_weights_matches_enhancer() -> None:
     enhancer = trained_like(enhancer_from_preset("tiny"))
     deploy = build_deploy_model(enhancer)
     frames = natural_frames(24, 40)
-    weights = torch.tensor([[0.9, 0.2, -0.1], [1.1, 0.0, 0.3]])
+    # N LUT weights, then the gain map's log-gains (the tiny preset has one, as lut_unet).
+    blend_weights = torch.tensor([[0.9, 0.2, -0.1], [1.1, 0.0, 0.3]])
+    num_gains = enhancer.lut.num_coefficients - enhancer.lut.num_luts
+    assert num_gains > 0
+    gains = 0.3 * torch.randn(2, num_gains, generator=torch.Generator().manual_seed(3))
+    weights = torch.cat([blend_weights, gains], dim=1)
     with torch.no_grad():
         expected = enhancer.forward_with_weights(frames, lut_weights=weights).frames
         assert (deploy.enhance_with_weights(frames, weights) - expected).abs().max() <= 1e-4
+        without_gains = torch.cat([blend_weights, torch.zeros_like(gains)], dim=1)
+        unlit = deploy.enhance_with_weights(frames, without_gains)
+        assert (unlit - expected).abs().max() > 1e-2  # the gains are applied, not dropped
         assert torch.allclose(deploy.lut.predict_weights(frames),
                               enhancer.predict_lut_weights(frames), atol=1e-6)
 

@@ -39,7 +39,9 @@ def test_untrained_enhancer_returns_its_input(shape: tuple[int, ...]) -> None:
     output = enhancer.forward_with_weights(frames)
     assert output.frames.shape == frames.shape
     assert torch.allclose(output.frames, frames, atol=1e-3)
-    assert output.lut_weights.shape == (shape[0], 3)
+    # 3 blending weights, then the 3×4 log-gains of the tiny preset's gain map, all ≈ identity.
+    assert output.lut_weights.shape == (shape[0], 3 + 3 * 4)
+    assert output.lut_weights[:, 3:].abs().max() < 1e-3
     assert output.luts.shape == (shape[0], 3, 9, 9, 9)
 
 
@@ -76,13 +78,15 @@ def test_frozen_stage_gets_no_gradient_and_stays_in_eval_mode() -> None:
 def test_external_lut_weights_replace_the_predicted_ones() -> None:
     enhancer = enhancer_from_preset("tiny")
     frames = torch.rand(1, 3, 16, 24)
-    smoothed = torch.tensor([[0.5, 0.0, 0.0]])  # half the identity LUT
+    # Half the identity LUT, then log-gains 0 (gain 1) on the tiny preset's 3×4 gain grid.
+    smoothed = torch.cat([torch.tensor([[0.5, 0.0, 0.0]]), torch.zeros(1, 12)], dim=1)
     output = enhancer.forward_with_weights(frames, lut_weights=smoothed)
     assert output.lut_weights is smoothed
     assert torch.allclose(output.lut_frames, 0.5 * frames, atol=1e-5)
     assert torch.allclose(output.frames, 0.5 * frames, atol=1e-3)  # + the untrained U-Net
     predicted = enhancer.predict_lut_weights(frames)
-    assert torch.allclose(predicted, torch.tensor([[1.0, 0.0, 0.0]]), atol=1e-4)
+    identity = torch.cat([torch.tensor([[1.0, 0.0, 0.0]]), torch.zeros(1, 12)], dim=1)
+    assert torch.allclose(predicted, identity, atol=1e-3)
 
 
 def test_single_stage_enhancers() -> None:
@@ -102,7 +106,9 @@ def test_single_stage_enhancers() -> None:
 def test_output_is_clamped_to_the_unit_range() -> None:
     enhancer = enhancer_from_preset("tiny", ["unet=null"])
     frames = torch.full((1, 3, 4, 4), 0.8)
-    doubled = enhancer.forward_with_weights(frames, torch.tensor([[2.0, 0.0, 0.0]]))
+    doubled = enhancer.forward_with_weights(
+        frames, torch.cat([torch.tensor([[2.0, 0.0, 0.0]]), torch.zeros(1, 12)], dim=1)
+    )
     assert torch.equal(doubled.frames, torch.ones(1, 3, 4, 4))
 
 

@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from vqe.models.lut import (
+    NUM_STATISTICS,
+    STAT_PERCENTILES,
     LutStage,
+    degradation_statistics,
+    gain_map,
     identity_lut,
     lut_monotonicity,
     lut_total_variation,
@@ -198,3 +202,90 @@ def test_every_basis_and_head_row_learns() -> None:
         weights = stage.predict_weights(frames)
     dark, bluish = weights[:4].mean(dim=0), weights[4:].mean(dim=0)
     assert torch.cosine_similarity(dark, bluish, dim=0) < 0.9, (dark, bluish)
+
+
+# --------------------------------------------------------------------------- degradation cues
+
+
+def log_scaled(values: torch.Tensor) -> torch.Tensor:
+    """The statistics' log scale: log(x + 1/256) mapped so that 0 → 0 and 1 → 1."""
+    eps = 1.0 / 256
+    low, high = torch.log(torch.tensor(eps)), torch.log(torch.tensor(1.0 + eps))
+    return (torch.log(values + eps) - low) / (high - low)
+
+
+def test_statistics_percentiles_match_torch_quantile_in_log_space() -> None:
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.rand(2, 3, 64, 64, generator=generator) ** 3  # dark, like the inputs
+    stats = degradation_statistics(frames, 64)
+    assert stats.shape == (2, NUM_STATISTICS)
+    count = len(STAT_PERCENTILES)
+    percentiles = stats[:, 3 : 3 + 3 * count].view(2, 3, count)
+    levels = torch.tensor(STAT_PERCENTILES)
+    exact = torch.quantile(log_scaled(frames).flatten(2), levels, dim=-1).permute(1, 2, 0)
+    assert (percentiles - exact).abs().max() < 1.5 / 31  # within about one histogram bin
+    torch.testing.assert_close(stats[:, :3], frames.mean(dim=(2, 3)))
+
+
+def test_statistics_read_the_cast_whatever_the_scene() -> None:
+    generator = torch.Generator().manual_seed(1)
+    scenes = 0.1 + 0.5 * torch.rand(2, 3, 64, 64, generator=generator)  # no clipping
+    scenes[1] = scenes[1].flip(-1) * torch.tensor([0.6, 1.0, 0.9]).view(3, 1, 1)  # other scene
+    cast = scenes * torch.tensor([1.25, 1.0, 0.8]).view(1, 3, 1, 1)  # a warm white balance
+    base = 3 + 3 * len(STAT_PERCENTILES)
+    shift = degradation_statistics(cast, 64) - degradation_statistics(scenes, 64)
+    chroma_shift = shift[:, base : base + 2]  # mean log(R/G), log(B/G)
+    expected = torch.log(torch.tensor([1.25, 0.8]))
+    assert (chroma_shift - expected).abs().max() < 0.03  # the same shift in both scenes
+    histogram = degradation_statistics(cast, 64)[:, base + 4 :]
+    assert torch.allclose(histogram.sum(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_gain_map_is_a_smooth_positive_field_that_starts_at_one() -> None:
+    ones = gain_map(torch.zeros(2, 12), (3, 4), (24, 40))
+    assert ones.shape == (2, 1, 24, 40) and torch.allclose(ones, torch.ones_like(ones))
+    coefficients = torch.log(torch.arange(1.0, 13.0)).view(1, 12)
+    field = gain_map(coefficients, (3, 4), (27, 36))  # 9×9-pixel cells
+    assert field.min() >= 1.0 - 1e-6 and field.max() <= 12.0 + 1e-5
+    torch.testing.assert_close(field[0, 0, 4, 4], torch.tensor(1.0))  # centre of cell (0, 0)
+    torch.testing.assert_close(field[0, 0, 22, 31], torch.tensor(12.0))  # of cell (2, 3)
+    assert field.diff(dim=-1).abs().max() < 4.0 / 9  # a ramp between cells, no steps
+
+
+def test_stage_with_statistics_and_gain_map_starts_as_identity_and_applies_given_gains() -> None:
+    torch.manual_seed(0)
+    stage = LutStage(3, 5, predictor_channels=(4, 8), predictor_input_size=16,
+                     predictor_pooled_grid=2, statistics=True, gain_grid=[2, 3])
+    assert stage.num_coefficients == 3 + 6
+    frames = torch.rand(2, 3, 20, 30)
+    with torch.no_grad():
+        output = stage(frames)
+    assert torch.allclose(output.frames, frames, atol=1e-3)
+    assert output.log_gains is not None and output.log_gains.shape == (2, 1, 2, 3)
+    gains = 0.4 * torch.randn(2, 6)
+    weights = torch.cat([torch.tensor([[1.0, 0.0, 0.0]] * 2), gains], dim=1)
+    with torch.no_grad():
+        lit = stage(frames, weights).frames
+        plain = stage(frames, torch.cat([weights[:, :3], torch.zeros(2, 6)], dim=1)).frames
+    assert torch.allclose(lit, plain * gain_map(gains, (2, 3), (20, 30)), atol=1e-6)
+    with pytest.raises(ValueError, match="coefficients"):
+        stage(frames, weights[:, :3])
+
+
+def test_gain_map_learns_to_undo_uneven_key_light() -> None:
+    """A gradient reaches the gain rows of the head, and a few steps fit a light fall-off."""
+    torch.manual_seed(0)
+    stage = LutStage(1, 3, predictor_channels=(4,), predictor_input_size=8,
+                     predictor_pooled_grid=2, gain_grid=[2, 2])
+    target = 0.2 + 0.6 * torch.rand(4, 3, 16, 16)
+    fall_off = torch.linspace(1.0, 0.5, 16).view(1, 1, 1, 16)
+    frames = target * fall_off
+    optimiser = torch.optim.Adam(stage.parameters(), lr=0.05)
+    losses = []
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = (stage(frames).frames - target).square().mean()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.1 * losses[0]

@@ -173,3 +173,28 @@ def test_invalid_configuration_is_rejected() -> None:
         UNetStage(widths=[8, 16], encoder_depths=[1, 1], middle_depth=1, decoder_depths=[1])
     with pytest.raises(ValueError, match="stride"):
         RepConvBlock(4, 4, stride=3)
+
+
+def has_period_two_pattern(maps: torch.Tensor) -> bool:
+    """Whether the four sub-pixel phases of 2×2 blocks differ (a checkerboard of period 2)."""
+    phases = [maps[..., i::2, j::2] for i in (0, 1) for j in (0, 1)]
+    return any(not torch.allclose(phase, phases[0], atol=1e-6) for phase in phases[1:])
+
+
+def test_pixel_shuffle_convs_start_icnr_without_a_checkerboard() -> None:
+    torch.manual_seed(0)
+    unet = tiny_unet()
+    for up in unet.ups:  # a constant-per-channel input: every sub-pixel must come out alike
+        conv = up[0]
+        constant = torch.rand(1, conv.in_channels, 1, 1).expand(1, -1, 6, 6)
+        with torch.no_grad():
+            assert not has_period_two_pattern(up(constant))
+    # The tail (3×3 conv + shuffle back to full resolution): away from the zero-padded border.
+    constant = torch.rand(1, unet.tail.in_channels, 1, 1).expand(1, -1, 8, 8)
+    with torch.no_grad():
+        residual = unet.shuffle(unet.tail(constant))[..., 2:-2, 2:-2]
+    assert residual.abs().max() > 0 and not has_period_two_pattern(residual)
+    # Without ICNR (PyTorch's default init) the same check does see the pattern.
+    plain = nn.Sequential(nn.Conv2d(16, 32, 1), nn.PixelShuffle(2))
+    with torch.no_grad():
+        assert has_period_two_pattern(plain(torch.rand(1, 16, 1, 1).expand(1, -1, 6, 6)))

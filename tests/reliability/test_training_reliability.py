@@ -11,6 +11,7 @@ tiny: the test enhancer, 32² crops, a few-frame index, supervised loss, no test
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 import os
 import shlex
@@ -49,6 +50,10 @@ BAD_NUMBERS = [
     ("optimizer.lr=abc", "optimizer.lr='abc' is not a number"),
     ("trainer.max_epochs=abc", "trainer.max_epochs='abc' is not an integer"),
     ("seed=abc", "seed='abc' is not an integer"),
+    ("optimizer.lr=-1", "optimizer.lr=-1 must be above 0"),
+    ("dataloader.batch_size=0", "dataloader.batch_size=0 must be above 0"),
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0: the run would train nothing"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0: the run would train nothing"),
 ]
 
 
@@ -269,6 +274,83 @@ def test_ckpt_path_last_without_a_last_checkpoint_is_refused_naming_the_director
     assert not (run / "checkpoints").exists()  # refused before anything was trained
 
 
+# --------------------------------------------------------------------------- run directory
+
+
+def test_a_full_disk_while_saving_leaves_every_earlier_checkpoint_whole(
+    tmp_path: Path, frames_root: Path, trained_run: Path, caplog, monkeypatch
+) -> None:
+    """Issue 25: a disk-full save used to leave a truncated best-*.ckpt under a valid name."""
+    run = copy_run(trained_run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+
+    def full_disk(obj: object, target: object, *args: object, **kwargs: object) -> None:
+        Path(str(target)).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    cfg = compose_run(
+        run, frames_root, "trainer.max_epochs=2", "trainer.limit_train_batches=2", "ckpt_path=last"
+    )
+    assert run_training(cfg) == 1
+    [message] = reported(caplog)
+    assert "No space left on device" in message and "ckpt_path=last" in message
+    after = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    assert after == before  # no partial file, under a valid name or a temporary one
+
+
+
+
+def test_a_fresh_run_into_an_earlier_run_directory_is_refused_and_loses_nothing(
+    tmp_path: Path, frames_root: Path, trained_run: Path, caplog
+) -> None:
+    """Issue 25, item 3: a second run (not a resume) used to exit 0 having replaced last.ckpt
+    (step 36 → 2) and wiped csv/metrics.csv."""
+    run = copy_run(trained_run, tmp_path / "run")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    cfg = compose_run(run, frames_root, "trainer.max_epochs=1", "trainer.limit_train_batches=1")
+    assert run_training(cfg) == 1
+    [message] = reported(caplog)
+    assert message.startswith(f"hydra.run.dir={run}: holds an earlier run (checkpoints, csv")
+    assert "ckpt_path=last" in message and "overwrite=true" in message
+    after = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_overwrite_true_replaces_the_earlier_run_leaving_nothing_stale(
+    tmp_path: Path, frames_root: Path, trained_run: Path
+) -> None:
+    run = copy_run(trained_run, tmp_path / "run")
+    stale = run / "submission" / "old.csv"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_text("earlier\n")
+    (run / "notes.txt").write_text("the user's own file\n")
+    cfg = compose_run(
+        run, frames_root, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "overwrite=true"
+    )
+    assert run_training(cfg) == 0
+    assert step_of(run / "checkpoints" / "last.ckpt") == 1
+    assert not stale.exists()  # the earlier run's outputs went before the new ones came
+    assert (run / "notes.txt").read_text() == "the user's own file\n"  # not a run output
+
+
+def test_the_command_line_refuses_before_hydra_rewrites_the_config_record(
+    tmp_path: Path, frames_root: Path
+) -> None:
+    """The Hydra callback runs before .hydra/ is written, so the earlier record survives."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("earlier: run\n")
+    result = subprocess.run(
+        [sys.executable, "train_vqe.py", *tiny(frames_root), f"hydra.run.dir={run}"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"error: hydra.run.dir={run}: holds an earlier run (.hydra)" in result.stderr
+    assert (run / ".hydra" / "config.yaml").read_text() == "earlier: run\n"
+    assert sorted(p.name for p in run.iterdir()) == [".hydra"]
+
+
 # --------------------------------------------------------------------------- user errors
 
 
@@ -303,6 +385,22 @@ def test_resuming_from_a_bad_checkpoint_is_one_message_naming_the_file(
     assert run_training(compose_run(tmp_path / "run", frames_root, f"ckpt_path={bad}")) == 1
     [message] = reported(caplog)
     assert message.startswith(f"ckpt_path={bad}: ") and expected in message
+
+
+def test_resuming_a_checkpoint_of_another_model_names_the_difference(
+    tmp_path: Path, frames_root: Path, trained_run: Path, caplog
+) -> None:
+    """Issue 25: ckpt_path=<a lut checkpoint> model_vqe=<another> stopped with a traceback."""
+    checkpoint = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
+    lut_only = instantiate(compose_config(None, ["+model_vqe=lut"]).model_vqe)
+    checkpoint["state_dict"] = {f"enhancer.{k}": v for k, v in lut_only.state_dict().items()}
+    other = tmp_path / "lut.ckpt"
+    torch.save(checkpoint, other)
+    assert run_training(compose_run(tmp_path / "run", frames_root, f"ckpt_path={other}")) == 1
+    [message] = reported(caplog)
+    assert message.startswith(f"ckpt_path={other}: was trained with another model_vqe")
+    assert "lut.basis is [3, 3, 33, 33, 33], the config makes [3, 3, 9, 9, 9]" in message
+    assert "init_from=" in message and "\n" not in message
 
 
 def test_the_command_line_reports_a_user_error_without_a_traceback(

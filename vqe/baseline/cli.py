@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             description="baseline",
         )
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: an output that is an input, unwritable
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report.summary())

@@ -3,7 +3,8 @@
     python -m vqe.benchmarks.bradley_terry_fit [--votes 300000] [--methods 20] [--out DIR]
 
 Prints the median of ``--repeats`` runs per stage and saves them as JSON in ``--out``
-(default ``outputs/benchmarks/bradley_terry_fit.json``).
+(default ``outputs/benchmarks/bradley_terry_fit.json``). Every stage fits under the analysis's
+default prior (``DEFAULT_PRIOR_STRENGTH``), as the command does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vqe.metrics.bradley_terry import (
+    DEFAULT_PRIOR_STRENGTH,
     analyse_votes,
     count_pairs,
     fit,
@@ -62,15 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         read_s = _median_seconds(lambda: read_votes(csv_path), args.repeats)
         validated = read_votes(csv_path)
     pairs = count_pairs(validated)
+    prior = DEFAULT_PRIOR_STRENGTH
     stages = {
         "read_and_validate_csv": read_s,
         "count_pairs": _median_seconds(lambda: count_pairs(validated), args.repeats),
-        "point_fit": _median_seconds(lambda: fit(pairs), args.repeats),
+        "point_fit": _median_seconds(lambda: fit(pairs, prior), args.repeats),
         "fit_with_information_ci": _median_seconds(
-            lambda: rank(pairs, "information"), args.repeats
+            lambda: rank(pairs, "information", prior_strength=prior), args.repeats
         ),
         f"fit_with_bootstrap_ci_{args.bootstrap}": _median_seconds(
-            lambda: rank(pairs, "bootstrap", args.bootstrap, rng=np.random.default_rng(1)),
+            lambda: rank(
+                pairs, "bootstrap", args.bootstrap, rng=np.random.default_rng(1),
+                prior_strength=prior,
+            ),
             args.repeats,
         ),
         f"analyse_votes_bootstrap_{args.bootstrap}": _median_seconds(
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "methods": args.methods,
         "pairs": pairs_count,
         "raters": args.raters,
-        "newton_iterations": fit(pairs).iterations,
+        "prior_strength": prior,
+        "newton_iterations": fit(pairs, prior).iterations,
         "seconds_median": stages,
         "repeats": args.repeats,
         "machine": {

@@ -47,6 +47,7 @@ from vqe.models.deploy import (
 )
 from vqe.models.execution import eager_cpu_inference
 from vqe.models.loading import enhancer_from_preset
+from vqe.models.lut import gain_map
 from vqe.models.lut_kernel import fused_lookup_available
 
 DEFAULT_OUT = Path("outputs/benchmarks")
@@ -103,8 +104,13 @@ def lut_stage_ms(
     planar = frame.contiguous()
 
     def exported_form() -> torch.Tensor:
-        weights = stage.predict_weights(planar)
-        return atlas_lookup(planar, stage.blended_atlases(weights), stage.lut_size)
+        coefficients = stage.predict_weights(planar)  # LUT weights, then the gain map's
+        weights = coefficients[:, : stage.num_luts]
+        looked_up = atlas_lookup(planar, stage.blended_atlases(weights), stage.lut_size)
+        if stage.gain_grid is None:
+            return looked_up
+        gains = coefficients[:, stage.num_luts :]
+        return looked_up * gain_map(gains, stage.gain_grid, planar.shape[-2:])
 
     runs = {"eager": partial(stage, frame, model.unet_memory_format()), "atlas": exported_form}
     with torch.inference_mode():

@@ -2,8 +2,9 @@
 test videos against their clean targets, beside the input and the baseline.
 
     python -m vqe.benchmarks.quality [--out outputs/benchmarks/quality] [--minutes 20]
-        [--steps N] [--tiny] [--eval-only] [--clips 4] [--frames 30] [--size 320x180]
-        [--seed 0] [--smoothing-alpha A | --no-smoothing] [--lpips-backbone FILE]
+        [--steps N] [--tiny] [--eval-only] [--clips 1] [--frames 30] [--size 320x180]
+        [--splits validation,test] [--max-photos N] [--seed 0]
+        [--smoothing-alpha A | --no-smoothing] [--lpips-backbone FILE]
 
 1. **Train** (:mod:`vqe.benchmarks.quality_recipe`): stage 1 LUT → stage 2 U-Net → joint, each a
    Hydra experiment (``configs/experiment/quality_stage*.yaml``) run by
@@ -12,9 +13,13 @@ test videos against their clean targets, beside the input and the baseline.
    stage's share stopped by ``trainer.max_time``, its cosine schedule run on wall time;
    ``--steps`` fixes the steps per stage instead). The budget covers training; making the
    clips, enhancing and measuring them add a minute or two.
-2. **Test clips** (:mod:`vqe.benchmarks.quality_clips`): 30-frame camera moves over the TEST
-   photographs (never trained on), degraded like the challenge's synthetic sources — dim and
-   uneven key light, colour cast, slow flicker, blur, noise, JPEG, then H.264.
+2. **Clips** (:mod:`vqe.benchmarks.quality_clips`), ``--clips`` per source: 30-frame camera
+   moves over the VALIDATION and the TEST photographs (:mod:`vqe.data.photos`; never trained
+   on; framed on the face where there is one) and a 30-frame window of the TEST video
+   (``vtest.avi``: people walking, real motion), degraded like the challenge's synthetic
+   sources — dim and uneven key light, colour cast, slow flicker, blur, noise, JPEG, then
+   H.264. **Choose on validation, report test** (``docs/evaluation.md``): every table and
+   printed line names its split; ``targets`` and ``means`` are the test split's.
 3. **Methods**: *input* (the degraded mp4 as decoded), *baseline* (``baseline/baseline.py``'s
    job, :func:`vqe.baseline.tone.tone_map_video` over the folder), *stage 1* and *final* —
    both through :func:`vqe.enhance.enhance_folder`, the function ``python -m vqe.enhance
@@ -23,18 +28,23 @@ test videos against their clean targets, beside the input and the baseline.
 4. **Metrics**, decoded outputs vs clean target frames, per frame then averaged per clip and
    over clips: PSNR, SSIM and LPIPS as the project's quality tables compute them
    (:mod:`vqe.metrics.quality`: torchmetrics; LPIPS only with the pretrained AlexNet backbone
-   on disk — otherwise n/a and the log says why), CIEDE2000 colour error
-   (``skimage.color.deltaE_ciede2000`` on Lab), flicker (:func:`vqe.metrics.temporal.flicker`
-   of the output *against the clean target*, so the input's own flicker counts) and warping
-   error (:func:`vqe.metrics.temporal.warping_error`, optical flow on the clean target).
+   on disk — otherwise n/a and the log says why), CIEDE2000 colour error and colour cast
+   (:mod:`vqe.metrics.colour`: mean ΔE00; distance of the mean a*b*), flicker
+   (:func:`vqe.metrics.temporal.flicker` of the output *against the clean target*, so the
+   input's own flicker counts and a video's own motion does not) and warping error
+   (:func:`vqe.metrics.temporal.warping_error`, optical flow on the clean target).
 
-Writes ``quality.json``, ``quality.md`` and ``quality.png`` (per clip: input / baseline /
-stage 1 / final / target of the middle frame) into ``--out`` and leaves ``stage1.ckpt``,
-``stage2.ckpt`` and ``final.ckpt`` there; the videos stay in ``--out/work/``.
+Writes ``quality.json``, ``quality.md`` (means per split, then one row per clip: split, people
+or not, every metric of input / baseline / final, final − baseline PSNR) and ``quality.png``
+(per clip: input / baseline / stage 1 / final / target of the middle frame, then the face —
+OpenCV's frontal-face cascade on the clean target, the box enlarged 1.6× — or, without one,
+the centre, enlarged, of input / baseline / final / target) into ``--out`` and leaves
+``stage1.ckpt``, ``stage2.ckpt`` and ``final.ckpt`` there; the videos stay in ``--out/work/``.
 
 Targets of the full run: the final model beats the baseline by ≥ 2 dB PSNR, and its flicker is
 no higher than the input's. ``--tiny`` runs the whole pipeline in well under a minute (a tiny
-model, two steps per stage, one small clip) for CI; its numbers mean nothing. ``--eval-only``
+model, two steps per stage, one small clip of the first photo of each split and of the video)
+for CI; its numbers mean nothing. ``--eval-only``
 measures the checkpoints of an earlier run again (another ``--smoothing-alpha``, more clips).
 """
 
@@ -56,12 +66,19 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from skimage.color import deltaE_ciede2000, rgb2lab
 from tqdm import tqdm
 
 from vqe.baseline.tone import ToneSettings, tone_map_video
 from vqe.batch_jobs import FolderReport, process_folder
-from vqe.benchmarks.quality_clips import TEST_RANGES, TestClip, comparison_strip, make_clips
+from vqe.benchmarks.quality_clips import (
+    TEST_RANGES,
+    TestClip,
+    comparison_strip,
+    crop_box,
+    face_box,
+    face_crop,
+    make_split_clips,
+)
 from vqe.benchmarks.quality_recipe import (
     STAGES,
     TINY_OVERRIDES,
@@ -74,6 +91,7 @@ from vqe.inference.backends import ModelSpec, load_backend
 from vqe.inference.enhance import enhance_folder
 from vqe.inference.stream import DEFAULT_ALPHA, EnhanceSettings
 from vqe.metrics import temporal
+from vqe.metrics.colour import clip_colour
 from vqe.metrics.quality import frame_psnr, frame_ssim, load_lpips
 from vqe.video import OFFICIAL_FPS, read_frames
 
@@ -91,6 +109,7 @@ METRICS = {
     "ssim": ("SSIM ↑", "{:.4f}"),
     "lpips": ("LPIPS ↓", "{:.4f}"),
     "ciede2000": ("CIEDE2000 ↓", "{:.2f}"),
+    "cast": ("cast ↓", "{:.2f}"),
     "flicker": ("flicker ↓", "{:.3f}"),
     "warping_error": ("warping error ×10³ ↓", "{:.3f}"),
 }
@@ -109,8 +128,16 @@ METHODS = (
     Method("final", "final (LUT + U-Net)"),
 )
 
-#: ``--tiny``: the recipe's tiny overrides, 2 steps per stage, one 8-frame 64×48 clip.
-TINY = {"steps": 2, "clips": 1, "frames": 8, "size": (64, 48)}
+#: ``--tiny``: the recipe's tiny overrides, 2 steps per stage, one 8-frame 64×48 clip per
+#: source, one photo per split (plus the test video).
+TINY = {"steps": 2, "clips": 1, "frames": 8, "size": (64, 48), "max_photos": 1}
+#: The splits clips come from, in report order; the reported numbers are the last one's.
+SPLITS = ("validation", "test")
+REPORTED_SPLIT = "test"
+#: The methods of the per-clip table: the input, the hand-written curve and the model.
+CLIP_TABLE_METHODS = ("input", "baseline", "final")
+#: Per-clip table metrics (LPIPS and warping error stay in the split means).
+CLIP_TABLE_METRICS = ("psnr", "ssim", "ciede2000", "cast", "flicker")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -157,16 +184,15 @@ def clip_metrics(
     if output[0].shape != target[0].shape:
         raise ValueError(f"output frames are {output[0].shape}, target frames {target[0].shape}")
     outputs, targets = _tensors(output), _tensors(target)
-    # rgb2lab reads uint8 as 0–255 sRGB; ΔE00 per pixel, averaged over the frame.
-    delta_e = [
-        float(deltaE_ciede2000(rgb2lab(t), rgb2lab(o)).mean()) for o, t in zip(output, target)
-    ]
+    colour = clip_colour(output, target)
     warping = _warping_error()
     return {
         "psnr": float(frame_psnr(outputs, targets).mean()),
         "ssim": float(frame_ssim(outputs, targets).mean()),
         "lpips": lpips(outputs, targets),
-        "ciede2000": float(np.mean(delta_e)),
+        "ciede2000": colour["ciede2000"],
+        "cast": colour["cast"],
+        # Against the clean target, whose own (real) motion and light changes are not flicker.
         "flicker": temporal.flicker(output, target),
         "warping_error": float(warping(output, target)) if warping is not None else None,
     }
@@ -217,29 +243,74 @@ def _format(key: str, value: float | None) -> str:
     return "n/a" if value is None else METRICS[key][1].format(value * SCALE.get(key, 1.0))
 
 
-def markdown(result: dict[str, Any]) -> str:
-    settings = result["settings"]
+def _means_table(methods: dict[str, Any], split: str) -> list[str]:
     lines = [
-        "# Quality benchmark",
-        "",
-        f"{len(result['clips'])} test clips of {settings['frames']} frames at "
-        f"{settings['width']}×{settings['height']} from the TEST photographs "
-        f"({', '.join(sorted({clip['photo'] for clip in result['clips']}))}; never trained on), "
-        "degraded (dim uneven light, colour cast, slow flicker, blur, noise, JPEG, H.264); "
-        "decoded outputs vs the clean target frames.",
-        "",
         "| method | " + " | ".join(heading for heading, _ in METRICS.values()) + " |",
         "|---|" + "---:|" * len(METRICS),
     ]
     for method in METHODS:
-        means = result["methods"][method.key]["means"]
+        means = methods[method.key]["means_by_split"].get(split)
+        if means is None:
+            continue
         cells = " | ".join(_format(key, means[key]) for key in METRICS)
         lines.append(f"| {method.label} | {cells} |")
+    return lines
+
+
+def clip_table(result: dict[str, Any]) -> list[str]:
+    """One row per clip: split, people, each metric as input / baseline / final, and the
+    final − baseline PSNR."""
+    methods = result["methods"]
+    headings = [METRICS[key][0] for key in CLIP_TABLE_METRICS]
+    lines = [
+        "Each metric cell: input / baseline / final (LUT + U-Net).",
+        "",
+        "| clip | split | people | " + " | ".join(headings) + " | final − baseline PSNR |",
+        "|---|---|---|" + "---:|" * (len(headings) + 1),
+    ]
+    for clip in result["clips"]:
+        values = {key: methods[key]["per_clip"][clip["name"]] for key in CLIP_TABLE_METHODS}
+        cells = [
+            " / ".join(_format(metric, values[key][metric]) for key in CLIP_TABLE_METHODS)
+            for metric in CLIP_TABLE_METRICS
+        ]
+        gain = values["final"]["psnr"] - values["baseline"]["psnr"]
+        lines.append(
+            f"| {clip['name']} | {clip['split']} | {'yes' if clip['person'] else 'no'} | "
+            + " | ".join(cells)
+            + f" | {gain:+.2f} |"
+        )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    settings = result["settings"]
+    clips = result["clips"]
+    lines = [
+        "# Quality benchmark",
+        "",
+        f"{len(clips)} clips of {settings['frames']} frames at "
+        f"{settings['width']}×{settings['height']}: pans over the validation and test "
+        "photographs and windows of the test video (never trained on), degraded (dim uneven "
+        "light, colour cast, slow flicker, blur, noise, JPEG, H.264); decoded outputs vs the "
+        "clean target frames. **Choose on validation, report test** (docs/evaluation.md).",
+    ]
+    for split in settings["splits"]:
+        sources = sorted({clip["photo"] for clip in clips if clip["split"] == split})
+        role = "reported" if split == REPORTED_SPLIT else "for choices only"
+        lines += [
+            "",
+            f"## {split} split ({role}): {', '.join(sources)}",
+            "",
+            *_means_table(result["methods"], split),
+        ]
+    lines += ["", "## Per clip", "", *clip_table(result), ""]
     targets = result["targets"]
     smoothing = settings["smoothing"]
     lines += [
         "",
-        f"Targets: final − baseline PSNR = {targets['psnr_gain_over_baseline_db']:+.2f} dB "
+        f"Targets ({targets['split']} split): final − baseline PSNR = "
+        f"{targets['psnr_gain_over_baseline_db']:+.2f} dB "
         f"(≥ {PSNR_MARGIN_DB:.0f}: {'met' if targets['psnr_met'] else 'NOT met'}); final flicker "
         f"{targets['final_flicker']:.3f} vs input {targets['input_flicker']:.3f} "
         f"({'met' if targets['flicker_met'] else 'NOT met'}).",
@@ -283,13 +354,38 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The methods whose face (or centre) crops the strip shows, then the target's.
+CROP_METHODS = ("input", "baseline", "final")
+
+
+def strip_row(
+    clip: TestClip, frames: dict[str, dict[str, list]]
+) -> tuple[str, list[tuple[str, np.ndarray]]]:
+    """The middle frame of a clip: input / baseline / stage 1 / final / target, then the face of
+    the clean target (or its centre) cut from input / baseline / final / target, enlarged to the
+    frame height."""
+    middle = len(clip.target) // 2
+    target = clip.target[middle]
+    panels = [(method.label, frames[method.key][clip.name][middle]) for method in METHODS]
+    face = face_box(target)
+    box = crop_box(target, face)
+    what = "face" if face is not None else "centre"
+    size = target.shape[0]
+    crops = [
+        (f"{what}: {key}", face_crop(frames[key][clip.name][middle], box, size))
+        for key in CROP_METHODS
+    ]
+    return clip.name, [
+        *panels,
+        ("clean target", target),
+        *crops,
+        (f"{what}: target", face_crop(target, box, size)),
+    ]
+
+
 def save_strip(path: Path, clips: Sequence[TestClip], frames: dict[str, dict[str, list]]) -> Path:
-    """The middle frame of every clip: input / baseline / stage 1 / final / target."""
-    rows = []
-    for clip in clips:
-        middle = len(clip.target) // 2
-        panels = [(method.label, frames[method.key][clip.name][middle]) for method in METHODS]
-        rows.append((clip.name, [*panels, ("clean target", clip.target[middle])]))
+    """One :func:`strip_row` per clip."""
+    rows = [strip_row(clip, frames) for clip in clips]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(comparison_strip(rows)).save(path, format="PNG")
     return path
@@ -327,10 +423,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     train_s = time.perf_counter() - started
 
-    # 2. test clips
+    # 2. validation and test clips
     start = time.perf_counter()
     width, height = args.size
-    clips = make_clips(work / "inputs", args.clips, args.frames, width, height, args.seed)
+    clips = make_split_clips(
+        work / "inputs", args.clips, args.frames, width, height, args.seed,
+        splits=args.splits, max_photos=args.max_photos,
+    )  # fmt: skip
     clips_s = time.perf_counter() - start
 
     # 3. the methods' output videos
@@ -373,19 +472,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         method.key: {
             "label": method.label,
             "folder": str(folders[method.key]),
-            "means": {
-                key: _mean([values[key] for values in per_clip[method.key].values()])
-                for key in METRICS
-            },
             "per_clip": per_clip[method.key],
+            "means_by_split": {
+                split: split_means(per_clip[method.key], clips, split) for split in args.splits
+            },
         }
         for method in METHODS
     }
+    reported = REPORTED_SPLIT if REPORTED_SPLIT in args.splits else args.splits[-1]
+    for entry in methods.values():
+        # The reported numbers: the test split's (the last split given without it).
+        entry["means"] = entry["means_by_split"][reported]
     strip = save_strip(out / f"{RESULT_NAME}.png", clips, frames)
     metrics_s = time.perf_counter() - start
 
     final, baseline, source = (methods[k]["means"] for k in ("final", "baseline", "input"))
     gain = final["psnr"] - baseline["psnr"]
+    gains = {
+        split: methods["final"]["means_by_split"][split]["psnr"]
+        - methods["baseline"]["means_by_split"][split]["psnr"]
+        for split in args.splits
+    }
+    for split in args.splits:
+        role = "reported" if split == reported else "choose on this, do not report"
+        delta_e = methods["final"]["means_by_split"][split]["ciede2000"]
+        print(
+            f"[quality] {split} split ({role}): final − baseline PSNR {gains[split]:+.2f} dB, "
+            f"final CIEDE2000 {_format('ciede2000', delta_e)}",
+            flush=True,
+        )
     return {
         "benchmark": RESULT_NAME,
         "command": "python -m vqe.benchmarks.quality " + " ".join(args.argv),
@@ -395,6 +510,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "eval_only": args.eval_only,
             "tiny": args.tiny,
             "clips": count,
+            "clips_per_source": args.clips,
+            "splits": list(args.splits),
+            "max_photos": args.max_photos,
             "frames": args.frames,
             "width": width,
             "height": height,
@@ -404,7 +522,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "recipe": recipe,
         "clips": [
-            {"name": clip.name, "photo": clip.photo, "degradations": clip.degradations}
+            {
+                "name": clip.name,
+                "photo": clip.photo,
+                "split": clip.split,
+                "person": clip.person,
+                "kind": clip.kind,
+                "degradations": clip.degradations,
+            }
             for clip in clips
         ],
         "test_degradation_ranges": {
@@ -413,6 +538,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "methods": methods,
         "metric_notes": notes,
         "targets": {
+            "split": reported,
+            "psnr_gain_over_baseline_by_split_db": gains,
             "psnr_gain_over_baseline_db": gain,
             "psnr_met": gain >= PSNR_MARGIN_DB,
             "final_flicker": final["flicker"],
@@ -433,6 +560,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "machine": machine_description(torch.device("cpu")),
     }
+
+
+def split_means(
+    per_clip: dict[str, dict[str, float | None]], clips: Sequence[TestClip], split: str
+) -> dict[str, float | None]:
+    """Each metric's mean over the clips of ``split`` (None when a clip lacks it)."""
+    names = [clip.name for clip in clips if clip.split == split]
+    if not names:
+        raise ValueError(f"no clips of the {split} split were measured")
+    return {key: _mean([per_clip[name][key] for name in names]) for key in METRICS}
 
 
 def _previous_run(out: Path) -> dict[str, Any]:
@@ -489,7 +626,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip training: measure the stage1.ckpt / final.ckpt already in --out "
         "(e.g. another --smoothing-alpha)",
     )  # fmt: skip
-    parser.add_argument("--clips", type=int, default=4, help="test clips (default 4)")
+    parser.add_argument(
+        "--clips", type=int, default=1,
+        help="clips per source: per photograph and per video of the splits (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--splits", type=_splits, default=SPLITS,
+        help="splits to make clips from, in order (default validation,test)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-photos", type=int, default=None,
+        help="at most this many photographs per split (default all; --tiny 1)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=30, help="frames per clip (default 30)")
     parser.add_argument(
         "--size", type=_size, default=(320, 180), help="clip size WIDTHxHEIGHT (default 320x180)"
@@ -517,6 +665,13 @@ def _steps_text(steps: Sequence[int]) -> str:
     return "steps per stage: " + ", ".join(f"{s.name} {n}" for s, n in zip(STAGES, steps))
 
 
+def _splits(text: str) -> tuple[str, ...]:
+    splits = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not splits or not set(splits) <= set(SPLITS) or len(set(splits)) != len(splits):
+        raise argparse.ArgumentTypeError(f"{text!r}: give some of {','.join(SPLITS)}")
+    return splits
+
+
 def _stage_steps(text: str) -> tuple[int, ...]:
     """``300`` → (300, 300, 300); ``500,800,600`` → one count per stage."""
     try:
@@ -538,9 +693,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if args.steps is None:
             args.steps = (TINY["steps"],) * len(STAGES)
         defaults = parser.parse_args([])
-        for key in ("clips", "frames", "size"):
+        for key in ("clips", "frames", "size", "max_photos"):
             if getattr(args, key) == getattr(defaults, key):  # what was not given explicitly
                 setattr(args, key, TINY[key])
+    if args.max_photos is not None and args.max_photos < 0:
+        parser.error(f"--max-photos must be ≥ 0, got {args.max_photos}")
     if args.clips < 1 or args.frames < 2:
         parser.error(f"need --clips ≥ 1 and --frames ≥ 2, got {args.clips} and {args.frames}")
     if not 0.0 < args.smoothing_alpha <= 1.0:
@@ -573,7 +730,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["METHODS", "METRICS", "Lpips", "clip_metrics", "main", "markdown", "run"]
+__all__ = [
+    "METHODS",
+    "METRICS",
+    "SPLITS",
+    "Lpips",
+    "clip_metrics",
+    "clip_table",
+    "main",
+    "markdown",
+    "run",
+    "split_means",
+    "strip_row",
+]
 
 
 if __name__ == "__main__":

@@ -1,24 +1,35 @@
-"""Test clips for :mod:`vqe.benchmarks.quality`: clean camera moves over the TEST photographs,
-degraded like the challenge's synthetic sources, and the labelled comparison strip.
+"""Clips for :mod:`vqe.benchmarks.quality`: clean camera moves over the VALIDATION and TEST
+photographs and a window of the TEST video, degraded like the challenge's synthetic sources,
+and the labelled comparison strip with face crops.
 
-A clip is a slow pan and zoom (:func:`vqe.data.demo.pan_zoom_clip`: the crop drifts by up to 4 %
-of the photo and zooms by up to 8 % over the clip — a little camera motion, so flicker and
-warping error see moving content) across one of :data:`vqe.data.photos.TEST_PHOTOS`, which the
-training pool never contains. The clean clip is the target. The input is that clip with one
-sampled set of :mod:`vqe.data.degradations` applied to every frame (:data:`TEST_RANGES`): a
-colour cast, an uneven light field, a dim exposure (mean 0.16–0.24, near the challenge's 50/255)
-with a slow light flicker over time (3–8 % at 0.5–1.5 Hz), then blur, noise and JPEG, and last
-the H.264 encode of the stored mp4 itself (CRF 28–34, webcam-like) — so what the enhancers
-decode is exactly the degraded video, as in a submission.
+A photo clip is a slow pan and zoom (:func:`vqe.data.demo.pan_zoom_clip`: the crop drifts by up
+to 4 % of the photo and zooms by up to 8 % over the clip — a little camera motion, so flicker
+and warping error see moving content) across the window of the clip's aspect centred on the
+photo's largest face (:func:`framed_on_face`; a wide crop of a portrait would otherwise show the
+chest, not the face) of one photograph of :data:`vqe.data.photos`'
+validation or test split, which the training pool never contains. A video clip
+(:func:`make_video_clip`) is a window of a real video (OpenCV's ``vtest.avi``: people walking),
+centre-cropped to the clip's aspect and resized: its own motion replaces the pan. The clean clip
+is the target. The input is that clip with one sampled set of :mod:`vqe.data.degradations`
+applied to every frame (:data:`TEST_RANGES`): a colour cast, an uneven light field, a dim
+exposure (mean 0.16–0.24, near the challenge's 50/255) with a slow light flicker over time
+(3–8 % at 0.5–1.5 Hz), then blur, noise and JPEG, and last the H.264 encode of the stored mp4
+itself (CRF 28–34, webcam-like) — so what the enhancers decode is exactly the degraded video,
+as in a submission.
 
 Everything is drawn from ``np.random.default_rng([seed, clip])``: the same seed gives the same
 clips on every run.
+
+:func:`comparison_strip` lays out labelled frames; :func:`face_box` finds the largest frontal
+face (OpenCV's bundled Haar cascade) so the strip can show it enlarged, and :func:`face_crop`
+cuts that box (or the centre, without a face) from every method's frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +47,15 @@ from vqe.data.degradations import (
     write_reproducible_video,
 )
 from vqe.data.demo import SYNTHETIC_RANGES, pan_zoom_clip
-from vqe.data.photos import TEST_PHOTOS, load_photo
+from vqe.data.photos import (
+    PEOPLE,
+    SPLIT_PHOTOS,
+    TEST_PHOTOS,
+    TEST_VIDEOS,
+    load_photo,
+    load_video_window,
+    split_of,
+)
 from vqe.video import OFFICIAL_FPS
 
 #: The test degradations: the demo's synthetic (HDRI-only look, Real-ESRGAN ranges scaled to
@@ -63,10 +82,13 @@ class TestClip:
     """One degraded test clip on disk and its clean target frames in memory."""
 
     name: str  # file stem, e.g. clip_01_astronaut
-    photo: str
+    photo: str  # the pool name of its photograph or video
     input_path: Path  # the degraded H.264 mp4 the enhancers read
     target: list[np.ndarray]  # clean H×W×3 RGB uint8 frames
     degradations: dict[str, object]  # describe_params of what was applied
+    split: str = "test"  # the photo split of its source
+    person: bool = False  # does the source show people?
+    kind: str = "photo"  # "photo" (a pan over it) or "video" (a window of it)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -77,6 +99,56 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def photo_float(name: str) -> np.ndarray:
     """A pool photograph as H×W×3 float32 RGB in [0, 1]."""
     return tensor_to_image(rgb_uint8_to_tensor(load_photo(name)))
+
+
+def _check_clip(num_frames: int, width: int, height: int) -> None:
+    if width % 2 or height % 2:
+        raise ValueError(f"clip size {width}×{height}: yuv420p needs even sides")
+    if num_frames < 2:
+        raise ValueError(
+            f"a test clip needs at least 2 frames (temporal metrics), got {num_frames}"
+        )
+
+
+def _safe_name(source: str) -> str:
+    return source.replace(":", "_").replace("/", "_")
+
+
+def _degraded_clip(
+    folder: Path,
+    index: int,
+    source: str,
+    clean: list[np.ndarray],
+    rng: np.random.Generator,
+    ranges: DegradationRanges,
+    kind: str,
+) -> TestClip:
+    """Degrade ``clean`` (float frames) with one parameter set, write the mp4, return the clip."""
+    params = sample_params(ranges, rng)
+    crf = params.h264_crf
+    # The mp4's own encode is the H.264 step (as for the demo's webcam clips): encoding a
+    # re-encoded clip again would compress twice.
+    degraded = apply_params(
+        clean, dataclasses.replace(params, h264_crf=None), rng, fps=OFFICIAL_FPS
+    )
+    name = f"clip_{index + 1:02d}_{_safe_name(source)}"
+    path = folder / f"{name}.mp4"
+    frames = [to_uint8(image) for image in degraded]
+    write_reproducible_video(path, frames, fps=OFFICIAL_FPS, crf=crf if crf is not None else 18)
+    try:
+        split = split_of(source)
+    except KeyError:  # a photograph outside the splits, asked for by name
+        split = "other"
+    return TestClip(
+        name,
+        source,
+        path,
+        [to_uint8(image) for image in clean],
+        describe_params(params),
+        split=split,
+        person=source in PEOPLE,
+        kind=kind,
+    )
 
 
 def make_clip(
@@ -90,28 +162,66 @@ def make_clip(
     ranges: DegradationRanges = TEST_RANGES,
 ) -> TestClip:
     """Write clip ``index`` (a pan over ``photo``) as ``folder/<name>.mp4``; return it."""
-    if width % 2 or height % 2:
-        raise ValueError(f"clip size {width}×{height}: yuv420p needs even sides")
-    if num_frames < 2:
-        raise ValueError(
-            f"a test clip needs at least 2 frames (temporal metrics), got {num_frames}"
-        )
+    _check_clip(num_frames, width, height)
     rng = np.random.default_rng([seed, index])
-    clean = pan_zoom_clip(photo_float(photo), num_frames, width, height, rng)
-    params = sample_params(ranges, rng)
-    crf = params.h264_crf
-    # The mp4's own encode is the H.264 step (as for the demo's webcam clips): encoding a
-    # re-encoded clip again would compress twice.
-    degraded = apply_params(
-        clean, dataclasses.replace(params, h264_crf=None), rng, fps=OFFICIAL_FPS
+    framed = framed_on_face(load_photo(photo), width / height)
+    clean = pan_zoom_clip(
+        tensor_to_image(rgb_uint8_to_tensor(framed)), num_frames, width, height, rng
     )
-    name = f"clip_{index + 1:02d}_{photo}"
-    path = folder / f"{name}.mp4"
-    frames = [to_uint8(image) for image in degraded]
-    write_reproducible_video(path, frames, fps=OFFICIAL_FPS, crf=crf if crf is not None else 18)
-    return TestClip(
-        name, photo, path, [to_uint8(image) for image in clean], describe_params(params)
-    )
+    return _degraded_clip(folder, index, photo, clean, rng, ranges, "photo")
+
+
+def framed_on_face(photo: np.ndarray, aspect: float) -> np.ndarray:
+    """The largest window of ``photo`` of ``aspect`` (width / height) centred on its largest
+    face, so that a wide clip of a portrait shows the face rather than the chest; the photo as
+    it is without a face."""
+    face = face_box(photo)
+    if face is None:
+        return photo
+    rows, cols = photo.shape[:2]
+    width = min(cols, round(rows * aspect))
+    height = min(rows, round(width / aspect))
+    centre_x, centre_y = face[0] + face[2] / 2, face[1] + face[3] / 2
+    left = int(min(max(0, round(centre_x - width / 2)), cols - width))
+    top = int(min(max(0, round(centre_y - height / 2)), rows - height))
+    return photo[top : top + height, left : left + width]
+
+
+#: The first frame of a video's first window (vtest.avi: people are in view from here on);
+#: later windows of one video follow on.
+VIDEO_FIRST_FRAME = 100
+
+
+def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB uint8 frame centre-cropped to width:height and area-resized → float32 [0, 1]."""
+    rows, cols = frame.shape[:2]
+    crop_w = min(cols, round(rows * width / height))
+    crop_h = min(rows, round(crop_w * height / width))
+    top, left = (rows - crop_h) // 2, (cols - crop_w) // 2
+    window = frame[top : top + crop_h, left : left + crop_w]
+    resized = cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA)
+    return tensor_to_image(rgb_uint8_to_tensor(resized))
+
+
+def make_video_clip(
+    folder: Path,
+    index: int,
+    video: str,
+    num_frames: int,
+    width: int,
+    height: int,
+    seed: int,
+    window: int = 0,
+    ranges: DegradationRanges = TEST_RANGES,
+) -> TestClip:
+    """Write clip ``index``: window ``window`` (``num_frames`` frames from
+    :data:`VIDEO_FIRST_FRAME` on) of ``video``, fitted to width×height and degraded."""
+    _check_clip(num_frames, width, height)
+    rng = np.random.default_rng([seed, index])
+    start = VIDEO_FIRST_FRAME + window * num_frames
+    frames = load_video_window(video, start, num_frames)
+    clean = [fit_frame(frame, width, height) for frame in frames]
+    return _degraded_clip(folder, index, video, clean, rng, ranges, "video")
 
 
 def make_clips(
@@ -135,6 +245,126 @@ def make_clips(
     ]
 
 
+def split_sources(splits: Sequence[str], max_photos: int | None = None) -> list[tuple[str, str]]:
+    """(source, kind) of the benchmark's clips: each split's photographs (the first
+    ``max_photos`` of each, when given), then, for the test split, its videos."""
+    sources: list[tuple[str, str]] = []
+    for split in splits:
+        if split not in ("validation", "test"):
+            raise ValueError(f"benchmark clips come from 'validation' or 'test', not {split!r}")
+        photos = SPLIT_PHOTOS[split][:max_photos]
+        sources += [(photo, "photo") for photo in photos]
+        if split == "test":
+            sources += [(video, "video") for video in TEST_VIDEOS]
+    if not sources:
+        raise ValueError(f"no photographs or videos in the splits {list(splits)}")
+    return sources
+
+
+def make_split_clips(
+    folder: Path,
+    per_source: int,
+    num_frames: int,
+    width: int,
+    height: int,
+    seed: int,
+    splits: Sequence[str] = ("validation", "test"),
+    max_photos: int | None = None,
+) -> list[TestClip]:
+    """``per_source`` clips of every source of :func:`split_sources`, numbered in order."""
+    if per_source < 1:
+        raise ValueError(f"need at least one clip per source, got {per_source}")
+    folder.mkdir(parents=True, exist_ok=True)
+    clips: list[TestClip] = []
+    for source, kind in split_sources(splits, max_photos):
+        for copy in range(per_source):
+            index = len(clips)
+            if kind == "video":
+                clip = make_video_clip(
+                    folder, index, source, num_frames, width, height, seed, window=copy
+                )
+            else:
+                clip = make_clip(folder, index, source, num_frames, width, height, seed)
+            clips.append(clip)
+    return clips
+
+
+# --------------------------------------------------------------------------- face crops
+
+#: The frontal-face Haar cascade that ships with opencv-python 4 (``cv2.data``).
+FACE_CASCADE = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / (
+    "haarcascade_frontalface_default.xml"
+)
+#: A face box is enlarged by this factor around its centre (hair, chin and a little context).
+FACE_MARGIN = 1.6
+
+Box = tuple[int, int, int, int]  # left, top, width, height
+
+
+@functools.lru_cache(maxsize=1)
+def _face_detector() -> Callable[[np.ndarray], list[Box]]:
+    """Boxes of frontal faces in a grey uint8 frame: OpenCV's Haar cascade where this OpenCV
+    has one (4.x), else OpenCV's LBP frontal-face cascade as scikit-image bundles it (OpenCV 5
+    dropped ``CascadeClassifier`` and its cascade files)."""
+    if hasattr(cv2, "CascadeClassifier") and FACE_CASCADE.is_file():
+        cascade = cv2.CascadeClassifier(str(FACE_CASCADE))
+        if cascade.empty():
+            raise ValueError(f"face cascade {FACE_CASCADE} cannot be read; reinstall opencv")
+
+        def haar(grey: np.ndarray) -> list[Box]:
+            found = cascade.detectMultiScale(
+                grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20)
+            )
+            return [tuple(int(v) for v in box) for box in found]  # type: ignore[misc]
+
+        return haar
+    from skimage.data import lbp_frontal_face_cascade_filename
+    from skimage.feature import Cascade
+
+    lbp = Cascade(lbp_frontal_face_cascade_filename())
+
+    def lbp_faces(grey: np.ndarray) -> list[Box]:
+        found = lbp.detect_multi_scale(
+            grey, scale_factor=1.2, step_ratio=1, min_size=(20, 20), max_size=grey.shape
+        )
+        return [(int(f["c"]), int(f["r"]), int(f["width"]), int(f["height"])) for f in found]
+
+    return lbp_faces
+
+
+def face_box(frame: np.ndarray) -> Box | None:
+    """The largest frontal face in an RGB uint8 frame, or None."""
+    grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    faces = _face_detector()(grey)
+    if not faces:
+        return None
+    return max(faces, key=lambda box: box[2] * box[3])
+
+
+def crop_box(frame: np.ndarray, face: Box | None, margin: float = FACE_MARGIN) -> Box:
+    """A square box in the frame: the face enlarged by ``margin``, or the centre square of
+    half the frame's shorter side without a face."""
+    rows, cols = frame.shape[:2]
+    if face is None:
+        side = max(2, min(rows, cols) // 2)
+        centre_x, centre_y = cols / 2, rows / 2
+    else:
+        left, top, width, height = face
+        side = max(2, min(rows, cols, round(max(width, height) * margin)))
+        centre_x, centre_y = left + width / 2, top + height / 2
+    # Shifted, not shrunk, to stay inside the frame.
+    left = int(min(max(0, round(centre_x - side / 2)), cols - side))
+    top = int(min(max(0, round(centre_y - side / 2)), rows - side))
+    return left, top, side, side
+
+
+def face_crop(frame: np.ndarray, box: Box, size: int) -> np.ndarray:
+    """``box`` of ``frame`` enlarged to size×size (cubic, for viewing)."""
+    left, top, width, height = box
+    window = frame[top : top + height, left : left + width]
+    return cv2.resize(window, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
 # --------------------------------------------------------------------------- the strip
 
 _LABEL_HEIGHT = 22
@@ -152,7 +382,7 @@ def comparison_strip(
     rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], gap: int = 4
 ) -> np.ndarray:
     """One row per clip: its (label, frame) pairs left to right, each under its label, the clip
-    name in the first label. All frames must share one size."""
+    name in the first label. Frames of a row share one height; rows share one width."""
     if not rows:
         raise ValueError("comparison_strip: no rows")
     lines = []
@@ -168,11 +398,21 @@ def comparison_strip(
 
 
 __all__ = [
+    "FACE_CASCADE",
     "TEST_RANGES",
+    "VIDEO_FIRST_FRAME",
     "TestClip",
     "comparison_strip",
+    "crop_box",
+    "face_box",
+    "face_crop",
+    "fit_frame",
+    "framed_on_face",
     "make_clip",
     "make_clips",
+    "make_split_clips",
+    "make_video_clip",
+    "split_sources",
     "photo_float",
     "to_uint8",
 ]

@@ -10,8 +10,11 @@ stage's last checkpoint through ``init_from``:
 
 All losses are supervised (no critic is loaded: random critics carry no signal) and the data is
 the clean-photo training pool (``configs/dataset/demo.yaml``'s ``train_pairs``: fresh degraded
-crops of :data:`vqe.data.photos.TRAIN_PHOTOS`, plus the demo's stored synthetic clips of those
-photos; the demo's validation clips, of the test photos, are only watched, never selected on).
+crops of :data:`vqe.data.photos.TRAIN_PHOTOS` only, plus the demo's stored synthetic clips of
+train photos; the demo's own validation clips are only watched, never selected on). Recipe
+choices are made on the benchmark's VALIDATION clips (:data:`vqe.data.photos.VALIDATION_PHOTOS`)
+and the TEST clips are only reported (``docs/evaluation.md``); the figures quoted below were
+measured before that split, on the test photograph, and will be re-measured on validation.
 
 **Budget.** ``minutes`` of wall time cover the three stages together, shared in the ratio of
 :attr:`Stage.share`; each stage's share is taken of what is left when it starts, so a stage

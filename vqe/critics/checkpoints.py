@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from vqe.torch_files import listed, unsafe_globals
+
 log = logging.getLogger(__name__)
 
 #: How many keys an error message lists per category before it summarises the rest.
@@ -97,22 +99,18 @@ def _torch_load(path: Path) -> object:
 
 def _unsafe_globals(path: Path) -> list[str]:
     """The pickled globals of a checkpoint beyond the allowed ones ([] if it is not one)."""
-    allowed = {
+    allowed = [
         f"{kind.__module__}.{kind.__qualname__}"
         for kind in _hyper_parameter_types()
         if isinstance(kind, type)
-    }
-    try:
-        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip checkpoint at all: unreadable, not unsafe
-        return []
-    return sorted(set(found) - allowed)
+    ]
+    return unsafe_globals(path, allowed)
 
 
 def _unsafe(path: Path, names: list[str]) -> CheckpointReadError:
-    listed = ", ".join(names[:MAX_LISTED_KEYS]) + (" …" if len(names) > MAX_LISTED_KEYS else "")
     return CheckpointReadError(
-        f"{path}: refused — it pickles objects other than tensors and plain data ({listed}), "
+        f"{path}: refused — it pickles objects other than tensors and plain data "
+        f"({listed(names)}), "
         "and loading them would run code stored in the file. If you trust the file, convert it "
         "once to a plain state dict and point the config at the result: python -c \"import "
         f"torch; c = torch.load('{path}', weights_only=False); "

@@ -30,9 +30,15 @@ one index root and run ``merge=true``.
 Checks: an ``_x`` video without its ``_y`` (or the reverse), an unreadable video, x/y pairs of
 different length or frame size, synthetic folders with unmatched or differently sized frames and
 empty folders are each reported with the file they concern; every good video is still built and
-indexed. A video that gives fewer frames than its header declares (truncated) is built and
-listed as a warning. The command prints the failures, the warnings and a summary table and
-exits with status 1 when anything failed or an index was kept (2 for bad arguments).
+indexed. So is a name that is not valid UTF-8, which the UTF-8 index cannot hold: rename it
+(messages show its odd bytes as ``\\xNN``). A video that gives fewer frames than its header
+declares (truncated) is built and listed as a warning. The command prints the failures, the
+warnings and a summary table and exits with status 1 when anything failed or an index was kept
+(2 for bad arguments).
+
+Crashes: a worker process that dies (a crash in native code, the OOM killer) breaks the pool and
+fails every item still queued; those items are run again one at a time, so only an item that
+kills its worker even alone is reported, and every other one is built.
 
 Interruptions: SIGTERM or SIGINT stop the worker processes at once (none outlives the build),
 write no index and exit with 143 / 130. Frames of a video cut short carry no
@@ -50,7 +56,7 @@ import multiprocessing
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -61,7 +67,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from vqe.batch_jobs import worker_pool_context
+from vqe.batch_jobs import printable, worker_pool_context
 from vqe.config_root import CONFIG_DIR
 from vqe.data.extract import Failure, ItemResult, Settings, process_item
 from vqe.data.index import (
@@ -138,7 +144,7 @@ class BuildReport:
             counts.failed += 1
             self.failed.append(result.failure)
         for text in result.warnings:
-            log.warning("%s: %s", result.item.name, text)
+            log.warning("%s: %s", result.item.name, printable(text))
             self.warnings.append(Failure(result.item.name, text))
         if result.video is not None:
             counts.videos += 1
@@ -158,19 +164,23 @@ class BuildReport:
 
     def failure_list(self) -> str:
         lines = [f"{len(self.failed)} item(s) failed:"]
-        lines += [f"  {failure.item}: {failure.reason}" for failure in sorted(self.failed)]
+        lines += [
+            f"  {failure.item}: {printable(failure.reason)}" for failure in sorted(self.failed)
+        ]
         return "\n".join(lines)
 
     def warning_list(self) -> str:
         lines = [f"{len(self.warnings)} warning(s):"]
-        lines += [f"  {warning.item}: {warning.reason}" for warning in sorted(self.warnings)]
+        lines += [
+            f"  {warning.item}: {printable(warning.reason)}" for warning in sorted(self.warnings)
+        ]
         return "\n".join(lines)
 
     def problems(self) -> str:
         """Failures, warnings and kept indexes, for the end of the command's output."""
         parts = [self.failure_list()] if self.failed else []
         parts += [self.warning_list()] if self.warnings else []
-        parts += [f"index not written: {reason}" for reason in self.kept_indexes]
+        parts += [f"index not written: {printable(reason)}" for reason in self.kept_indexes]
         return "\n".join(parts)
 
 
@@ -213,28 +223,73 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             process.join()
 
 
+ItemJob = Callable[[Item, Settings], ItemResult]
+
+
 def _results(
-    items: list[Item], settings: Settings, workers: int, bar: tqdm
+    items: list[Item], settings: Settings, workers: int, bar: tqdm, job: ItemJob = process_item
 ) -> Iterator[ItemResult]:
+    """The result of ``job`` on each item, in completion order. A worker that dies (a crash in
+    native code, the kernel's OOM killer) breaks the whole pool, failing every item still
+    queued: those items are run again one at a time, so only the item that kills its worker
+    even alone is reported as failed."""
     if workers == 1:
         for item in items:
-            yield process_item(item, settings)
+            yield job(item, settings)
             bar.update()
         return
+    orphaned: list[Item] = []
     with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
-        futures = {pool.submit(process_item, item, settings): item for item in items}
+        futures = {pool.submit(job, item, settings): item for item in items}
         try:
             for future in as_completed(futures):
-                item = futures[future]
                 try:
-                    yield future.result()
-                except BrokenProcessPool as error:
-                    reason = f"its worker process died ({error}); out of memory? try fewer workers"
-                    yield ItemResult(item, failure=Failure(item.name, reason))
+                    result = future.result()
+                except BrokenProcessPool:
+                    orphaned.append(futures[future])
+                    continue
+                yield result
                 bar.update()
         except BaseException:  # an interruption, or the caller stopped early
             _stop_pool(pool)
             raise
+    if orphaned:
+        log.warning(
+            "a worker process died; running its %d unfinished items again one at a time",
+            len(orphaned),
+        )
+        yield from _one_at_a_time(sorted(orphaned, key=lambda item: item.name), settings, bar, job)
+
+
+def _one_at_a_time(
+    items: list[Item], settings: Settings, bar: tqdm, job: ItemJob
+) -> Iterator[ItemResult]:
+    """Each item alone in a one-worker pool (a fresh one after a crash), so a crash names its
+    item; the build itself never runs an item that may crash."""
+    pool: ProcessPoolExecutor | None = None
+    try:
+        for item in items:
+            pool = pool or ProcessPoolExecutor(1, mp_context=_pool_context())
+            try:
+                result = pool.submit(job, item, settings).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True)
+                pool = None
+                reason = (
+                    "its worker process died even with the video alone (a crash while decoding "
+                    "or writing it, or out of memory); check the file, or replace it"
+                )
+                result = ItemResult(item, failure=Failure(item.name, reason))
+            yield result
+            bar.update()
+    except BaseException:
+        if pool is not None:
+            _stop_pool(pool)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def _merge_complete_shards(
@@ -386,10 +441,10 @@ def _build_main(config: DictConfig) -> None:
         )
         sys.exit(interruption.exit_code)
     except IndexKept as kept:  # merge=true
-        print(f"error: {kept}", file=sys.stderr)
+        print(f"error: {printable(str(kept))}", file=sys.stderr)
         sys.exit(1)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         sys.exit(2)
     if report.problems():
         print(report.problems())

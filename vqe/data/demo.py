@@ -16,9 +16,11 @@ and then indexes it with :func:`vqe.data.build.build_dataset` (frames of the mp4
 
 Every clip is a slow pan and zoom across one of the colour photographs of the clean-photo pool
 (:mod:`vqe.data.photos`, bundled with scikit-image, no network), at 320×180 (16:9, even sides).
-**Training clips come from** ``TRAIN_PHOTOS`` **only; the validation clips (the last two
-synthetic videos of** ``train/``, **held out by** ``configs/dataset/demo.yaml``**) and every test
-clip from** ``TEST_PHOTOS``, so validation and test measure unseen photographs. Besides the
+**Training clips come from** ``TRAIN_PHOTOS`` **only, the validation clips (the last two
+synthetic videos of** ``train/``, **held out by** ``configs/dataset/demo.yaml``**) from**
+``VALIDATION_PHOTOS`` **and every test clip from** ``TEST_PHOTOS`` — each limited to the photos
+the Python packages ship, so the set is the same on every machine — so validation and test
+measure unseen photographs, and the two are different ones. Besides the
 stored training rows, the demo run trains on :class:`vqe.data.photos.CleanPhotoPairs`: fresh
 crops of the train photos every epoch, degraded per sample with :func:`training_degradation`
 (the look of the synthetic clips below), so that it learns the correction instead of memorising
@@ -64,6 +66,7 @@ import numpy as np
 import skimage
 import torch
 
+from vqe.atomic import atomic_write_text
 from vqe.conventions import (
     rgb_uint8_to_tensor,
     tensor_to_bgr_uint8,
@@ -87,7 +90,7 @@ from vqe.data.layout import (
     TARGET_TAG,
     VIDEO_SUFFIX,
 )
-from vqe.data.photos import TEST_PHOTOS, TRAIN_PHOTOS
+from vqe.data.photos import OPENCV_PREFIX, TEST_PHOTOS, TRAIN_PHOTOS, VALIDATION_PHOTOS
 from vqe.data.photos import load_photo as load_photo_uint8
 from vqe.schema import (
     SUBSET_REAL,
@@ -104,7 +107,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "demo.json"
 DEMO_NAME = "vqe-demo"
 #: Bumped whenever the set's content changes: an older set is rebuilt by :func:`ensure_demo`.
-DEMO_VERSION = 4
+DEMO_VERSION = 5
 #: Environment variable that overrides :func:`default_demo_dir`.
 DEMO_DIR_ENV = "VQE_DEMO_DIR"
 
@@ -115,9 +118,18 @@ AUTO_ADJUST_MEAN = 0.45
 
 
 #: The photographs the demo is made of (``skimage.data`` names), train photos first.
-PHOTOS: tuple[str, ...] = TRAIN_PHOTOS + TEST_PHOTOS
+def _bundled(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The photographs the Python packages ship: the demo set is the same on every machine,
+    whether or not OpenCV's samples (a Debian package) are installed."""
+    return tuple(name for name in names if not name.startswith(OPENCV_PREFIX))
+
+
+DEMO_TRAIN, DEMO_VALIDATION, DEMO_TEST = map(
+    _bundled, (TRAIN_PHOTOS, VALIDATION_PHOTOS, TEST_PHOTOS)
+)
+PHOTOS: tuple[str, ...] = DEMO_TRAIN + DEMO_VALIDATION + DEMO_TEST
 #: Train photos bright enough to serve as the well-lit side of a synthetic pair (rocket is dark).
-WELL_LIT_TRAIN = tuple(name for name in TRAIN_PHOTOS if name != "rocket")
+WELL_LIT_TRAIN = tuple(name for name in DEMO_TRAIN if name != "rocket")
 
 
 @dataclass(frozen=True)
@@ -139,14 +151,16 @@ VAL_VIDEOS = 2
 
 PLAN = (
     SubsetPlan("train", SUBSET_SYNTHETIC, videos=3, frames=8, fps=30, photos=WELL_LIT_TRAIN),
-    SubsetPlan("test", SUBSET_SYNTHETIC, videos=2, frames=8, fps=30, photos=TEST_PHOTOS),
-    SubsetPlan("train", SUBSET_REAL, videos=3, frames=12, fps=30, photos=TRAIN_PHOTOS),
-    SubsetPlan("train", SUBSET_UNSUPERVISED, videos=3, frames=10, fps=20, photos=TRAIN_PHOTOS),
-    SubsetPlan("test", SUBSET_UNSUPERVISED, videos=2, frames=10, fps=20, photos=TEST_PHOTOS),
+    SubsetPlan("test", SUBSET_SYNTHETIC, videos=2, frames=8, fps=30, photos=DEMO_TEST),
+    SubsetPlan("train", SUBSET_REAL, videos=3, frames=12, fps=30, photos=DEMO_TRAIN),
+    SubsetPlan("train", SUBSET_UNSUPERVISED, videos=3, frames=10, fps=20, photos=DEMO_TRAIN),
+    SubsetPlan("test", SUBSET_UNSUPERVISED, videos=2, frames=10, fps=20, photos=DEMO_TEST),
     # Numbered last, so "the last VAL_VIDEOS synthetic videos" of train.csv are these
     # (configs/dataset/demo.yaml holds them out as the validation set) and the other videos
     # keep the numbers they had before the validation clips were added.
-    SubsetPlan("train", SUBSET_SYNTHETIC, videos=VAL_VIDEOS, frames=8, fps=30, photos=TEST_PHOTOS),
+    SubsetPlan(
+        "train", SUBSET_SYNTHETIC, videos=VAL_VIDEOS, frames=8, fps=30, photos=DEMO_VALIDATION
+    ),
 )
 
 #: HDRI-only look for the synthetic inputs, Real-ESRGAN ranges scaled to 320×180 frames.
@@ -380,7 +394,7 @@ def _write_demo(root: Path, seed: int) -> None:
             # Video numbers run on across subsets, so every video_id in the index is unique.
             videos.append(_build_video(root, plan, plan_index, video_index, len(videos) + 1, seed))
     # Written last: its presence marks a complete demo set.
-    (root / MANIFEST).write_text(json.dumps(_manifest(seed, videos), indent=2) + "\n")
+    atomic_write_text(root / MANIFEST, json.dumps(_manifest(seed, videos), indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- API

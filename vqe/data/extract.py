@@ -7,6 +7,16 @@ that marker, matching settings and all its frames is complete and is reused; a f
 was interrupted and is extracted again. A marker from other settings (fps, source file size) is
 an error unless ``overwrite`` is set — finished work is never replaced silently.
 
+Frames are encoded in memory (``cv2.imencode``) and written by Python, which takes any path the
+file system does (OpenCV's ``imwrite`` crashed the process on a path that is not UTF-8). A
+frame is not written atomically, on purpose: the marker decides what is complete, and a frame
+is recorded before it is written, so a failed or interrupted extraction removes it too. The
+marker is written atomically (:mod:`vqe.atomic`).
+
+Names reach the UTF-8 index as text: a synthetic frame name, or a frame path relative to the
+index root, that is not valid UTF-8 fails its item with a message asking to rename it (listing
+already refuses such video and folder names, :mod:`vqe.data.layout`).
+
 A video that gives fewer frames than its header declares (a truncated copy decodes cleanly up to
 where it ends) is still built, with a warning naming the file in :attr:`ItemResult.warnings`;
 the warning is repeated whenever the short extraction is reused.
@@ -30,9 +40,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vqe.atomic import atomic_write_text
+from vqe.batch_jobs import printable
 from vqe.conventions import swap_rgb_bgr_uint8
 from vqe.data.index import IndexedVideo, frame_file_name
-from vqe.data.layout import SOURCE_FRAMES_DIR, SUBSET_DIRS, TARGET_FRAMES_DIR, Item
+from vqe.data.layout import (
+    SOURCE_FRAMES_DIR,
+    SUBSET_DIRS,
+    TARGET_FRAMES_DIR,
+    Item,
+    is_utf8_text,
+    not_utf8_problem,
+)
 from vqe.schema import SUBSET_SYNTHETIC
 from vqe.video import VideoError, frames_at, probe, read_frames
 
@@ -92,10 +111,23 @@ def process_item(item: Item, settings: Settings) -> ItemResult:
         return ItemResult(item, failure=Failure(item.name, item.problem))
     try:
         if item.subset == SUBSET_SYNTHETIC:
-            return ItemResult(item, video=index_frame_pairs(item, settings))
-        return extract_video(item, settings)
+            result = ItemResult(item, video=index_frame_pairs(item, settings))
+        else:
+            result = extract_video(item, settings)
+        if result.video is not None:
+            _check_index_text(result.video)
+        return result
     except (ItemError, VideoError, OSError) as error:
         return ItemResult(item, failure=Failure(item.name, str(error)))
+
+
+def _check_index_text(video: IndexedVideo) -> None:
+    """Refuse a video whose index rows the UTF-8 CSV cannot hold: writing them would fail the
+    whole index, every good video's rows with it."""
+    texts = [video.video_id, video.source_dir, video.target_dir or "", *(video.frame_names or ())]
+    bad = next((text for text in texts if not is_utf8_text(text)), None)
+    if bad is not None:
+        raise ItemError(not_utf8_problem(printable(bad), "path in the index"))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -120,7 +152,10 @@ def _image_names(folder: Path) -> list[str]:
             f"{folder}: missing; a synthetic video folder needs x/ and y/ holding frames "
             "of the same names"
         )
-    names = (p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    names = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    bad = sorted(printable(name) for name in names if not is_utf8_text(name))
+    if bad:
+        raise ItemError(not_utf8_problem(f"{printable(folder)}: {_some(bad)}", "frame file name"))
     return sorted(names, key=_natural_key)
 
 
@@ -188,11 +223,19 @@ def index_frame_pairs(item: Item, settings: Settings) -> IndexedVideo:
 
 
 def _write_png(path: Path, rgb: np.ndarray, written: list[Path]) -> None:
-    if not cv2.imwrite(str(path), swap_rgb_bgr_uint8(rgb)):
+    # imencode + Python's write: cv2.imwrite needs a path OpenCV can encode, and crashed (SIGSEGV)
+    # on one that is not UTF-8.
+    encoded, png = cv2.imencode(".png", swap_rgb_bgr_uint8(rgb))
+    if not encoded:
+        raise ItemError(f"{path}: OpenCV could not encode the frame as PNG")
+    written.append(path)  # before writing: a write cut short is removed with the others
+    try:
+        path.write_bytes(png)
+    except OSError as error:
         raise ItemError(
-            f"{path}: OpenCV could not write the frame (disk full, or no write permission?)"
-        )
-    written.append(path)
+            f"{path}: could not write the frame ({error.strerror}); is the disk full, or is the "
+            "folder not writable?"
+        ) from error
 
 
 def _fps_text(fps: float | None) -> str:
@@ -307,9 +350,7 @@ def _read_marker(path: Path) -> Extraction | None:
 
 
 def _write_marker(path: Path, extraction: Extraction) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(asdict(extraction), indent=1) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(asdict(extraction), indent=1) + "\n")
 
 
 def _describe(fps: float | None, source_bytes: int, target_bytes: int | None) -> str:

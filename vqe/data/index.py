@@ -3,6 +3,8 @@
 Columns are :data:`vqe.schema.INDEX_COLUMNS`; paths are POSIX and relative to the folder that
 holds the CSV (the index root). Rows are ordered by subset (in :data:`vqe.schema.SUBSETS` order),
 video id and frame index, so a merged set of shard indexes is byte-identical to an unsharded one.
+Every index is written atomically (:mod:`vqe.atomic`): an interrupted or disk-full write leaves
+the previous file whole under its name.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import csv
 import filecmp
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from vqe.atomic import atomic_path
 from vqe.data.layout import SUBSET_ORDER
 from vqe.schema import (
     FRAME_INDEX,
@@ -126,17 +128,26 @@ def _refusal(path: Path, old: set[str], new: set[str], overwrite: bool) -> str |
     )
 
 
+def _unreadable(path: Path, error: Exception, overwrite: bool) -> str | None:
+    """Why an existing ``path`` that is not a readable index must be kept; None to replace it."""
+    if overwrite:
+        return None
+    return (
+        f"kept {path}: it is not a readable index ({error}), so the new one cannot be checked "
+        "against it; move it away, or pass overwrite=true to replace it"
+    )
+
+
 def _write_rows(path: Path, rows: Iterable[tuple[str, ...]], overwrite: bool = False) -> int:
-    """Write a whole index atomically (temporary file, then rename); returns the row count.
+    """Write a whole index atomically (:func:`vqe.atomic.atomic_path`); returns the row count.
 
     Raises :class:`IndexKept` (and leaves ``path`` as it was) when the new rows would drop rows
     of the existing file: always when the new index is empty, else unless ``overwrite``.
     """
-    # One temporary name per process: two shards may merge the same index at the same time.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     sources: set[str] = set()
     count = 0
-    try:
+    # Each writer has its own temporary: two shards may merge the same index at the same time.
+    with atomic_path(path) as temporary:
         with temporary.open("w", newline="", encoding="utf-8") as stream:
             writer = csv.writer(stream, lineterminator="\n")
             writer.writerow(INDEX_COLUMNS)
@@ -144,17 +155,18 @@ def _write_rows(path: Path, rows: Iterable[tuple[str, ...]], overwrite: bool = F
                 writer.writerow(row)
                 sources.add(row[_COLUMN[IMG_SOURCE]])
                 count += 1
-        old = _sources(path)
-        refusal = _refusal(path, old, sources, overwrite) if old is not None else None
+        try:
+            old = _sources(path)
+        except (UnicodeDecodeError, csv.Error) as error:
+            old, refusal = None, _unreadable(path, error, overwrite)
+        else:
+            refusal = _refusal(path, old, sources, overwrite) if old is not None else None
         if refusal is not None:
-            raise IndexKept(refusal)
+            raise IndexKept(refusal)  # the temporary goes, the existing index stays
         if old is not None and not filecmp.cmp(temporary, path, shallow=False):
             log.info(
                 "replacing %s (its rows changed; %d rows before, %d now)", path, len(old), count
             )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return count
 
 

@@ -16,7 +16,8 @@ frame and stored under ``<data_root>/.dover_cache/``:
   3.9 M frames it is 8 GB, which then lives once in the OS page cache for every loader worker
   and DDP rank on the machine instead of once per process.
 
-Writes are atomic (a temporary file in the same folder, then ``os.replace``) and merge with
+Writes are atomic (:mod:`vqe.atomic`: a temporary file in the same folder, synced, then
+``os.replace``; an interrupted or disk-full write leaves the previous file whole) and merge with
 what is on disk at that moment, so concurrent processes lose nothing but repeated work.
 
 Sharded precompute (:mod:`vqe.data.score_inputs`): shard k of n fills its own file
@@ -29,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vqe.atomic import atomic_path
 from vqe.schema import DOVER_CACHE_COLUMNS, DOVER_CACHE_DIR, DOVER_SCORE, IMG_SOURCE
 
 log = logging.getLogger(__name__)
@@ -197,16 +198,11 @@ def read_mapped_features(path: Path) -> tuple[list[str], MappedFeatures]:
 
 
 def _replace_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through ``write`` into a temporary file beside ``path``, then ``os.replace``."""
+    """Write through ``write`` into a temporary file beside ``path``, then rename it over
+    ``path`` (:func:`vqe.atomic.atomic_path`: synced first, removed on any failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, temporary.open("wb") as stream:
+        write(stream)
 
 
 def write_scores(path: Path, scores: dict[str, float]) -> dict[str, float]:

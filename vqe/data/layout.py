@@ -9,6 +9,11 @@ Under one root, each split (``train/``, ``test/``) may hold any of::
 Listing only looks at names. Anything wrong that names alone reveal (a ``_x`` without its
 ``_y``, an empty folder, a badly named video) becomes an :class:`Item` carrying a ``problem``, so
 that it is reported by exactly one shard like any other video.
+
+A name that is not valid UTF-8 (bytes Python holds as lone surrogates, see :func:`os.fsdecode`)
+is such a problem: the index CSVs hold video ids and frame paths as UTF-8 text, which cannot
+carry it, so the item is refused with a message asking to rename it. :attr:`Item.name` is always
+printable (:func:`vqe.batch_jobs.printable` shows the odd bytes as ``\\xNN``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from vqe.batch_jobs import printable
 from vqe.schema import (
     SPLITS,
     SUBSET_REAL,
@@ -50,14 +56,37 @@ class Item:
     split: str
     subset: str  # one of vqe.schema.SUBSETS, or "" for a problem with the split itself
     video_id: str  # e.g. "video_0001"; "" for a problem with a whole folder
-    name: str  # path relative to the source root, used in every message
+    name: str  # path relative to the source root, printable, used in every message
     source: Path  # the _x.mp4, or the synthetic x/ folder (or the folder a problem is about)
     target: Path | None  # the _y.mp4, or the synthetic y/ folder; None when there is no target
     problem: str | None = None  # set when listing already shows the item cannot be built
 
 
+def is_utf8_text(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (a file name whose bytes are not UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_utf8_problem(shown: str, what: str) -> str:
+    """The refusal of a ``what`` (a file name, shown printable) the UTF-8 index cannot hold."""
+    return (
+        f"{shown}: the {what} is not valid UTF-8 (its odd bytes shown as \\xNN); the index CSV "
+        "holds names as UTF-8 text, so rename it (letters, digits, _ and - are safe) and build "
+        "again"
+    )
+
+
 def _item(root: Path, split: str, subset: str, video_id: str, source: Path, **fields) -> Item:
-    name = source.relative_to(root).as_posix()
+    relative = source.relative_to(root)
+    name = printable(relative.as_posix())
+    bad = [part for part in relative.parts if not is_utf8_text(part)]
+    if bad and fields.get("problem") is None:
+        what = "file name" if bad[0] == source.name and source.is_file() else "folder name"
+        fields = {**fields, "target": None, "problem": not_utf8_problem(printable(bad[0]), what)}
     return Item(split, subset, video_id, name, source, **fields)
 
 

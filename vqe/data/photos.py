@@ -1,26 +1,31 @@
-"""A clean-photo pool from the photographs scikit-image (and matplotlib and scikit-learn) ship,
-split into train and test.
+"""A clean-photo pool from the photographs scikit-image, matplotlib, scikit-learn and OpenCV's
+sample data ship, split into train, validation and test.
 
-The natural colour photographs bundled with scikit-image, the portrait matplotlib ships and the
-two photographs of scikit-learn (no download, no network) serve as clean targets: the demo set
-and :class:`CleanPhotoPairs` degrade them into inputs. The two splits hold *different
-photographs*, so a model trained on the train photos and measured on the test photos is
-measured on content it has never seen — not on new crops of memorised pictures.
+The natural colour photographs bundled with scikit-image, the portrait matplotlib ships, the
+two photographs of scikit-learn and the colour photographs of OpenCV's sample data (Debian's
+``opencv-doc``: :data:`OPENCV_SAMPLES`, or ``$VQE_OPENCV_SAMPLES``) serve as clean targets (no
+download, no network): the demo set and :class:`CleanPhotoPairs` degrade them into inputs. The
+three splits hold *different photographs* (near-duplicate pairs such as leuvenA/B or
+aero1/3 contribute one side only), so a model trained on the train photos and measured on the
+others is measured on content it has never seen — not on new crops of memorised pictures.
 
-* ``TRAIN_PHOTOS`` — chelsea (a close-up face, the portrait-like one), coffee, rocket (a dusk
-  scene), stereo_motorcycle (its left view; the right view is a near duplicate and never used),
-  grace_hopper (matplotlib's sample portrait: a human face and a dark, neutral uniform), china
-  and flower (scikit-learn's: a temple under a sky, a dark green close-up). With so few
-  photographs each new one widens the content the model generalises from: grace_hopper added
-  0.8 dB on the test photograph in the quality benchmark's 300-step recipe; china and flower
-  alone changed nothing (19.18 → 19.14 dB), but with mixed targets (:class:`CleanPhotoPairs`'
-  ``mix_p`` 0.75) they gave 19.72 (means of two seeds; mixing the five photographs alone, at
-  0.5, gave 18.77 in one seed);
-* ``TEST_PHOTOS`` — astronaut (a portrait: the case that matters for video conferencing).
+* ``TEST_PHOTOS`` — the people a video call is about: astronaut (a portrait) and
+  ``opencv:messi5`` (a footballer on a pitch), plus :data:`TEST_VIDEOS`: OpenCV's ``vtest.avi``
+  (people walking across a campus: real people, real motion). Reported, never chosen on.
+* ``VALIDATION_PHOTOS`` — grace_hopper (matplotlib's portrait: a face, a dark neutral uniform),
+  ``opencv:home`` (an indoor room) and ``opencv:leuvenA`` (a street of façades): where recipe
+  choices are made.
+* ``TRAIN_PHOTOS`` — all the rest: chelsea, coffee, rocket, stereo_motorcycle (left view),
+  china, flower and OpenCV's colour photographs (:data:`OPENCV_PHOTOS`).
+
+Without the OpenCV samples the ``opencv:`` names are simply left out of the splits (one warning),
+so everything still runs on the bundled photographs.
 
 Left out on purpose: the photographs that need a download (skin, lily, eagle, …), the synthetic
 or scientific colour images (colorwheel, logo, hubble_deep_field, immunohistochemistry, retina),
-``cat`` (the same picture as chelsea, so it would leak across the splits) and the grey images —
+``cat`` (the same picture as chelsea, so it would leak across the splits), the grey images,
+OpenCV's logos, text, patterns, the painting starry_night, the second views of its stereo and
+near-duplicate pairs, and HappyFish (194×259: too small to crop from) —
 :func:`load_photo` still loads any offline ``skimage.data`` image as RGB uint8 on request.
 
 :class:`CleanPhotoPairs` is a training dataset over a photo list: each item is a random crop
@@ -34,6 +39,8 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import math
+import os
+import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -51,19 +58,98 @@ from vqe.data.sampler import FrameKey
 from vqe.data.transforms import Size, TrainTransform, as_size, hflip, resize
 from vqe.schema import SUBSET_SYNTHETIC
 
-#: Training photographs (``skimage.data`` function names, or :data:`OTHER_BUNDLED` keys).
-TRAIN_PHOTOS: tuple[str, ...] = (
-    "chelsea", "coffee", "rocket", "stereo_motorcycle", "grace_hopper", "china", "flower",
+#: Where OpenCV's sample data lives (Debian's ``opencv-doc``); ``$VQE_OPENCV_SAMPLES`` overrides.
+OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+#: Prefix of the pool names of OpenCV's samples (``opencv:messi5``).
+OPENCV_PREFIX = "opencv:"
+#: OpenCV's colour photographs: pool name → file in :func:`opencv_samples`. One view of each
+#: stereo / near-duplicate pair (aero1, leuvenA, graf1, rubberwhale1, left).
+OPENCV_PHOTOS: dict[str, str] = {
+    f"{OPENCV_PREFIX}{Path(file).stem}": file
+    for file in (
+        "messi5.jpg", "home.jpg", "leuvenA.jpg", "baboon.jpg", "fruits.jpg", "building.jpg",
+        "aero1.jpg", "butterfly.jpg", "apple.jpg", "orange.jpg", "squirrel_cls.jpg", "board.jpg",
+        "stuff.jpg", "graf1.png", "smarties.png", "rubberwhale1.png", "licenseplate_motion.jpg",
+        "ela_original.jpg", "left.jpg",
+    )
+}  # fmt: skip
+#: OpenCV's real video: pool name → file (768×576, 10 fps, 795 frames of people walking).
+OPENCV_VIDEOS: dict[str, str] = {f"{OPENCV_PREFIX}vtest": "vtest.avi"}
+#: Pool names that show people (the faces a call is about).
+PEOPLE: frozenset[str] = frozenset(
+    {"astronaut", "grace_hopper", f"{OPENCV_PREFIX}messi5", f"{OPENCV_PREFIX}vtest"}
+)
+
+_ALL_TEST: tuple[str, ...] = ("astronaut", f"{OPENCV_PREFIX}messi5")
+_ALL_VALIDATION: tuple[str, ...] = (
+    "grace_hopper",
+    f"{OPENCV_PREFIX}home",
+    f"{OPENCV_PREFIX}leuvenA",
+)
+_ALL_TRAIN: tuple[str, ...] = (
+    "chelsea", "coffee", "rocket", "stereo_motorcycle", "china", "flower",
+    *(name for name in OPENCV_PHOTOS if name not in _ALL_TEST + _ALL_VALIDATION),
 )  # fmt: skip
-#: Test photographs, never in :data:`TRAIN_PHOTOS`.
-TEST_PHOTOS: tuple[str, ...] = ("astronaut",)
+
+
+def opencv_samples() -> Path:
+    """The folder of OpenCV's sample data: ``$VQE_OPENCV_SAMPLES`` or :data:`OPENCV_SAMPLES`."""
+    return Path(os.environ.get("VQE_OPENCV_SAMPLES") or OPENCV_SAMPLES).expanduser()
+
+
+def opencv_file(name: str) -> Path:
+    """The file of an ``opencv:`` photo or video name (which need not exist)."""
+    file = OPENCV_PHOTOS.get(name) or OPENCV_VIDEOS.get(name)
+    if file is None:
+        known = sorted(OPENCV_PHOTOS) + sorted(OPENCV_VIDEOS)
+        raise KeyError(f"unknown OpenCV sample {name!r}; known: {known}")
+    return opencv_samples() / file
+
+
+def _available(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` without the OpenCV samples that are not on disk (warned about once)."""
+    missing = [n for n in names if n.startswith(OPENCV_PREFIX) and not opencv_file(n).is_file()]
+    if missing and not _warned_missing:
+        _warned_missing.append(True)
+        warnings.warn(
+            f"OpenCV sample data not found in {opencv_samples()} (install opencv-doc or set "
+            f"VQE_OPENCV_SAMPLES); the photo splits leave out {', '.join(missing)}",
+            stacklevel=3,
+        )
+    return tuple(name for name in names if name not in missing)
+
+
+_warned_missing: list[bool] = []
+
+#: Training photographs (``skimage.data`` function names, :data:`OTHER_BUNDLED` keys or
+#: ``opencv:`` names); the only ones any training dataset draws from.
+TRAIN_PHOTOS: tuple[str, ...] = _available(_ALL_TRAIN)
+#: Validation photographs: recipe choices are made on these.
+VALIDATION_PHOTOS: tuple[str, ...] = _available(_ALL_VALIDATION)
+#: Test photographs (people): reported, never chosen on.
+TEST_PHOTOS: tuple[str, ...] = _available(_ALL_TEST)
+#: Test videos (real motion), see :func:`load_video_window`.
+TEST_VIDEOS: tuple[str, ...] = _available(tuple(OPENCV_VIDEOS))
 #: Every photograph of the pool, train first.
-POOL_PHOTOS: tuple[str, ...] = TRAIN_PHOTOS + TEST_PHOTOS
+POOL_PHOTOS: tuple[str, ...] = TRAIN_PHOTOS + VALIDATION_PHOTOS + TEST_PHOTOS
 
-assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS), "train and test photos must be disjoint"
+assert len(set(POOL_PHOTOS)) == len(POOL_PHOTOS), "the photo splits must be disjoint"
 
-Split = Literal["train", "test"]
-SPLIT_PHOTOS: dict[str, tuple[str, ...]] = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}
+Split = Literal["train", "validation", "test"]
+SPLIT_PHOTOS: dict[str, tuple[str, ...]] = {
+    "train": TRAIN_PHOTOS,
+    "validation": VALIDATION_PHOTOS,
+    "test": TEST_PHOTOS,
+}
+
+
+def split_of(name: str) -> str:
+    """The split that holds photo or video ``name``; KeyError for one in none."""
+    for split, names in (*SPLIT_PHOTOS.items(), ("test", TEST_VIDEOS)):
+        if name in names:
+            return split
+    raise KeyError(f"{name!r} is in no photo split")
+
 
 #: Prefix of the ``video_id`` / ``source`` of a :class:`CleanPhotoPairs` item of a
 #: scikit-image photograph (``skimage.data.chelsea``); see :func:`photo_source`.
@@ -124,6 +210,8 @@ def photo_source(name: str) -> str:
     if name in OTHER_BUNDLED:
         package, filename = OTHER_BUNDLED[name]
         return f"{package}:{filename}"
+    if name.startswith(OPENCV_PREFIX):
+        return f"opencv-doc:{opencv_file(name).name}"
     return PHOTO_SOURCE_PREFIX + name
 
 
@@ -139,6 +227,18 @@ def _decoded_other(name: str) -> np.ndarray:
     return _as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), name)
 
 
+def _decoded_opencv(name: str) -> np.ndarray:
+    if name not in OPENCV_PHOTOS:
+        raise KeyError(f"unknown OpenCV photo {name!r}; known: {sorted(OPENCV_PHOTOS)}")
+    path = opencv_file(name)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(
+            f"photo {name!r}: cannot read {path} (install opencv-doc or set VQE_OPENCV_SAMPLES)"
+        )
+    return _as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), name)
+
+
 def _decoded_file(name: str) -> np.ndarray:
     image = cv2.imread(str(Path(name).expanduser()), cv2.IMREAD_COLOR)
     if image is None:
@@ -146,17 +246,20 @@ def _decoded_file(name: str) -> np.ndarray:
     return _as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), name)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _decoded(name: str) -> np.ndarray:
     if _is_path(name):
         return _decoded_file(name)
+    if name.startswith(OPENCV_PREFIX):
+        return _decoded_opencv(name)
     if name in OTHER_BUNDLED:
         return _decoded_other(name)
     loader = getattr(skimage.data, name, None)
     if name.startswith("_") or name in _NOT_IMAGES or not callable(loader):
         raise KeyError(
             f"unknown photo {name!r}: not a scikit-image data function; the pool holds "
-            f"train {list(TRAIN_PHOTOS)} and test {list(TEST_PHOTOS)}"
+            f"train {list(TRAIN_PHOTOS)}, validation {list(VALIDATION_PHOTOS)} and test "
+            f"{list(TEST_PHOTOS)}"
         )
     try:
         image = loader()
@@ -192,20 +295,53 @@ def _as_rgb_uint8(image: np.ndarray, name: str) -> np.ndarray:
 
 
 def load_photo(name: str) -> np.ndarray:
-    """The photograph ``skimage.data.<name>()`` as an H×W×3 RGB uint8 array (a fresh copy).
+    """The photograph ``name`` as an H×W×3 RGB uint8 array (a fresh copy):
+    ``skimage.data.<name>()``, an :data:`OTHER_BUNDLED` key, an ``opencv:`` name
+    (:data:`OPENCV_PHOTOS`) or an image file.
 
     Grey images are repeated over the three channels and an alpha channel is dropped. Raises
-    KeyError for a name that is not a scikit-image data function and ValueError for one that
-    scikit-image does not bundle.
+    KeyError for an unknown name and ValueError for one that is not on disk (a scikit-image
+    photo that needs a download, a missing OpenCV sample).
     """
     return _decoded(name).copy()
 
 
 def photo_pool(split: Split) -> list[np.ndarray]:
-    """The photographs of ``split`` ("train" or "test"), in list order, as RGB uint8 arrays."""
+    """The photographs of ``split`` ("train", "validation" or "test"), in list order, as RGB
+    uint8 arrays (the test videos are not photographs: :func:`load_video_window`)."""
     if split not in SPLIT_PHOTOS:
-        raise ValueError(f"photo_pool: split must be 'train' or 'test', got {split!r}")
+        raise ValueError(
+            f"photo_pool: split must be 'train', 'validation' or 'test', got {split!r}"
+        )
     return [load_photo(name) for name in SPLIT_PHOTOS[split]]
+
+
+def load_video_window(name: str, start: int, count: int) -> list[np.ndarray]:
+    """Frames ``start … start + count − 1`` of a video (an :data:`OPENCV_VIDEOS` name or a file)
+    as RGB uint8 arrays; ValueError naming the file when it cannot be read or is too short."""
+    path = opencv_file(name) if name.startswith(OPENCV_PREFIX) else Path(name).expanduser()
+    if start < 0 or count < 1:
+        raise ValueError(f"video {path}: need start >= 0 and count >= 1, got {start}, {count}")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"video {path}: cannot be opened (missing or not a video)")
+        frames: list[np.ndarray] = []
+        index = 0
+        # Decoded in order: seeking is not frame-exact in every container.
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                raise ValueError(
+                    f"video {path}: ended after {index} frames; frames {start}–"
+                    f"{start + count - 1} were asked for"
+                )
+            if index >= start:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            index += 1
+        return frames
+    finally:
+        capture.release()
 
 
 def photo_tensor(name: str) -> torch.Tensor:
@@ -219,6 +355,19 @@ def mean_luma(image: torch.Tensor) -> float:
     return float((image * weights).sum(0).mean())
 
 
+def _luma_levels(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, weights) with ``mean_luma(image ** g) == sum(weights * values ** g)``: the
+    distinct values of each channel, weighted by luma weight × count / pixels. A photo decoded
+    from uint8 has at most 3 × 256 of them, so the bisection below costs nothing per step."""
+    pixels = image[0].numel()
+    values, weights = [], []
+    for channel, weight in zip(image, LUMA_WEIGHTS, strict=True):
+        distinct, counts = torch.unique(channel, return_counts=True)
+        values.append(distinct.double())
+        weights.append(counts.double() * (float(weight) / pixels))
+    return torch.cat(values), torch.cat(weights)
+
+
 def reexpose(image: torch.Tensor, luma: float, tolerance: float = 1e-4) -> torch.Tensor:
     """``image ** gamma`` with the one gamma that brings its mean luma to ``luma``.
 
@@ -230,11 +379,12 @@ def reexpose(image: torch.Tensor, luma: float, tolerance: float = 1e-4) -> torch
     image = image.clamp(0.0, 1.0)
     if not 0.0 < mean_luma(image) < 1.0:
         return image
+    values, weights = _luma_levels(image)
     # Mean luma falls monotonically with gamma: bisect log-gamma within [1/64, 64].
     low, high = -math.log(64.0), math.log(64.0)
     for _ in range(60):
         middle = 0.5 * (low + high)
-        current = mean_luma(image ** math.exp(middle))
+        current = float((weights * values ** math.exp(middle)).sum())
         if abs(current - luma) < tolerance:
             break
         low, high = (middle, high) if current > luma else (low, middle)
@@ -435,11 +585,21 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
 
 
 __all__ = [
+    "OPENCV_PHOTOS",
+    "OPENCV_SAMPLES",
+    "OPENCV_VIDEOS",
+    "PEOPLE",
     "POOL_PHOTOS",
     "TEST_PHOTOS",
+    "TEST_VIDEOS",
     "TRAIN_PHOTOS",
+    "VALIDATION_PHOTOS",
     "CleanPhotoPairs",
     "load_photo",
+    "load_video_window",
+    "opencv_file",
+    "opencv_samples",
+    "split_of",
     "mean_luma",
     "expand_photos",
     "photo_pool",

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vqe.macs import MacBudgetError
+from vqe.models.pretrained import resolve_model
 
 FORMATS = ("coreml", "onnx")
 PRECISIONS = ("fp16", "int8")
@@ -34,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python export_coreml.py",
         description="Export a trained vqe enhancer (train_vqe.py checkpoint) to CoreML or ONNX.",
     )
-    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="a train_vqe.py .ckpt")
+    parser.add_argument(
+        "checkpoint", metavar="CKPT|NAME",
+        help="a train_vqe.py .ckpt, or a shipped model's name (see `vqe models`)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="output path (see --format)")
     parser.add_argument("--format", choices=FORMATS, default="coreml", help="default: coreml")
     parser.add_argument("--height", type=int, default=720, help="input height (default 720)")
@@ -66,10 +70,18 @@ def run(args: argparse.Namespace) -> int:
     from vqe.export.metadata import load_checkpoint
     from vqe.export.onnx import OnnxParityError, export_onnx
 
-    out = args.out or default_out(args.checkpoint, args.format, args.precision)
+    try:
+        checkpoint = resolve_model(args.checkpoint)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    # A shipped model's export lands in the current folder, not inside the installed package.
+    named = not Path(args.checkpoint).expanduser().is_file()
+    beside = Path(checkpoint.name) if named else checkpoint
+    out = args.out or default_out(beside, args.format, args.precision)
     options = {"allow_over_budget": args.allow_over_budget, "overwrite": args.overwrite}
     try:
-        enhancer, source = load_checkpoint(args.checkpoint)
+        enhancer, source = load_checkpoint(checkpoint)
         if args.format == "coreml":
             result = export_coreml(
                 enhancer, out, source, args.height, args.width, args.precision, **options

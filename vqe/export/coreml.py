@@ -62,6 +62,7 @@ SUPPORTED_OPS = frozenset(
         "conv", "linear", "matmul",
         "relu", "leaky_relu", "clip", "floor",
         "add", "sub", "mul", "real_div",
+        "exp", "log",  # the LUT stage's gain map and log-space statistics (vqe.models.lut)
         "avg_pool", "reduce_mean", "upsample_bilinear", "resample",
         "pixel_shuffle", "pixel_unshuffle",
         "reshape", "slice_by_index", "stack", "concat", "expand_dims", "squeeze", "transpose",
@@ -339,7 +340,7 @@ def export_coreml(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     check_export_size(enhancer, height, width)
-    check_output_path(out, overwrite)
+    check_output_path(out, overwrite, source)
     deploy = build_deploy_model(enhancer)
     macs_720p = budget_report(deploy, allow_over_budget).total
 

@@ -23,7 +23,7 @@ from torch import nn
 from vqe.macs import MacReport, check_budget, count_macs
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import compose_preset, enhancer_from_checkpoint
-from vqe.output_paths import check_writable
+from vqe.output_paths import check_not_an_input, check_writable
 
 #: Names of the exported graph's input and output, in every format.
 INPUT_NAME = "frame"
@@ -123,9 +123,11 @@ def export_metadata(
     return {METADATA_PREFIX + key: value for key, value in values.items()}
 
 
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing export unless asked to, or to start one whose folder cannot
-    be written (before the conversion, not after it)."""
+def check_output_path(path: Path, overwrite: bool, source: ModelSource | None = None) -> None:
+    """Refuse to replace an existing export unless asked to, to write over the checkpoint it is
+    made from, or to start one whose folder cannot be written (before the conversion)."""
+    if source is not None and not source.checkpoint.startswith("preset:"):
+        check_not_an_input(path, "--out", {"checkpoint": source.checkpoint})
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"{path}: already exists; pass --overwrite to replace it or choose another --out"

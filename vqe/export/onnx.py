@@ -207,7 +207,7 @@ def export_onnx(
     deploy = build_deploy_model(enhancer)
     finals = [out, *(stage_paths(out) if deploy.lut is not None else ())]
     for path in finals:
-        check_output_path(path, overwrite)
+        check_output_path(path, overwrite, source)
     macs_720p = budget_report(deploy, allow_over_budget).total
     parameters = parameter_count(deploy)
     metadata = export_metadata(source, macs_720p, parameters, "fp32", height, width)

@@ -14,6 +14,11 @@ enhancement with given (smoothed) weights, and plain enhancement.
   there it runs frame by frame without smoothing (its graph takes no weights). Elsewhere loading
   one is an error that says to use the checkpoint or the ONNX model.
 
+Two options of ``ckpt`` (``ModelSpec``): ``half`` runs the deploy graph in fp16 (CUDA only:
+frames and LUT weights are cast to fp16 on the way in and the output back to fp32; on the CPU
+it is refused, fp16 convolutions there are slow or missing); ``tile`` runs the U-Net in tiles
+for frames that do not fit in memory (:mod:`vqe.inference.tiles`).
+
 :func:`load_backend` is cached per process, so worker processes load their model once.
 """
 
@@ -31,6 +36,7 @@ import torch
 
 from vqe.devices import resolve_device
 from vqe.host_memory import keep_freed_memory
+from vqe.inference.tiles import TiledBackend, tiled
 from vqe.models.deploy import build_deploy_model
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_checkpoint
@@ -59,36 +65,87 @@ class ModelSpec:
     kind: Literal["ckpt", "onnx", "mlpackage"]
     path: Path
     device: str = "auto"  # torch device for ``ckpt``
+    half: bool = False  # fp16 deploy graph (``ckpt`` on CUDA only)
+    tile: int | None = None  # run the U-Net in tiles of tile×tile pixels (``ckpt`` only)
+    tile_overlap: int = 32  # pixels of context around each tile
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
+        if self.kind != "ckpt" and (self.half or self.tile is not None):
+            raise ValueError(f"--half and --tile work with --ckpt only, not --{self.kind}")
+        if self.tile is not None and (self.tile < 1 or self.tile_overlap < 0):
+            raise ValueError(
+                f"--tile must be ≥ 1 and --tile-overlap ≥ 0, got {self.tile} and "
+                f"{self.tile_overlap}"
+            )
 
 
 class TorchBackend:
     """An enhancer's deploy graph in PyTorch, its weights channels-last (720p batches
     of 4 on 2 CPU threads: 1.65× the NCHW speed, the same values to 1e-7)."""
 
-    def __init__(self, enhancer: Enhancer, device: torch.device, description: str = "PyTorch"):
+    def __init__(
+        self,
+        enhancer: Enhancer,
+        device: torch.device,
+        description: str = "PyTorch",
+        half: bool = False,
+    ) -> None:
         self.model = build_deploy_model(enhancer).to(device, memory_format=torch.channels_last)
+        # fp16 weights; frames and LUT weights are cast on the way in, outputs back to fp32, so
+        # the stream around the model (smoothing, uint8 conversion) is the same as in fp32.
+        self.dtype = torch.float16 if half else torch.float32
+        self.model.to(self.dtype)
         if self.model.lut is not None:
             # Stream frames are decoded 8-bit video: where the fused CPU lookup is not built (or
             # on a GPU), the exact, faster red-level grid_sample lookup applies.
             self.model.lut.eight_bit_frames = True
         self.device = device
         self.has_lut = self.model.lut is not None
-        self.description = f"{description} on {device}"
+        self.description = f"{description} on {device}{', fp16' if half else ''}"
 
     def predict_lut_weights(self, frames: torch.Tensor) -> torch.Tensor:
         assert self.model.lut is not None
-        return self.model.lut.predict_weights(frames)
+        return self.model.lut.predict_weights(frames.to(self.dtype)).float()
 
     def enhance_with_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # NCHW batches as decoded: the LUT looks them up in NCHW, the U-Net gets NHWC.
-        return self.model.enhance_with_weights(frames, weights)
+        enhanced = self.model.enhance_with_weights(frames.to(self.dtype), weights.to(self.dtype))
+        return enhanced.float()
 
     def enhance(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.model(frames)
+        return self.model(frames.to(self.dtype)).float()
+
+    def apply_lut(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The LUT stage alone on whole frames (kept in the model's dtype and layout)."""
+        return self.model.apply_lut(frames.to(self.dtype), weights.to(self.dtype))
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        """The U-Net and clamp on frames from :meth:`apply_lut` (or a tile of them)."""
+        return self.model.finish(frames.to(self.dtype)).float()
+
+
+class LutFirstTiledBackend(TiledBackend):
+    """Tiles for the U-Net only: the LUT stage runs on the whole frame first.
+
+    :class:`~vqe.inference.tiles.TiledBackend` runs the whole enhancer per tile, exact while
+    the LUT stage is per pixel; a stage with a gain map (``gain_grid``) multiplies by a field
+    that spans the frame, which a tile alone would stretch over itself. The LUT stage is per
+    pixel in memory (one frame-sized buffer), so only the U-Net needs the tiles anyway."""
+
+    inner: TorchBackend
+
+    def enhance_with_weights(self, frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        looked_up = self.inner.apply_lut(frames, weights)
+        return tiled(self.inner.finish, looked_up, self.tile, self.overlap)
+
+
+def tiled_backend(backend: TorchBackend, tile: int, overlap: int) -> TiledBackend:
+    """``backend`` run in tiles: the LUT stage (if any) on whole frames, the U-Net in tiles."""
+    if backend.has_lut:
+        return LutFirstTiledBackend(backend, tile, overlap)
+    return TiledBackend(backend, tile, overlap)
 
 
 class OnnxBackend:
@@ -196,8 +253,14 @@ def load_backend(spec: ModelSpec) -> FrameEnhancer:
     if spec.kind == "ckpt":
         # The process now enhances frame after frame: each batch reuses the last one's pages.
         keep_freed_memory()
+        device = resolve_device(spec.device)
+        if spec.half and device.type != "cuda":
+            raise ValueError(f"--half needs a CUDA device (this run is on {device}); drop --half")
         enhancer, _ = enhancer_from_checkpoint(spec.path, key="checkpoint")
-        return TorchBackend(enhancer, resolve_device(spec.device), f"PyTorch {spec.path.name}")
+        backend = TorchBackend(enhancer, device, f"PyTorch {spec.path.name}", spec.half)
+        if spec.tile is None:
+            return backend
+        return tiled_backend(backend, spec.tile, spec.tile_overlap)
     if spec.kind == "onnx":
         return OnnxBackend(spec.path)
     return CoreMLBackend(spec.path)

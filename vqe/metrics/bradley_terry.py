@@ -2,6 +2,12 @@
 interval plot::
 
     python -m vqe.metrics.bradley_terry votes.csv [--json bt.json] [--plot bt.png]
+        [--prior-strength 1]
+
+Scores are posterior modes under a weak prior of ``--prior-strength`` virtual wins and losses per
+method against an average method (default 1), so votes that all agree still get finite, ordered
+scores; ``--prior-strength 0`` is plain maximum likelihood, which stops with a message when a
+method never loses. The text, the JSON (``prior`` in each entry) and the plot state the prior.
 
 The model, the fit and the intervals are :mod:`vqe.metrics.bt_fit` (its names are re-exported
 here), the plot is :mod:`vqe.metrics.bt_plot`; this module sits above both.
@@ -16,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vqe.atomic import atomic_write_text
 from vqe.metrics.bt_fit import (
     CI_METHODS,
+    DEFAULT_PRIOR_STRENGTH,
     FACTOR,
     FACTORS,
     LEFT,
@@ -36,12 +44,17 @@ from vqe.metrics.bt_fit import (
     Ranking,
     VoteError,
     analyse_votes,
+    bootstrap_blind_spot,
     bootstrap_log_strengths,
+    check_prior_strength,
     count_pairs,
     fit,
     format_analysis,
     identifiability_problem,
+    one_sided_pairs,
     pair_summary,
+    prior_json,
+    prior_text,
     rank,
     rater_counts,
     read_votes,
@@ -50,11 +63,12 @@ from vqe.metrics.bt_fit import (
     simulate_votes,
     validate_votes,
 )
-from vqe.output_paths import OutputPathError, check_writable
+from vqe.output_paths import OutputPathError, check_not_an_input, check_writable
 
 __all__ = [
     "Analysis",
     "CI_METHODS",
+    "DEFAULT_PRIOR_STRENGTH",
     "FACTOR",
     "FACTORS",
     "Fit",
@@ -72,13 +86,18 @@ __all__ = [
     "VOTE_OUTCOMES",
     "VoteError",
     "analyse_votes",
+    "bootstrap_blind_spot",
     "bootstrap_log_strengths",
+    "check_prior_strength",
     "count_pairs",
     "fit",
     "format_analysis",
     "identifiability_problem",
     "main",
+    "one_sided_pairs",
     "pair_summary",
+    "prior_json",
+    "prior_text",
     "rank",
     "rater_counts",
     "read_votes",
@@ -91,6 +110,17 @@ __all__ = [
 
 def _announce(path: Path, existed: bool) -> None:
     print(f"{'replaced' if existed else 'wrote'} {path}")
+
+
+def _check_prior_option(value: float) -> None:
+    """ValueError naming ``--prior-strength`` unless the value is finite and ≥ 0."""
+    try:
+        check_prior_strength(value)
+    except ValueError:
+        raise ValueError(
+            f"--prior-strength must be a finite number ≥ 0 (virtual wins and losses per method; "
+            f"0 = plain maximum likelihood), got {value}"
+        ) from None
 
 
 def _read(args: argparse.Namespace) -> Any:
@@ -124,16 +154,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resample", choices=RESAMPLE_UNITS, default="votes")
     parser.add_argument("--level", type=float, default=0.95, help="interval coverage")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--prior-strength",
+        type=float,
+        default=DEFAULT_PRIOR_STRENGTH,
+        help="virtual wins and losses per method against an average one (keeps unanimous votes "
+        "finite; 0 = plain maximum likelihood)",
+    )
     args = parser.parse_args(argv)
     plot_path = (
         args.plot if args.plot is not None else args.votes.with_name(f"{args.votes.stem}_bt.png")
     )
     try:
         check_writable(plot_path, "--plot")
+        check_not_an_input(plot_path, "--plot", {"votes": args.votes})
         if args.json is not None:
             check_writable(args.json, "--json")
+            check_not_an_input(args.json, "--json", {"votes": args.votes})
+        _check_prior_option(args.prior_strength)
         analysis = analyse_votes(
-            _read(args), args.ci, args.bootstrap, args.level, args.resample, args.seed
+            _read(args),
+            args.ci,
+            args.bootstrap,
+            args.level,
+            args.resample,
+            args.seed,
+            args.prior_strength,
         )
     except (VoteError, ValueError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -146,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         existed = args.json.exists()
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(analysis.to_json(), indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(analysis.to_json(), indent=2) + "\n")
         _announce(args.json, existed)
     return 0
 

@@ -16,23 +16,50 @@ comparison of i with j,
 a tie. The fit maximises the likelihood with these weighted outcomes (for weak votes a weighted
 likelihood). When no vote is a tie or weak, ν = 0 and the model is plain Bradley–Terry.
 
+**Prior (separation).** With votes that all agree (a small pilot with a clear winner) a
+method that never loses has no finite maximum-likelihood strength. So the analysis of votes
+(:func:`analyse_votes`, the command, the study report) maximises the posterior under a weak prior
+of *virtual votes*: every method gets ``s`` virtual wins and ``s`` virtual losses against a
+virtual method of average strength (π = 1), and ν gets ``s`` virtual ties and ``s`` virtual
+preferences between two average methods. Its log-density is
+``s·Σᵢ log[σ(θᵢ)σ(−θᵢ)] + s·log[ν/(2+ν) · 2/(2+ν)]`` with θ = log π. Default ``s = 1``
+(:data:`DEFAULT_PRIOR_STRENGTH`): each log strength is then standard-logistic a priori (sd 1.8;
+95 % of the mass between 1/39 and 39 times the average) and ν's mode is 2 (half the comparisons
+of two equal methods ties). Why this prior:
+
+- it is counted in the study's own currency: two virtual votes per method, to weigh against the
+  real ones, so with hundreds of votes per method the estimates are the ML ones to well within
+  their intervals, while a unanimous pilot gets finite, correctly ordered scores;
+- it is the fictitious-games prior (see Whelan, *Prior distributions for the Bradley–Terry model
+  of paired comparisons*, 2017): log-concave, so the posterior has one maximum and Newton's
+  method stays safe, with exponential rather than Gaussian tails, so strong evidence is shrunk
+  less than by a normal prior of the same curvature;
+- it pins every method, so a comparison graph that falls apart (groups never compared) still
+  gets finite scores; the analysis then says in a note that they lean on the prior.
+
+``s = 0`` is plain maximum likelihood (the default of the low-level :func:`fit` and :func:`rank`,
+which the VQA tournament uses for its exact fractional wins): then strengths exist only when the
+methods cannot be split into two groups one of which never lost to (or never tied with) the
+other, and the fit stops with a message naming the groups.
+
 **Fit.** Votes are first summed per pair of methods; Newton's method with backtracking on the
-concave log-likelihood in (log π, log ν) then costs only a few iterations over the pairs, however
+concave log-posterior in (log π, log ν) then costs only a few iterations over the pairs, however
 many votes there are. Scores are π normalised to geometric mean 1.
 
 **Intervals** (95 % by default):
 
 - ``bootstrap`` (default): votes are resampled with replacement within each pair (the pair
   design is kept), or whole raters are resampled (``resample="raters"``, which accounts for
-  raters whose votes agree with each other); every resample is refitted (all at once, batched)
-  and the percentile interval of each score is reported. Resamples in which the strengths do not
-  exist (a method that never loses, see below) are left out and counted.
-- ``information``: Wald intervals from the observed information, exp(log score ± z·se). They
-  treat each weighted outcome as a draw of the model, so with weak votes they are a little wider
-  than needed.
-
-Strengths exist only when the methods cannot be split into two groups one of which never lost
-to (or never tied with) the other; otherwise the analysis stops with a message naming the groups.
+  raters whose votes agree with each other); every resample is refitted under the same prior
+  (all at once, batched) and the percentile interval of each score is reported. Resamples that
+  cannot be fitted (without a prior: a method that never loses) are left out and counted. A pair
+  in which one side never got a preference (not even a weak one) is the same in every resample,
+  and groups of methods never compared with each other are placed by the prior alone, so the
+  bootstrap cannot see that uncertainty; then each interval is widened to hold the
+  ``information`` interval too, and the interval's description says so.
+- ``information``: Wald intervals from the observed information of the log-posterior (its
+  curvature; with ``s = 0`` the likelihood's), exp(log score ± z·se). They treat each weighted
+  outcome as a draw of the model, so with weak votes they are a little wider than needed.
 
 The command (``python -m vqe.metrics.bradley_terry``) is :mod:`vqe.metrics.bradley_terry`; the
 interval plot is :mod:`vqe.metrics.bt_plot`. Both import this module, never the reverse.
@@ -49,6 +76,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.special import expit
 from scipy.stats import norm
 
 from vqe import schema
@@ -68,6 +96,11 @@ RESAMPLE_UNITS = ("votes", "raters")
 _LIST_LIMIT = 10
 _MAX_ITERATIONS = 100
 _TOLERANCE = 1e-9
+#: Virtual wins and losses per method against an average one (and virtual ties and preferences
+#: for ν) in the analysis of votes; 0 is plain maximum likelihood. See the module docstring.
+DEFAULT_PRIOR_STRENGTH = 1.0
+PRIOR_KIND = "virtual votes against an average method"
+_LOG_2 = float(np.log(2.0))
 
 
 class VoteError(ValueError):
@@ -254,6 +287,38 @@ def identifiability_problem(pairs: PairCounts, outcomes: np.ndarray | None = Non
     return None
 
 
+def check_prior_strength(strength: float) -> float:
+    """``strength`` as a float; ValueError unless it is a finite number ≥ 0."""
+    value = float(strength)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(
+            f"prior strength must be a finite number ≥ 0 (virtual wins and losses per method; "
+            f"0 = plain maximum likelihood), got {strength!r}"
+        )
+    return value
+
+
+def prior_text(strength: float) -> str:
+    """The prior in a few words, for interval descriptions, captions and notes."""
+    if strength == 0:
+        return "no prior (maximum likelihood)"
+    return f"prior {strength:g} virtual win + loss per method vs. an average one"
+
+
+def prior_json(strength: float) -> dict:
+    """The prior as the JSON outputs state it."""
+    return {"kind": PRIOR_KIND if strength > 0 else "none", "strength": strength}
+
+
+def _log_prior(theta: np.ndarray, log_tie: np.ndarray, prior: float, with_ties: bool) -> np.ndarray:
+    """(B,) log-density of the virtual votes: each θᵢ one win and one loss against θ = 0 (times
+    ``prior``), log ν one tie and one preference between two equal methods (times ``prior``)."""
+    value = -2.0 * prior * np.logaddexp(theta / 2, -theta / 2).sum(axis=1)
+    if with_ties:
+        value = value + prior * (log_tie + _LOG_2 - 2.0 * np.logaddexp(_LOG_2, log_tie))
+    return value
+
+
 def _log_likelihood(
     theta: np.ndarray, log_tie: np.ndarray, pairs: PairCounts, outcomes: np.ndarray, with_ties: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -276,35 +341,43 @@ def _log_likelihood(
 class _BatchFit:
     log_strength: np.ndarray  # (B, m), centred to mean 0
     log_tie: np.ndarray  # (B,)
-    information: np.ndarray  # (B, P, P) observed information, θ₀ fixed
+    information: np.ndarray  # (B, P, P) observed information of the free parameters
     converged: np.ndarray  # (B,) bool
     iterations: int
 
 
-def _fit_batch(pairs: PairCounts, outcomes: np.ndarray, with_ties: bool) -> _BatchFit:
-    """Newton–Raphson with backtracking for B outcome tables (B, K, 3) at once.
+def _fit_batch(
+    pairs: PairCounts, outcomes: np.ndarray, with_ties: bool, prior: float = 0.0
+) -> _BatchFit:
+    """Newton–Raphson with backtracking on the log-posterior of B outcome tables (B, K, 3) at once.
 
-    θ₀ is held at 0 during the fit (the likelihood only sees differences); the result is centred.
+    Without a prior the likelihood only sees differences, so θ₀ is held at 0 and the free
+    parameters are θ₁…θₘ₋₁ (and log ν); the prior pins every θ, so then all m are free. The
+    result is centred either way.
     """
     batch, size = outcomes.shape[0], len(pairs.methods)
     incidence = np.zeros((len(pairs.first), size))  # ∂d/∂θ per pair
     incidence[np.arange(len(pairs.first)), pairs.first] = 0.5
     incidence[np.arange(len(pairs.first)), pairs.second] = -0.5
     outer = (incidence[:, :, None] * incidence[:, None, :]).reshape(len(pairs.first), size * size)
-    free = size - 1 + with_ties
+    first_free = 0 if prior > 0 else 1
+    keep = np.r_[first_free:size, size] if with_ties else np.arange(first_free, size)
     theta = np.zeros((batch, size))
-    tie_share = outcomes[..., 1].sum(axis=1) / outcomes.sum(axis=(1, 2))
-    log_tie = np.log(2 * tie_share / (1 - tie_share)) if with_ties else np.zeros(batch)
     wins, ties, losses = outcomes[..., 0], outcomes[..., 1], outcomes[..., 2]
+    # Start ν where equal strengths would give the tie share (the virtual votes keep it in (0, 1)).
+    tie_share = (ties.sum(axis=1) + prior) / (outcomes.sum(axis=(1, 2)) + 2 * prior)
+    log_tie = np.log(2 * tie_share / (1 - tie_share)) if with_ties else np.zeros(batch)
     totals = wins + ties + losses
     active = np.ones(batch, dtype=bool)
-    information = np.zeros((batch, free, free))
+    information = np.zeros((batch, len(keep), len(keep)))
     iterations = 0
+    diagonal = np.arange(size)
     while active.any() and iterations < _MAX_ITERATIONS:
         iterations += 1
         loglik, p_first, p_second, p_tie = _log_likelihood(
             theta, log_tie, pairs, outcomes, with_ties
         )
+        objective = loglik + _log_prior(theta, log_tie, prior, with_ties)
         margin = p_first - p_second
         grad_d = (wins - losses) - totals * margin
         curv_dd = totals * ((p_first + p_second) - margin**2)  # −∂²ℓ/∂d²
@@ -312,24 +385,32 @@ def _fit_batch(pairs: PairCounts, outcomes: np.ndarray, with_ties: bool) -> _Bat
         hessian[:, :size, :size] = (curv_dd @ outer).reshape(batch, size, size)
         gradient = np.zeros((batch, size + 1))
         gradient[:, :size] = grad_d @ incidence
+        # The virtual win and loss of each θ: gradient −tanh(θ/2), curvature (1 − tanh²)/2.
+        slope = np.tanh(theta / 2)
+        gradient[:, :size] -= prior * slope
+        hessian[:, diagonal, diagonal] += prior * (1 - slope**2) / 2
         if with_ties:
             gradient[:, size] = ties.sum(axis=1) - (totals * p_tie).sum(axis=1)
             cross = -(totals * margin * p_tie) @ incidence  # −∂²ℓ/∂d∂λ through ∂d/∂θ
             hessian[:, :size, size] = hessian[:, size, :size] = cross
             hessian[:, size, size] = (totals * (p_tie - p_tie**2)).sum(axis=1)
-        keep = np.r_[1:size, size] if with_ties else np.arange(1, size)
+            # The virtual tie and preference of ν: q = P(tie) of two equal methods.
+            share = expit(log_tie - _LOG_2)
+            gradient[:, size] += prior * (1 - 2 * share)
+            hessian[:, size, size] += 2 * prior * share * (1 - share)
         information = hessian[:, keep][:, :, keep]
         step = np.linalg.solve(information[active], gradient[:, keep][active][..., None])[..., 0]
-        full_step = np.zeros((batch, free))
+        full_step = np.zeros((batch, len(keep)))
         full_step[active] = step
-        # Backtracking: halve each sample's step until its log-likelihood does not fall.
+        # Backtracking: halve each sample's step until its log-posterior does not fall.
         scale = np.ones(batch)
         for _ in range(40):
             trial_theta = theta.copy()
-            trial_theta[:, 1:] += scale[:, None] * full_step[:, : size - 1]
+            trial_theta[:, first_free:] += scale[:, None] * full_step[:, : size - first_free]
             trial_tie = log_tie + scale * full_step[:, -1] if with_ties else log_tie
             trial = _log_likelihood(trial_theta, trial_tie, pairs, outcomes, with_ties)[0]
-            worse = trial < loglik - 1e-12 * np.abs(loglik)
+            trial = trial + _log_prior(trial_theta, trial_tie, prior, with_ties)
+            worse = trial < objective - 1e-12 * np.abs(objective)
             if not worse.any():
                 break
             scale[worse] /= 2
@@ -342,13 +423,14 @@ def _fit_batch(pairs: PairCounts, outcomes: np.ndarray, with_ties: bool) -> _Bat
 
 @dataclass(frozen=True)
 class Fit:
-    """Maximum-likelihood strengths of one set of votes."""
+    """Strengths of one set of votes: maximum likelihood, or the posterior mode under the prior."""
 
     methods: tuple[str, ...]
     log_strength: np.ndarray  # (m,), mean 0: scores are exp(log_strength), geometric mean 1
     tie: float  # Davidson's ν (0 when no vote was a tie or weak)
     covariance: np.ndarray  # (m, m) of log_strength, from the observed information
     iterations: int
+    prior_strength: float = 0.0  # virtual wins and losses per method (0: maximum likelihood)
 
     @property
     def scores(self) -> np.ndarray:
@@ -359,19 +441,27 @@ def _has_ties(pairs: PairCounts) -> bool:
     return bool(pairs.outcomes[:, 1].sum() > 0)
 
 
-def fit(pairs: PairCounts) -> Fit:
-    """Fit strengths (and ν) by maximum likelihood; raises :class:`VoteError` when none exist."""
-    problem = identifiability_problem(pairs)
-    if problem:
-        raise VoteError(problem)
+def fit(pairs: PairCounts, prior_strength: float = 0.0) -> Fit:
+    """Fit strengths (and ν): the posterior mode under ``prior_strength`` virtual votes per method
+    (module docstring), which always exists, or with 0 (the default here) maximum likelihood,
+    which raises :class:`VoteError` naming the groups of methods when it does not exist."""
+    prior = check_prior_strength(prior_strength)
+    if prior == 0:
+        problem = identifiability_problem(pairs)
+        if problem:
+            raise VoteError(problem)
     with_ties = _has_ties(pairs)
-    result = _fit_batch(pairs, pairs.outcomes[None], with_ties)
+    result = _fit_batch(pairs, pairs.outcomes[None], with_ties, prior)
     if not result.converged[0]:
-        raise VoteError(f"the fit did not converge in {_MAX_ITERATIONS} Newton steps")
+        hint = "set a prior strength > 0" if prior == 0 else "please report the votes as a bug"
+        raise VoteError(f"the fit did not converge in {_MAX_ITERATIONS} Newton steps; {hint}")
     size = len(pairs.methods)
-    fixed_first = np.linalg.inv(result.information[0])[: size - 1, : size - 1]
+    inverse = np.linalg.inv(result.information[0])
     covariance = np.zeros((size, size))
-    covariance[1:, 1:] = fixed_first
+    if prior > 0:
+        covariance = inverse[:size, :size]
+    else:  # θ₀ was held fixed: its row and column stay 0 before centring
+        covariance[1:, 1:] = inverse[: size - 1, : size - 1]
     centring = np.eye(size) - 1.0 / size  # θ − mean(θ)
     return Fit(
         pairs.methods,
@@ -379,16 +469,22 @@ def fit(pairs: PairCounts) -> Fit:
         float(np.exp(result.log_tie[0])) if with_ties else 0.0,
         centring @ covariance @ centring.T,
         result.iterations,
+        prior,
     )
 
 
 def bootstrap_log_strengths(
-    pairs: PairCounts,
-    resampled_counts: np.ndarray,
+    pairs: PairCounts, resampled_counts: np.ndarray, prior_strength: float = 0.0
 ) -> tuple[np.ndarray, int]:
-    """Refit every (B, K, 5) resampled count table; returns the (B', m) log strengths of the
-    resamples that have a finite maximum and the number left out."""
+    """Refit every (B, K, 5) resampled count table under the prior; returns the (B', m) log
+    strengths of the resamples that could be fitted and the number left out (without a prior,
+    those with no finite maximum; any that do not converge)."""
+    prior = check_prior_strength(prior_strength)
     outcomes = resampled_counts @ VOTE_OUTCOMES
+    with_ties = _has_ties(pairs)
+    if prior > 0:  # every resample has a posterior mode
+        result = _fit_batch(pairs, outcomes, with_ties, prior)
+        return result.log_strength[result.converged], int(len(outcomes) - result.converged.sum())
     # Fast path: when every pair still has each side doing at least as well as the other once,
     # the comparison graph is strongly connected (the pairs are those of the identified data).
     both_ways = (
@@ -397,7 +493,6 @@ def bootstrap_log_strengths(
     usable = both_ways.copy()
     for index in np.flatnonzero(~both_ways):
         usable[index] = identifiability_problem(pairs, outcomes[index]) is None
-    with_ties = _has_ties(pairs)
     if with_ties:  # a resample without any tie would send ν to 0 and log ν to −∞
         usable &= outcomes[..., 1].sum(axis=1) > 0
     if not usable.any():
@@ -443,11 +538,30 @@ class Ranking:
 
     scores: tuple[MethodScore, ...]
     tie: float
-    interval: str  # how the intervals were made
+    interval: str  # how the intervals were made, and the prior
     failed_resamples: int = 0
+    prior_strength: float = 0.0  # virtual wins and losses per method (0: maximum likelihood)
 
     def as_frame(self) -> pd.DataFrame:
         return pd.DataFrame([vars(score) for score in self.scores])
+
+
+def one_sided_pairs(pairs: PairCounts) -> bool:
+    """Whether some pair has one side that never got a preference (not even a weak one)."""
+    outcomes = pairs.outcomes
+    return bool(((outcomes[:, 0] == 0) | (outcomes[:, 2] == 0)).any())
+
+
+def bootstrap_blind_spot(pairs: PairCounts) -> str | None:
+    """What the bootstrap cannot see, or None: a one-sided pair is the same in every resample,
+    and groups of methods never compared with each other are placed by the prior alone."""
+    if one_sided_pairs(pairs):
+        return "one-sided pairs"
+    size = len(pairs.methods)
+    graph = csr_matrix((np.ones(len(pairs.first)), (pairs.first, pairs.second)), (size, size))
+    if connected_components(graph, directed=False)[0] > 1:
+        return "groups never compared"
+    return None
 
 
 def rank(
@@ -457,8 +571,10 @@ def rank(
     level: float = 0.95,
     rng: np.random.Generator | None = None,
     per_rater: np.ndarray | None = None,
+    prior_strength: float = 0.0,
 ) -> Ranking:
-    """Fit and attach ``level`` intervals.
+    """Fit and attach ``level`` intervals, under ``prior_strength`` virtual votes per method
+    (0, the default here: maximum likelihood; :func:`analyse_votes` defaults to the prior).
 
     ``per_rater`` ((R, K, 5) counts from :func:`rater_counts`) resamples raters instead of votes.
     """
@@ -466,12 +582,14 @@ def rank(
         raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    point = fit(pairs)
+    point = fit(pairs, prior_strength)
+    prior = point.prior_strength
     failed = 0
+    spread = norm.ppf(0.5 + level / 2) * np.sqrt(np.diag(point.covariance))
+    curvature = "posterior curvature" if prior > 0 else "observed information"
     if ci == "information":
-        spread = norm.ppf(0.5 + level / 2) * np.sqrt(np.diag(point.covariance))
         low, high = np.exp(point.log_strength - spread), np.exp(point.log_strength + spread)
-        interval = f"{level:.0%} observed information"
+        interval = f"{level:.0%} {curvature}"
     else:
         if n_bootstrap < 2:
             raise ValueError(f"n_bootstrap must be ≥ 2, got {n_bootstrap}")
@@ -481,7 +599,7 @@ def rank(
             if per_rater is None
             else resample_raters(per_rater, n_bootstrap, rng)
         )
-        samples, failed = bootstrap_log_strengths(pairs, resampled)
+        samples, failed = bootstrap_log_strengths(pairs, resampled, prior)
         if len(samples) < 2:
             raise VoteError(
                 f"only {len(samples)} of {n_bootstrap} bootstrap resamples could be fitted"
@@ -490,13 +608,20 @@ def rank(
         low, high = np.exp(np.percentile(samples, [tail, 100 - tail], axis=0))
         unit = "votes" if per_rater is None else "raters"
         interval = f"{level:.0%} bootstrap over {unit} ({n_bootstrap})"
+        blind_spot = bootstrap_blind_spot(pairs)
+        if blind_spot:
+            low = np.minimum(low, np.exp(point.log_strength - spread))
+            high = np.maximum(high, np.exp(point.log_strength + spread))
+            interval += f" widened to the {curvature} ({blind_spot})"
+    if prior > 0:
+        interval += f", {prior_text(prior)}"
     votes = pairs.votes_per_method()
     scores = [
         MethodScore(name, float(point.scores[i]), float(low[i]), float(high[i]), int(votes[i]))
         for i, name in enumerate(point.methods)
     ]
     scores.sort(key=lambda item: item.score, reverse=True)
-    return Ranking(tuple(scores), point.tie, interval, failed)
+    return Ranking(tuple(scores), point.tie, interval, failed, prior)
 
 
 def pair_summary(pairs: PairCounts, level: float = 0.95) -> pd.DataFrame:
@@ -533,7 +658,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        """Each method → {score, ci_low, ci_high, votes, factors: {factor: {...}}}."""
+        """Each method → {score, ci_low, ci_high, votes, prior: {kind, strength}, factors:
+        {factor: {...}}}; the prior sits in every entry so the top level stays method names."""
         report = {}
         for item in self.overall.scores:
             entry = {
@@ -541,6 +667,7 @@ class Analysis:
                 "ci_low": item.ci_low,
                 "ci_high": item.ci_high,
                 "votes": item.votes,
+                "prior": prior_json(self.overall.prior_strength),
                 "factors": {},
             }
             for factor, ranking in self.factors.items():
@@ -562,11 +689,14 @@ def analyse_votes(
     level: float = 0.95,
     resample: str = "votes",
     seed: int = 0,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
 ) -> Analysis:
     """Overall and per-factor rankings and the pair summary of validated votes (the output of
-    :func:`read_votes` or :func:`validate_votes`)."""
+    :func:`read_votes` or :func:`validate_votes`), under ``prior_strength`` virtual votes per
+    method (0: maximum likelihood, which fails when a method never loses)."""
     if FACTOR not in votes or RATER not in votes:
         raise ValueError("analyse_votes needs votes passed through validate_votes or read_votes")
+    prior = check_prior_strength(prior_strength)
     if resample not in RESAMPLE_UNITS:
         raise ValueError(f"resample must be one of {RESAMPLE_UNITS}, got {resample!r}")
     rated = bool((votes[RATER] != "").any())
@@ -575,22 +705,30 @@ def analyse_votes(
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
 
-    def ranking_of(subset: pd.DataFrame, pairs: PairCounts) -> Ranking:
+    notes: list[str] = []
+
+    def ranking_of(name: str, subset: pd.DataFrame, pairs: PairCounts) -> Ranking:
         per_rater = (
             rater_counts(subset, pairs)[1] if resample == "raters" and ci == "bootstrap" else None
         )
-        return rank(pairs, ci, n_bootstrap, level, rng, per_rater)
+        ranking = rank(pairs, ci, n_bootstrap, level, rng, per_rater, prior)
+        problem = identifiability_problem(pairs) if prior > 0 else None
+        if problem:  # say when the finite scores rest on the prior
+            notes.append(
+                f"{name}: without the prior there is no maximum-likelihood fit ({problem}); the "
+                "prior keeps the scores finite, so their sizes and intervals lean on it"
+            )
+        return ranking
 
     all_pairs = count_pairs(votes)
-    overall = ranking_of(votes, all_pairs)
+    overall = ranking_of("overall", votes, all_pairs)
     factors: dict[str, Ranking | str] = {}
-    notes = []
     for factor in FACTORS:
         subset = votes[votes[FACTOR] == factor]
         if subset.empty:
             continue
         try:
-            factors[factor] = ranking_of(subset, count_pairs(subset))
+            factors[factor] = ranking_of(f"factor {factor}", subset, count_pairs(subset))
         except VoteError as error:
             factors[factor] = str(error)
             notes.append(f"factor {factor}: not fitted: {error}")
@@ -599,9 +737,9 @@ def analyse_votes(
         notes.append(f"{without} votes name no factor; they count only in the overall ranking")
     for name, ranking in {"overall": overall, **factors}.items():
         if isinstance(ranking, Ranking) and ranking.failed_resamples:
+            why = "did not converge" if prior > 0 else "had no finite maximum"
             notes.append(
-                f"{name}: {ranking.failed_resamples} bootstrap resamples had no finite "
-                "maximum and were left out"
+                f"{name}: {ranking.failed_resamples} bootstrap resamples {why} and were left out"
             )
     seconds = time.perf_counter() - start
     raters = votes[RATER].nunique() if rated else 0
@@ -663,8 +801,10 @@ def simulate_votes(
 
 def format_analysis(analysis: Analysis) -> str:
     float_format = "{:.4f}".format
+    overall = analysis.overall
+    plain = f", {prior_text(0)}" if overall.prior_strength == 0 else ""
     parts = [
-        f"overall ({analysis.overall.interval}; tie parameter ν = {analysis.overall.tie:.4f})",
+        f"overall ({overall.interval}{plain}; tie parameter ν = {overall.tie:.4f})",
         analysis.overall.as_frame().to_string(index=False, float_format=float_format),
     ]
     for factor, ranking in analysis.factors.items():

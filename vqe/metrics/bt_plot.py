@@ -1,9 +1,11 @@
 """Interval plot of Bradley–Terry scores: methods along x (best first), score with its interval
-on a log axis (strengths multiply), the overall ranking and each factor side by side."""
+on a log axis (strengths multiply), the overall ranking and each factor side by side. The title
+names the interval method and the prior (:attr:`Ranking.interval`), wrapped to the figure."""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -17,9 +19,11 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
+from vqe.atomic import atomic_path
 from vqe.metrics.bt_fit import Analysis, Ranking  # noqa: E402
 
 _OFFSET = 0.18  # horizontal spread of the overall / per-factor markers of one method
+_TITLE_CHARACTERS_PER_INCH = 12  # at fontsize "medium": wrap the title before it is cut off
 
 
 class _SelectedFormatter(FormatStrFormatter):
@@ -58,7 +62,8 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> Path:
     rankings.update({name: r for name, r in analysis.factors.items() if isinstance(r, Ranking)})
     offsets = [_OFFSET * (k - (len(rankings) - 1) / 2) for k in range(len(rankings))]
 
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.6 * len(order) + 2), 4.5))
+    width = max(6.0, 0.6 * len(order) + 2)
+    figure, axes = plt.subplots(figsize=(width, 4.5))
     for (name, ranking), offset in zip(rankings.items(), offsets):
         by_method = {item.method: item for item in ranking.scores}
         shown = [m for m in order if m in by_method]
@@ -84,12 +89,16 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> Path:
         range(len(order)), order, rotation=45 if crowded else 0, ha="right" if crowded else "center"
     )
     axes.set_ylabel("Bradley–Terry score (geometric mean 1)")
-    axes.set_title(f"Bradley–Terry scores, {analysis.overall.interval}", fontsize="medium")
+    title = f"Bradley–Terry scores, {analysis.overall.interval}"
+    axes.set_title(
+        textwrap.fill(title, int(width * _TITLE_CHARACTERS_PER_INCH)), fontsize="medium"
+    )
     axes.grid(axis="y", which="both", alpha=0.3)
     if len(rankings) > 1:
         axes.legend(fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
     return path

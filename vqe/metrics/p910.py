@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from vqe.atomic import atomic_write_text
 from vqe.metrics.bt_fit import (
     FACTOR,
     LEFT,
@@ -45,6 +46,7 @@ from vqe.metrics.bt_fit import (
     read_vote_table,
     validate_votes,
 )
+from vqe.output_paths import OutputPathError, check_not_an_input, check_writable
 
 WORKER, FILE, CCR_VOTE = "workerid", "file", "vote"
 CCR_VALUES = (-3, -2, -1, 0, 1, 2, 3)
@@ -153,12 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--method-column", help="column holding each clip's method")
     args = parser.parse_args(argv)
     try:
+        check_not_an_input(args.out, "out", {"ccr": args.ccr})
+        check_writable(args.out, "out")
         votes = read_ccr(args.ccr, args.reference, args.method_pattern, args.method_column)
-    except VoteError as error:
+    except (VoteError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    votes.to_csv(args.out, index=False)
+    atomic_write_text(args.out, votes.to_csv(index=False))
     print(
         f"wrote {len(votes)} votes ({votes[LEFT].nunique()} methods vs {args.reference}) to {args.out}"
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vqe.atomic import atomic_path
 from vqe.metrics.score import ScoreReport, SubmissionError, score_submission, write_json
 from vqe.metrics.submission import (
     SUBMISSION_DIR,
@@ -74,7 +75,7 @@ def _by_video(key: tuple[VideoKey, Any]) -> tuple[str, str]:
 
 def _write_rows(path: Path, header: Sequence[str], rows: list[list[Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)

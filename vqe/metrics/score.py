@@ -28,6 +28,20 @@ lines; with ``strict=True`` they are errors.
 
 Note that the rule is applied literally: a missing ``m_5`` counts as −9999, so its term
 ``1 − m_5`` becomes 10000; the report warns about it.
+
+Every ``video_i`` must be a plain video name (:func:`plain_video_name`: one file-name part like
+``video_0001``, without a path separator, a leading dot or control characters), in subset mode
+too: an id such as ``../../etc/passwd`` is an error naming the line, since tools downstream turn
+video ids into file names.
+
+Size caps keep a hostile or broken submission from exhausting memory (a 580 KB zip can inflate to
+hundreds of MB of rows): at most :data:`DEFAULT_MAX_BYTES` of CSV are read (each file of a
+folder; a zip's CSV members together, uncompressed, checked against the sizes the zip declares
+before anything is inflated and counted again while inflating) and at most
+:data:`DEFAULT_MAX_ROWS` rows per CSV; ``--max-bytes`` / ``--max-rows`` raise them. A zip is
+unpacked like CodaLab does, into a scratch folder, but only its ``*.csv`` members at the root,
+the only ones the scorer reads: a member whose name leads elsewhere (``../x.csv``, ``/x.csv``)
+is never written. The JSON report is written atomically (:mod:`vqe.atomic`).
 """
 
 from __future__ import annotations
@@ -36,14 +50,18 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
+from vqe.atomic import atomic_write_text
 from vqe.metrics.submission import SUBMISSION_DIR, SUBMISSION_FILES, other_csvs
 from vqe.output_paths import OutputPathError, check_writable
 from vqe.schema import (
@@ -72,6 +90,19 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 }
 #: How many offending cells / ids one message lists before it summarises the rest.
 _LIST_LIMIT = 10
+#: What a ``video_i`` may be: one plain file-name part, like video_0001 (tools downstream turn
+#: ids into file names): no path separator, no leading dot or space, at most 255 characters.
+#: Control characters are refused too (:func:`plain_video_name`).
+VIDEO_NAME = re.compile(r"[^./\\\s][^/\\]{0,254}")
+#: The most bytes of CSV read (per file of a folder; a zip's CSV members together, uncompressed).
+#: The official submission (3,000 + 500 rows) is 473 KB and the largest local subset, the 10,000
+#: training clips, about 1.6 MB. Parsing holds 8 to 20 bytes of memory per byte of CSV (190 MB of
+#: rows once peaked at 3.75 GB); with the row cap this keeps a scoring run to a few hundred MB.
+DEFAULT_MAX_BYTES = 16 << 20
+#: The most data rows read per CSV: 30 times the official 3,000, 10 times the training clips.
+DEFAULT_MAX_ROWS = 100_000
+#: How much of a zip member is inflated at a time.
+_CHUNK_BYTES = 1 << 20
 
 
 class SubmissionError(ValueError):
@@ -108,6 +139,11 @@ class MetricsTable:
         return counts
 
 
+def plain_video_name(text: str) -> bool:
+    """Whether ``text`` is a plain video name (:data:`VIDEO_NAME`, and printable)."""
+    return text.isprintable() and VIDEO_NAME.fullmatch(text) is not None
+
+
 def _parse_cell(text: str) -> float | str:
     """A cell's value, NaN when missing, or the reason it is invalid."""
     if text.strip().lower() in MISSING_TOKENS:
@@ -129,26 +165,57 @@ def _range_problem(column: str, value: float) -> str | None:
     return f"outside [{low:g}, {high:g}]"
 
 
+def _size_cap_error(what: str, size: int, max_bytes: int) -> SubmissionError:
+    """``what`` ("FILE: N bytes") is over the cap; ``size`` is what --max-bytes would need."""
+    return SubmissionError(
+        f"{what}, over the {max_bytes}-byte cap on the CSV read for a submission (the official "
+        f"one is under 1 MB); if it really is that big, pass --max-bytes {size}"
+    )
+
+
+def _read_rows(path: Path, max_bytes: int, max_rows: int) -> list[list[str]]:
+    """The non-blank rows of a CSV, header included, refusing files over the caps before (bytes)
+    or while (rows) reading them."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise _size_cap_error(f"{path}: {size} bytes", size, max_bytes)
+    rows: list[list[str]] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            for row in csv.reader(handle):
+                if not row:  # blank lines carry nothing
+                    continue
+                if len(rows) > max_rows:  # the header and max_rows rows are in already
+                    raise SubmissionError(
+                        f"{path}: more than {max_rows} rows, the cap per CSV (the official test "
+                        f"set has {OFFICIAL_UNSUPERVISED_VIDEOS} videos); if it really has more, "
+                        "pass --max-rows with a higher count"
+                    )
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise SubmissionError(f"{path}: not a readable UTF-8 CSV ({error})") from error
+    return rows
+
+
 def read_metrics_csv(
     path: str | Path,
     value_columns: Sequence[str],
     expected_ids: Sequence[str] | None,
     strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> MetricsTable:
     """Read and validate one metrics CSV.
 
     ``expected_ids=None`` accepts whatever ids the file holds (a local subset); otherwise ids
     outside the list are errors and ids absent from the file are reported as missing (an error
-    when ``strict``).
+    when ``strict``). Either way every id must be a plain name (:func:`plain_video_name`). A file over
+    ``max_bytes`` bytes or ``max_rows`` data rows is refused.
     """
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: file not found; the results folder must hold it")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if row]  # blank lines carry nothing
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise SubmissionError(f"{path}: not a readable UTF-8 CSV ({error})") from error
+    rows = _read_rows(path, max_bytes, max_rows)
     if not rows:
         raise SubmissionError(f"{path}: the file is empty; expected a header row {VIDEO_KEY},...")
 
@@ -175,6 +242,7 @@ def read_metrics_csv(
     bad_rows: list[str] = []
     bad_cells: list[str] = []
     empty_ids: list[str] = []
+    odd_ids: list[str] = []
     repeated_ids: list[str] = []
     out_of_range: list[str] = []
     for line, row in enumerate(rows[1:], start=2):
@@ -184,6 +252,9 @@ def read_metrics_csv(
         video_id = row[key_position].strip()
         if not video_id:
             empty_ids.append(f"line {line}")
+            continue
+        if not plain_video_name(video_id):
+            odd_ids.append(f"line {line} {VIDEO_KEY}={video_id!r}")
             continue
         if video_id in values:
             repeated_ids.append(f"{video_id} (line {line})")
@@ -205,6 +276,11 @@ def read_metrics_csv(
         problems.append(f"rows with the wrong number of fields: {_listing(bad_rows)}")
     if empty_ids:
         problems.append(f"empty {VIDEO_KEY} at {_listing(empty_ids)}")
+    if odd_ids:
+        problems.append(
+            f"{VIDEO_KEY} values that are not plain video names (one file-name part like "
+            f"video_0001: no / or \\, no leading dot, no control characters): {_listing(odd_ids)}"
+        )
     if repeated_ids:
         problems.append(f"repeated {VIDEO_KEY}: {_listing(repeated_ids)}")
     if bad_cells:
@@ -306,11 +382,14 @@ def score_submission(
     supervised_rows: int | None = OFFICIAL_SUPERVISED_VIDEOS,
     unsupervised_rows: int | None = OFFICIAL_UNSUPERVISED_VIDEOS,
     strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> ScoreReport:
     """Validate and score the two CSVs in ``results_dir``.
 
     ``supervised_rows`` / ``unsupervised_rows`` are the expected video counts (official ids
     ``video_0001 …``); ``None`` scores whatever ids a file holds (a local subset).
+    ``max_bytes`` / ``max_rows`` cap each CSV (see the module docstring).
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -333,7 +412,10 @@ def score_submission(
             raise ValueError(f"expected row count for {name} must be ≥ 1 or None, got {count}")
         expected = official_video_ids(count) if count is not None else None
         try:
-            tables.append((read_metrics_csv(results_dir / name, columns, expected, strict), fill))
+            table = read_metrics_csv(
+                results_dir / name, columns, expected, strict, max_bytes, max_rows
+            )
+            tables.append((table, fill))
         except SubmissionError as error:
             errors.append(str(error))
     if errors:
@@ -378,7 +460,7 @@ def write_json(report: ScoreReport, path: str | Path) -> bool:
     path = Path(path)
     replaced = path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
     return replaced
 
 
@@ -387,6 +469,17 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive row count, got {value}")
     return value
+
+
+_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _byte_count(text: str) -> int:
+    """``16M``, ``64MB``, ``1G``, ``500000``: a positive byte count (K, M, G are powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?)i?b?\s*", text, re.IGNORECASE)
+    if match is None or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive size like 64M or 1G, got {text!r}")
+    return int(match[1]) * _BYTE_UNITS[match[2].lower()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,6 +510,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="local subset: score whatever video ids the files hold (no row-count check)",
     )
     parser.add_argument(
+        "--max-bytes",
+        type=_byte_count,
+        default=DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="most bytes of CSV read: per file of a folder, all CSVs of a zip together "
+        f"(uncompressed); K/M/G suffixes (default {DEFAULT_MAX_BYTES >> 20}M)",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=_positive_int,
+        default=DEFAULT_MAX_ROWS,
+        help="most data rows read per CSV (default %(default)s)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="treat missing cells, missing video ids and values outside what the critic "
@@ -435,16 +542,72 @@ def submission_folder(results: Path) -> Path:
     return results
 
 
-def _score_zip(path: Path, **options: object) -> ScoreReport:
-    """Score a zip the way CodaLab does: unpacked into a folder, the CSVs at its root."""
+def _root_csvs(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The members the scorer reads: ``*.csv`` files at the zip's root. Anything else, a name
+    leading out of the folder (``../x.csv``, ``/x.csv``) included, is never unpacked."""
+    return [
+        info
+        for info in archive.infolist()
+        if not info.is_dir()
+        and info.filename.endswith(".csv")
+        and not any(mark in info.filename for mark in ("/", "\\", "\0"))
+        and info.filename not in (".", "..")
+    ]
+
+
+def copy_capped(source: BinaryIO, destination: BinaryIO, budget: int, what: str) -> int:
+    """Copy ``source`` into ``destination`` in chunks, refusing once more than ``budget`` bytes
+    have come (a zip's declared sizes can lie); returns the bytes copied."""
+    copied = 0
+    while chunk := source.read(min(_CHUNK_BYTES, budget - copied + 1)):
+        copied += len(chunk)
+        if copied > budget:
+            raise SubmissionError(
+                f"{what}: inflates past the {budget} bytes left under the cap on the CSV read "
+                "for a submission (its header declared less); pass --max-bytes with a higher "
+                "size if it really is that big"
+            )
+        destination.write(chunk)
+    return copied
+
+
+def _unpack_csvs(path: Path, archive: zipfile.ZipFile, folder: Path, max_bytes: int) -> None:
+    """Unpack the root ``*.csv`` members into ``folder``, after checking the sizes they declare
+    against ``max_bytes`` (together) and counting again while inflating."""
+    members = _root_csvs(archive)
+    declared = 0
+    for info in members:
+        declared += info.file_size
+        if declared > max_bytes:
+            what = f"{path}: {info.filename} inflates to {info.file_size} bytes"
+            if declared > info.file_size:
+                what += f" ({declared} with the CSVs before it)"
+            raise _size_cap_error(what, declared, max_bytes)
+    left = max_bytes
+    for info in members:
+        with archive.open(info) as source, (folder / info.filename).open("wb") as destination:
+            left -= copy_capped(source, destination, left, f"{path}: {info.filename}")
+
+
+def score_zip(
+    path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, **options: object
+) -> ScoreReport:
+    """Score a zip the way CodaLab does: unpacked into a folder, the CSVs at its root (only
+    those, within ``max_bytes`` together); ``options`` as for :func:`score_submission`."""
+    path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as folder:
-            archive.extractall(folder)
+            try:
+                _unpack_csvs(path, archive, Path(folder), max_bytes)
+            except (RuntimeError, NotImplementedError) as error:  # encrypted, unknown compression
+                message = f"{path}: cannot unpack ({error}); zip the CSVs without a password"
+                raise SubmissionError(message) from error
+            options = {**options, "max_bytes": max_bytes}
             try:
                 return score_submission(folder, **options)  # type: ignore[arg-type]
             except SubmissionError as error:  # name the zip, not the temporary folder
                 raise SubmissionError(str(error).replace(folder, f"{path}:")) from error
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise SubmissionError(f"{path}: not a readable zip ({error})") from error
 
 
@@ -454,12 +617,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "supervised_rows": None if args.subset else args.supervised_rows,
         "unsupervised_rows": None if args.subset else args.unsupervised_rows,
         "strict": args.strict,
+        "max_bytes": args.max_bytes,
+        "max_rows": args.max_rows,
     }
     try:
         if args.json is not None:
             check_writable(args.json, "--json")
         if args.results.suffix.lower() == ".zip" and args.results.is_file():
-            report = _score_zip(args.results, **options)
+            report = score_zip(args.results, **options)
         else:
             report = score_submission(submission_folder(args.results), **options)
     except (SubmissionError, OutputPathError) as error:

@@ -19,7 +19,7 @@ from vqe.metrics.critic_options import (
 from vqe.metrics.output_scoring import DEFAULT_FPS, score_outputs
 from vqe.metrics.quality import build_frame_quality
 from vqe.metrics.results import RunLayout
-from vqe.output_paths import OutputPathError, check_writable
+from vqe.output_paths import OutputPathError, check_not_an_input, check_writable
 from vqe.schema import SPLITS
 from vqe.video import parse_fps
 
@@ -92,11 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_critic_arguments(parser, args)
     try:  # before scoring, which takes minutes
         check_writable(args.out, "--out", folder=True)
+        check_not_an_input(
+            args.out, "--out", {"--enhanced": args.enhanced, "--data-root": args.data_root}
+        )
     except OutputPathError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(critics_label(args))
-    vqa, dover = load_critics(args)
+    try:  # a missing, unreadable or refused weights file: one line naming it
+        vqa, dover = load_critics(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     device = resolve_device(args.device)
     cost = dover_cost_line(args, dover, args.enhanced, device)
     if cost:  # each unsupervised frame needs DOVER(ŷ), and DOVER(x) once per distinct input

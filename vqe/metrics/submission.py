@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from vqe.atomic import atomic_path
 from vqe.schema import (
     SCORE_COLUMNS,
     SUPERVISED_METRICS_COLUMNS,
@@ -65,7 +66,7 @@ def _checked_rows(values: Mapping[str, Sequence[float]], width: int, what: str) 
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
-    with path.open("w", newline="") as handle:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)

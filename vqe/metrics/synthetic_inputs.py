@@ -44,6 +44,7 @@ from vqe.batch_jobs import FolderReport
 from vqe.conventions import swap_rgb_bgr_uint8
 from vqe.data.extract import ItemError, Settings, index_frame_pairs
 from vqe.data.layout import Item, list_items
+from vqe.output_paths import check_not_an_input
 from vqe.schema import SPLITS, SUBSET_SYNTHETIC
 from vqe.video import OFFICIAL_FPS, VideoError, write_video
 
@@ -182,10 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.crf < 0:
         parser.error(f"--crf must be ≥ 0, got {args.crf}")
     try:
+        check_not_an_input(args.out, "--out", {"--data-root": args.data_root})
         report = write_synthetic_inputs(
             args.data_root, args.out, args.split, args.crf, args.overwrite, not args.no_progress
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report.summary())

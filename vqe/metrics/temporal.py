@@ -71,8 +71,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vqe.atomic import atomic_path
 from vqe.conventions import LUMA_WEIGHTS, tensor_to_rgb_uint8
-from vqe.output_paths import check_writable
+from vqe.output_paths import check_not_an_input, check_writable
 from vqe.video import probe, read_frames
 
 log = logging.getLogger(__name__)
@@ -210,11 +211,21 @@ def flicker(
 # --------------------------------------------------------------------------- warping error
 
 
+#: OpenCV's DIS flow refuses frames whose width and height are both below this.
+MIN_FLOW_SIDE = 12
+
+
 def dis_flow(preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> FlowEstimator:
     """OpenCV's DIS optical flow as a :data:`FlowEstimator` (one engine, not thread-safe)."""
     engine = cv2.DISOpticalFlow_create(preset)
 
     def estimate(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        height, width = first.shape[:2]
+        if max(height, width) < MIN_FLOW_SIDE:
+            raise ValueError(
+                f"frames of {width}×{height} are too small for the warping error's optical flow "
+                f"(it needs a side of at least {MIN_FLOW_SIDE} pixels); skip it with --no-warping"
+            )
         return engine.calc(first, second, None)
 
     return estimate
@@ -499,7 +510,8 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Save an H×W×3 RGB uint8 image as PNG (folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(as_rgb_uint8(image)).save(path, format="PNG")
+    with atomic_path(path) as temporary:
+        Image.fromarray(as_rgb_uint8(image)).save(temporary, format="PNG")
     return path
 
 
@@ -529,7 +541,8 @@ def save_profile_plot(
     axes[-1, 0].set_xlabel(f"frame ({frames} compared)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
     return path
 
@@ -578,6 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.profile is not None:
             check_writable(args.profile, "--profile")  # before decoding both videos
+            check_not_an_input(
+                args.profile, "--profile", {"output": args.output, "input": args.input}
+            )
         result = compare_videos(
             args.output,
             args.input,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vqe.atomic import atomic_write_text
 from vqe.devices import resolve_device
 from vqe.metrics.bt_fit import Analysis, Ranking, VoteError
 from vqe.metrics.critic_options import (
@@ -30,7 +31,7 @@ from vqe.metrics.pairwise_tournament import (
     rank_comparisons,
     report_json,
 )
-from vqe.output_paths import OutputPathError, check_writable
+from vqe.output_paths import OutputPathError, check_not_an_input, check_writable
 from vqe.video import OFFICIAL_FPS, parse_fps
 
 EPILOG = f"""\
@@ -112,12 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for option, path in (("--json", args.json), ("--plot", args.plot)):
             if path is not None:
                 check_writable(path, option)
+                inputs = {f"--methods {name}": folder for name, folder in methods.items()}
+                check_not_an_input(path, option, {"--inputs": args.inputs, **inputs})
     except OutputPathError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     label = critics_label(args)
     print(label)
-    vqa, dover = load_critics(args)
+    try:  # a missing, unreadable or refused weights file: one line naming it
+        vqa, dover = load_critics(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     device = resolve_device(args.device)
     cost = dover_cost_line(args, dover, args.inputs, device)
     if cost:
@@ -165,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = report_json(tournament, ranking, pairs, settings, error)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0 if tournament.ok and ranking is not None else 1
 

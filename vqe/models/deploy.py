@@ -38,6 +38,13 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   up to a quarter texel). Anything traced — the CoreML and ONNX exports, the MAC count —
   records :func:`atlas_lookup` whatever the flag.
 
+* Gain map. A stage with ``gain_grid`` multiplies the looked-up frames by
+  :func:`~vqe.models.lut.gain_map` of the log-gains that follow the N blending weights in the
+  coefficient vector (so ``enhance_with_weights`` with time-smoothed coefficients smooths the
+  gain map too); eagerly in place on the lookup's result, keeping its layout; traced, as the
+  4-D ``exp`` + bilinear upsample + multiply of the training graph. The predictor's
+  degradation statistics are the training graph's own ops (4-D, no sort), copied as they are.
+
 Everything else is the training graph with each :class:`~vqe.models.blocks.RepConvBlock` fused
 into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding. Run
 eagerly on the CPU, the U-Net takes its own fast paths (the head as one strided conv, oneDNN
@@ -57,7 +64,7 @@ from torch import nn
 from vqe.models.blocks import reparameterize_blocks
 from vqe.models.enhancer import Enhancer, check_frames
 from vqe.models.execution import eager_cpu_inference, is_exporting, memory_format_of
-from vqe.models.lut import LutStage, LutWeightPredictor
+from vqe.models.lut import LutStage, LutWeightPredictor, gain_map
 from vqe.models.lut_kernel import fused_lookup_available, fused_trilinear_lookup
 from vqe.models.unet import UNetStage
 
@@ -212,6 +219,9 @@ class DeployLutStage(nn.Module):
     def __init__(self, stage: LutStage) -> None:
         super().__init__()
         self.lut_size = stage.lut_size
+        self.num_luts = stage.num_luts
+        self.num_coefficients = stage.num_coefficients
+        self.gain_grid = stage.gain_grid
         self.predictor: LutWeightPredictor = copy.deepcopy(stage.predictor)
         basis = stage.basis.detach().clone()
         atlases = lut_atlas(basis)
@@ -228,6 +238,7 @@ class DeployLutStage(nn.Module):
         self.register_buffer("basis_red_levels", red_levels.flatten(1), persistent=False)
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
+        """B×K coefficients: N blending weights, then the gain map's log-gains (if any)."""
         return self.predictor(frames)
 
     def apply_weights(
@@ -236,27 +247,47 @@ class DeployLutStage(nn.Module):
         weights: torch.Tensor,
         memory_format: torch.memory_format | None = None,
     ) -> torch.Tensor:
-        """Look ``frames`` up in the LUT blended with ``weights`` (B×N, e.g. time-smoothed).
+        """Look ``frames`` up in the LUT blended with ``weights`` (B×K, e.g. time-smoothed: the
+        N blending weights, then the log-gains of the gain map, which multiplies the result).
 
         Run eagerly, the result is laid out in ``memory_format`` (default: the input's), so a
         channels-last U-Net can be handed its layout without another pass; traced, the graph
         is the atlas lookup as exported."""
+        if not is_exporting() and (weights.ndim != 2 or weights.shape[1] != self.num_coefficients):
+            raise ValueError(
+                f"DeployLutStage: expected B×{self.num_coefficients} coefficients ("
+                f"{self.num_luts} LUT weights, then the gain map's log-gains), "
+                f"got {tuple(weights.shape)}"
+            )
+        gains = weights[:, self.num_luts :] if self.gain_grid is not None else None
+        weights = weights[:, : self.num_luts]
         if is_exporting():
-            return atlas_lookup(frames, self.blended_atlases(weights), self.lut_size)
+            looked_up = atlas_lookup(frames, self.blended_atlases(weights), self.lut_size)
+            if gains is None:
+                return looked_up
+            return looked_up * gain_map(gains, self.gain_grid, frames.shape[-2:])
         layout = memory_format if memory_format is not None else memory_format_of(frames)
         if eager_cpu_inference(frames, weights) and fused_lookup_available():
             luts = blend(weights, self.basis_luts, self.lut_shape)
-            return fused_trilinear_lookup(frames, luts, layout)
-        if self.eight_bit_frames and frames.dtype in (torch.float32, torch.float64):
-            red_levels = blend(weights, self.basis_red_levels, self.red_level_shape)
-            looked_up = red_level_lookup(frames, red_levels, self.lut_size)
+            looked_up = fused_trilinear_lookup(frames, luts, layout)
         else:
-            # NCHW planes, a channels-last input converted for it and back after (identical
-            # values): at 720p on one thread up to 1.6× faster than on channels-last frames
-            # when the machine is loaded, about even on a quiet one.
-            planar = frames.contiguous()
-            looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
-        return looked_up.contiguous(memory_format=layout)
+            if self.eight_bit_frames and frames.dtype in (torch.float32, torch.float64):
+                red_levels = blend(weights, self.basis_red_levels, self.red_level_shape)
+                looked_up = red_level_lookup(frames, red_levels, self.lut_size)
+            else:
+                # NCHW planes, a channels-last input converted for it and back after (identical
+                # values): at 720p on one thread up to 1.6× faster than on channels-last frames
+                # when the machine is loaded, about even on a quiet one.
+                planar = frames.contiguous()
+                looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
+            looked_up = looked_up.contiguous(memory_format=layout)
+        if gains is None:
+            return looked_up
+        # The gain map (B×1×H×W) multiplied in place: the frames keep their layout, no copy.
+        gain = gain_map(gains, self.gain_grid, frames.shape[-2:]).to(looked_up.dtype)
+        if looked_up.requires_grad:
+            return looked_up * gain
+        return looked_up.mul_(gain)
 
     def blended_atlases(self, weights: torch.Tensor) -> torch.Tensor:
         """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
@@ -278,10 +309,18 @@ class DeployEnhancer(nn.Module):
 
     def enhance_with_weights(self, frames: torch.Tensor, lut_weights: torch.Tensor) -> torch.Tensor:
         """Enhance with given (e.g. time-smoothed) LUT weights instead of predicted ones."""
+        return self.finish(self.apply_lut(frames, lut_weights))
+
+    def apply_lut(self, frames: torch.Tensor, lut_weights: torch.Tensor) -> torch.Tensor:
+        """The LUT stage alone with given coefficients, laid out for the U-Net. Frame-wide (its
+        gain map spans the frame), so a tiled run applies it before cutting tiles."""
         if self.lut is None:
             raise RuntimeError("DeployEnhancer.enhance_with_weights: no LUT stage")
-        looked_up = self.lut.apply_weights(frames, lut_weights, self.unet_memory_format())
-        return self._finish(looked_up)
+        return self.lut.apply_weights(frames, lut_weights, self.unet_memory_format())
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        """The U-Net (if any) and the final clamp, on frames after the LUT stage."""
+        return self._finish(frames)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames, "DeployEnhancer")

@@ -22,7 +22,8 @@ from vqe.models.unet import UNetStage
 class EnhancerOutput:
     frames: torch.Tensor  # B×3×H×W enhanced frames in [0, 1]
     lut_frames: torch.Tensor | None  # B×3×H×W after stage 1 (None without a LUT stage)
-    lut_weights: torch.Tensor | None  # B×N LUT blending weights used
+    # B×K LUT-stage coefficients used: N blending weights, then the gain map's log-gains
+    lut_weights: torch.Tensor | None
     luts: torch.Tensor | None  # B×3×D×D×D blended LUTs used
 
 
@@ -65,7 +66,8 @@ class Enhancer(nn.Module):
         return self
 
     def predict_lut_weights(self, frames: torch.Tensor) -> torch.Tensor:
-        """B×N LUT blending weights of each frame (to smooth over time for video)."""
+        """B×K LUT-stage coefficients of each frame (N blending weights, then the gain map's
+        log-gains if the stage has one) — to smooth over time for video."""
         if self.lut is None:
             raise RuntimeError("Enhancer.predict_lut_weights: this enhancer has no LUT stage")
         check_frames(frames, "Enhancer.predict_lut_weights")

@@ -4,7 +4,8 @@
   is :data:`vqe.config_root.CONFIG_DIR`; inside a running Hydra app its search path is reused)
   and :func:`enhancer_from_preset` builds it.
 * **Checkpoints.** :func:`enhancer_from_checkpoint` rebuilds the enhancer a ``train_vqe.py``
-  checkpoint was trained with, from the ``model_vqe`` config its hyper-parameters record, and
+  checkpoint was trained with, from the ``model_vqe`` config its hyper-parameters record — checked
+  and built by :mod:`vqe.models.config_tree`, never by Hydra, since the file is the user's — and
   loads its weights strictly. :func:`read_checkpoint` and :func:`enhancer_state_dict` are the
   reading steps, shared with stage initialisation (:mod:`vqe.training.checkpoints`).
 
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vqe.config_root import CONFIG_DIR
+from vqe.models.config_tree import UnsafeConfigError, build_from_tree
 from vqe.models.enhancer import Enhancer
+from vqe.torch_files import listed, unsafe_globals
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -60,7 +63,10 @@ def enhancer_from_preset(name: str, overrides: Sequence[str] = ()) -> Enhancer:
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
-    """Load a checkpoint dict on the CPU; ``key`` names the config key in error messages."""
+    """Load a checkpoint dict on the CPU; ``key`` names the config key in error messages.
+
+    Tensors and plain data only (``weights_only=True``): a file that would unpickle anything
+    else is refused as such, naming what it would import, not called damaged."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
@@ -70,9 +76,16 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a file it cannot unpickle
+        unsafe = unsafe_globals(path)
+        if unsafe:
+            raise CheckpointError(
+                f"{key}={path}: refused, it would unpickle code ({listed(unsafe)}) — not a "
+                "checkpoint train_vqe.py writes; do not load it unless you trust whoever made it"
+            ) from error
         raise CheckpointError(
             f"{key}={path}: cannot be read as a checkpoint, it is damaged (e.g. truncated by "
-            f"an interrupted copy) or not one; copy it again or use another ({error})"
+            f"an interrupted copy) or not one; copy it again or use another "
+            f"({type(error).__name__}: {first_line(error)})"
         ) from error
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise CheckpointError(
@@ -80,6 +93,12 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
             "by train_vqe.py"
         )
     return dict(checkpoint)
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line: PyTorch's unpickling errors run to a page of advice."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Tensor]:
@@ -94,29 +113,70 @@ def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict
     return state
 
 
+def _grouped(kind: str, names: list[str]) -> list[str]:
+    """``missing unet.* (79 keys)`` for a whole group, the key itself when it is alone."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.split(".")[0], []).append(name)
+    return [
+        f"{kind} {keys[0]}" if len(keys) == 1 else f"{kind} {stage}.* ({len(keys)} keys)"
+        for stage, keys in groups.items()
+    ]
+
+
+def shape_mismatches(model: nn.Module, state: Mapping[str, Tensor]) -> list[str]:
+    """How ``state`` differs from ``model``'s own state dict: wrongly shaped, then unexpected
+    and missing keys, grouped by stage (empty when a strict load would succeed). Works on a
+    meta-device model."""
+    own = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    given = {name: tuple(value.shape) for name, value in state.items()}
+    problems = [
+        f"{name} is {list(given[name])}, the config makes {list(shape)}"
+        for name, shape in own.items()
+        if name in given and given[name] != shape
+    ]
+    problems += _grouped("unexpected", [name for name in given if name not in own])
+    problems += _grouped("missing", [name for name in own if name not in given])
+    return problems
+
+
 def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhancer, dict]:
     """Rebuild the enhancer a checkpoint was trained with and load its weights strictly.
 
+    The recorded ``model_vqe`` config comes from the user's file: it is checked whole by
+    :func:`vqe.models.config_tree.build_from_tree` (the project's model classes, plain values)
+    and never given to Hydra. The model is first built on the meta device and compared with the
+    stored weights, so a config that does not match them allocates nothing.
+
     Returns the enhancer (in eval mode) and its ``model_vqe`` config.
     """
-    from hydra.utils import instantiate
-
     checkpoint = read_checkpoint(path, key)
-    model_config = checkpoint.get("hyper_parameters", {}).get(MODEL_CONFIG_KEY)
+    hyper_parameters = checkpoint.get("hyper_parameters")
+    model_config = (
+        hyper_parameters.get(MODEL_CONFIG_KEY) if isinstance(hyper_parameters, Mapping) else None
+    )
     if not isinstance(model_config, Mapping):
         raise CheckpointError(
             f"{key}={path}: the checkpoint does not record its model_vqe config "
             f"(hyper_parameters.{MODEL_CONFIG_KEY}); was it written by train_vqe.py?"
         )
-    enhancer = instantiate(dict(model_config))
-    if not isinstance(enhancer, Enhancer):
-        raise CheckpointError(f"{key}={path}: its model config built a {type(enhancer).__name__}")
+    where = f"hyper_parameters.{MODEL_CONFIG_KEY}"
     try:
-        enhancer.load_state_dict(enhancer_state_dict(checkpoint, path), strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{key}={path}: weights do not match its model config: {error}"
-        ) from error
+        with torch.device("meta"):
+            skeleton = build_from_tree(model_config, where)
+    except UnsafeConfigError as error:
+        raise CheckpointError(f"{key}={path}: refused, {error}") from error
+    except (TypeError, ValueError) as error:  # the classes' own argument checks
+        raise CheckpointError(f"{key}={path}: its model config cannot be built: {error}") from error
+    state = enhancer_state_dict(checkpoint, path)
+    problems = shape_mismatches(skeleton, state)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise CheckpointError(f"{key}={path}: weights do not match its model config: {shown}")
+    enhancer = build_from_tree(model_config, where)
+    enhancer.load_state_dict(state, strict=True)
     return enhancer.eval(), dict(model_config)
 
 
@@ -131,4 +191,5 @@ __all__ = [
     "enhancer_from_preset",
     "enhancer_state_dict",
     "read_checkpoint",
+    "shape_mismatches",
 ]

@@ -14,6 +14,10 @@ fewer passes over memory: the unshuffle + head conv as one strided conv on the f
 in (:func:`~vqe.models.blocks.conv_forward`) and each way up's pixel-shuffle and skip-add as one
 pass (:func:`shuffled_conv_add`). At 720p on this project's 2-core CPU the `lut_unet` frame is
 8–20 % faster for it (the README's inference figures).
+
+The convs before each pixel-shuffle (the ways up and the tail) start ICNR (:func:`icnr_`): each
+shuffle starts as nearest-neighbour upsampling, not as the checkerboard texture that
+independently drawn sub-pixel kernels leave and training has to unlearn.
 """
 
 from __future__ import annotations
@@ -92,6 +96,30 @@ def shuffled_conv_add(
     return summed
 
 
+def icnr_(conv: nn.Conv2d, factor: int, near_zero: bool = False) -> None:
+    """ICNR initialisation (Aitken et al., 2017) of a conv followed by PixelShuffle(``factor``).
+
+    A kernel for C/f² output channels is drawn (PyTorch's default init, or
+    :func:`~vqe.models.blocks.near_zero_` with ``near_zero``) and repeated for each of the f²
+    sub-pixels (PixelShuffle reads channel c·f² + i·f + j for sub-pixel (i, j) of channel c), so
+    at init every sub-pixel of a block gets the same value: the conv + shuffle starts as a conv
+    followed by nearest-neighbour upsampling. With independent sub-kernels the shuffle starts
+    with a period-f pattern that training has to unlearn — the checkerboard texture."""
+    groups = factor**2
+    outputs = conv.out_channels
+    if outputs % groups:
+        raise ValueError(f"icnr_: {outputs} output channels do not split into {groups} sub-pixels")
+    seed = nn.Conv2d(
+        conv.in_channels, outputs // groups, conv.kernel_size, bias=conv.bias is not None
+    )
+    if near_zero:
+        near_zero_(seed)
+    with torch.no_grad():
+        conv.weight.copy_(seed.weight.repeat_interleave(groups, dim=0))
+        if conv.bias is not None and seed.bias is not None:
+            conv.bias.copy_(seed.bias.repeat_interleave(groups, dim=0))
+
+
 def _stack(channels: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*(RepConvBlock(channels, channels) for _ in range(depth)))
 
@@ -143,7 +171,11 @@ class UNetStage(nn.Module):
         self.shuffle = nn.PixelShuffle(self.unshuffle_factor)
         # Residual output starts at ≈ 0 (not exactly: zeros would starve every earlier layer
         # of gradient on the first step), so the untrained stage is the identity to ~1e-4.
-        near_zero_(self.tail)
+        # Every conv before a pixel-shuffle starts ICNR (each sub-pixel alike): no
+        # checkerboard at init, see :func:`icnr_`.
+        icnr_(self.tail, self.unshuffle_factor, near_zero=True)
+        for up in self.ups:
+            icnr_(up[0], 2)
 
     def packed_head(self, padded: torch.Tensor) -> torch.Tensor:
         """``head(unshuffle(padded))``. Run eagerly on the CPU, it is one stride-f conv on the

@@ -1,7 +1,7 @@
 """``python -m vqe.study create | serve | export | report | compare``.
 
     python -m vqe.study create STUDY --methods input=in/ baseline=base/ ours=ours/ [--repeats 3]
-    python -m vqe.study serve STUDY [--host 127.0.0.1] [--port 8000]
+    python -m vqe.study serve STUDY [--host 127.0.0.1] [--port 8000] [--assignment-timeout 1800]
     python -m vqe.study export STUDY votes.csv [--details answers.csv] [--keep-all-raters]
     python -m vqe.study report STUDY --out results/
     python -m vqe.study compare --methods in/ base/ ours/ --out compare/index.html [--targets gt/]
@@ -51,10 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--assignment-timeout", type=float, default=30 * 60.0, metavar="SECONDS",
+                       help="a rater idle this long (no vote, no trial fetched) frees their "
+                            "unvoted comparisons for new raters; they may still vote on them "
+                            "(default %(default)s; inf: never)")
 
     export = commands.add_parser("export", help="votes CSV for vqe.metrics.bradley_terry")
     export.add_argument("study", type=Path)
-    export.add_argument("out", type=Path, help="votes CSV to write")
+    export.add_argument("out", type=Path,
+                        help="votes CSV to write (outside the study's own files; an earlier "
+                             "CSV there is replaced)")
     export.add_argument("--details", type=Path, help="also every answer (gold too) with timing")
     export.add_argument("--keep-all-raters", action="store_true",
                         help="keep raters who fail the gold questions")
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             from vqe.study.server import serve
 
-            serve(args.study, args.host, args.port)
+            serve(args.study, args.host, args.port, args.assignment_timeout)
         elif args.command == "export":
             from vqe.study.export import export_votes
 

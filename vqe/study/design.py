@@ -11,6 +11,16 @@ Gold questions (``gold_rate`` per regular comparison, at least one when the rate
 attention: *same* shows one video on both sides (expected vote 3); *degraded* shows a video
 against its degraded copy made at ``create`` time (expected: a preference, 1–2 or 4–5, for the
 original). They are kept out of the Bradley–Terry votes.
+
+Raters who join and walk away. A rater's whole plan is made when they join (not one trial at a
+time): it keeps their own trials free of repeats and balanced left/right, places the gold
+questions, gives them a known total for the progress bar, and survives a server restart as rows
+of the database. The price is that a rater who never votes holds ``per_rater`` comparisons, so
+``assigned`` here is what :func:`vqe.study.db.assigned_trials` counts as *taken*: every voted
+trial and the open trials of raters active within the server's ``assignment_timeout``. An idle
+rater's open trials are re-planned for newcomers without being taken from the idle rater (who
+may still come back and vote; a comparison then gets one vote more than ``repeats``, which only
+adds data), so no vote is ever refused or lost.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Raters whose gold accuracy is below ``min_gold`` (once they answered at least on
 are excluded from the ranking and the export, and listed. Gold questions never enter the
 Bradley–Terry votes. The fit, the intervals and the plot are :mod:`vqe.metrics.bt_fit` and
 :mod:`vqe.metrics.bt_plot`; the same HTML serves the results page of the server and the file
-``report`` writes.
+``report`` writes. The fit uses bt_fit's weak prior (``prior_strength`` virtual wins and losses
+per method, default :data:`~vqe.metrics.bt_fit.DEFAULT_PRIOR_STRENGTH`), so a pilot whose votes
+all agree already gets a ranking, a plot and ``bt.json``; the page and the plot title state it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vqe.metrics.bt_fit import FACTORS, Analysis, Ranking, VoteError, analyse_votes, validate_votes
-from vqe.study.config import DB_NAME, StudyConfig, read_config
+from vqe.atomic import atomic_write_bytes, atomic_write_text
+from vqe.metrics.bt_fit import (
+    DEFAULT_PRIOR_STRENGTH,
+    FACTORS,
+    Analysis,
+    Ranking,
+    VoteError,
+    analyse_votes,
+    validate_votes,
+)
+from vqe.study.config import DB_NAME, GOLD_DIR, VIDEOS_DIR, StudyConfig, StudyError, read_config
 from vqe.study.db import connect, raters_frame, votes_frame
 from vqe.study.design import PAIR, gold_correct
 
@@ -112,7 +123,10 @@ def study_results(
     n_bootstrap: int = 1000,
     resample: str = "votes",
     seed: int = 0,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
 ) -> StudyResults:
+    """The study's votes, raters and Bradley–Terry analysis (``problem`` says why there is
+    none: no kept votes yet, or with ``prior_strength=0`` strengths that do not exist)."""
     root = Path(root)
     config = read_config(root)
     connection = connect(root / DB_NAME)
@@ -130,7 +144,7 @@ def study_results(
         try:
             analysis = analyse_votes(
                 validate_votes(selected, "study votes"), n_bootstrap=n_bootstrap,
-                resample=resample, seed=seed,
+                resample=resample, seed=seed, prior_strength=prior_strength,
             )
         except VoteError as error:
             problem = str(error)
@@ -180,18 +194,24 @@ def render_results(results: StudyResults, png: bytes | None) -> str:
 def write_report(root: str | Path, out: str | Path, **options: object) -> dict[str, Path]:
     """``report.html`` (self-contained), ``bt.png``, ``bt.json``, ``votes.csv`` and
     ``raters.csv`` under ``out``; returns them by name."""
-    results = study_results(root, **options)  # type: ignore[arg-type]
     out = Path(out)
+    for own in (VIDEOS_DIR, GOLD_DIR):  # served media folders: no report files among them
+        if out.resolve().is_relative_to((Path(root) / own).resolve()):
+            raise StudyError(
+                f"--out {out}: lies inside the study's {own}/ folder; choose a folder outside "
+                "the study's own files (e.g. results/)"
+            )
+    results = study_results(root, **options)  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
     png = plot_png(results)
     written = {"report": out / "report.html", "votes": out / "votes.csv",
-               "raters": out / "raters.csv"}
-    written["report"].write_text(render_results(results, png))
-    results.votes.to_csv(written["votes"], index=False)
-    results.raters.to_csv(written["raters"], index=False)
+               "raters": out / "raters.csv"}  # fmt: skip
+    atomic_write_text(written["report"], render_results(results, png))
+    atomic_write_text(written["votes"], results.votes.to_csv(index=False))
+    atomic_write_text(written["raters"], results.raters.to_csv(index=False))
     if png is not None and results.analysis is not None:
         written["plot"] = out / "bt.png"
-        written["plot"].write_bytes(png)
+        atomic_write_bytes(written["plot"], png)
         written["json"] = out / "bt.json"
-        written["json"].write_text(json.dumps(results.analysis.to_json(), indent=2) + "\n")
+        atomic_write_text(written["json"], json.dumps(results.analysis.to_json(), indent=2) + "\n")
     return written

@@ -37,6 +37,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from vqe.atomic import atomic_path
 from vqe.metrics.quality import FrameQuality, build_frame_quality
 from vqe.metrics.results import RunResults, write_results
 from vqe.metrics.temporal import DEFAULT_FLOW_HEIGHT
@@ -272,7 +273,8 @@ class ValidationImageGrid(pl.Callback):
             self.save_dir.mkdir(parents=True, exist_ok=True)
             path = self.save_dir / f"val_epoch{trainer.current_epoch:03d}.png"
             pixels = (grid * 255).round().byte().permute(1, 2, 0).numpy()
-            Image.fromarray(pixels).save(path, format="PNG")
+            with atomic_path(path) as temporary:
+                Image.fromarray(pixels).save(temporary, format="PNG")
             self.saved.append(path)
 
 

@@ -40,6 +40,7 @@ from vqe.models.loading import (
     enhancer_from_checkpoint,
     enhancer_state_dict,
     read_checkpoint,
+    shape_mismatches,
 )
 
 log = logging.getLogger(__name__)
@@ -145,4 +146,5 @@ __all__ = [
     "non_finite_tensors",
     "read_checkpoint",
     "read_resume_checkpoint",
+    "shape_mismatches",
 ]

@@ -47,12 +47,36 @@ def _check_number(key: str, value: Any, integer: bool, nullable: bool) -> None:
     )
 
 
+#: Numbers that must be above zero (torch and Lightning would stop with a traceback, or
+#: run and do nothing).
+POSITIVE_KEYS = ("optimizer.lr", "dataloader.batch_size", "trainer.accumulate_grad_batches")
+#: With train=true, a zero here trains nothing and still exits 0: refused instead.
+TRAINING_AMOUNT_KEYS = ("trainer.limit_train_batches", "trainer.max_epochs", "trainer.max_steps")
+
+
+def _check_amounts(cfg: DictConfig) -> None:
+    for key in POSITIVE_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key}={value} must be above 0; set {key} to a positive number")
+    if not OmegaConf.select(cfg, "train", default=False):
+        return
+    for key in TRAINING_AMOUNT_KEYS:
+        if OmegaConf.select(cfg, key, default=None) == 0:
+            raise ConfigError(
+                f"{key}=0: the run would train nothing; give it a positive value, or set "
+                "train=false to only test a model"
+            )
+
+
 def check_numbers(cfg: DictConfig) -> None:
-    """:class:`ConfigError` naming the first :data:`NUMBER_KEYS` entry that is not a number."""
+    """:class:`ConfigError` naming the first :data:`NUMBER_KEYS` entry that is not a number, or
+    a number out of its range (:data:`POSITIVE_KEYS`, :data:`TRAINING_AMOUNT_KEYS`)."""
     for key, (integer, nullable) in NUMBER_KEYS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT:
             _check_number(key, value, integer, nullable)
+    _check_amounts(cfg)
 
 
-__all__ = ["NUMBER_KEYS", "ConfigError", "check_numbers"]
+__all__ = ["NUMBER_KEYS", "POSITIVE_KEYS", "TRAINING_AMOUNT_KEYS", "ConfigError", "check_numbers"]

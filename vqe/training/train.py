@@ -22,6 +22,7 @@ The config is never modified: run-time choices are made by interpolation in the 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
@@ -44,15 +45,19 @@ from vqe.macs import MacBudgetError, MacReport, check_budget
 from vqe.models.enhancer import Enhancer
 from vqe.training.callbacks import Interruption, ResumeCheckpoint, SubmissionWriter
 from vqe.training.checkpoints import (
+    ENHANCER_PREFIX,
     CheckpointError,
     NonFiniteStateError,
     init_enhancer,
+    read_checkpoint,
     read_resume_checkpoint,
+    shape_mismatches,
 )
 from vqe.training.config_checks import ConfigError, check_numbers
 from vqe.training.loggers import HistoryCSVLogger
 from vqe.training.module import VQEModule
 from vqe.training.quality_table import report_quality
+from vqe.training.run_dir import prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ class TrainingInterrupted(Exception):
         self.exit_code = 128 + int(signum)
 
 
+#: A write that failed for want of room (disk full, quota): reported in one line, exit 1.
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 #: Errors that are the user's to fix: :func:`run_training` logs their message, no traceback.
 REPORTED_ERRORS = (
     ConfigError,
@@ -267,6 +274,24 @@ def resume_path(
     return str(path)
 
 
+def check_resume_matches(module: VQEModule, ckpt_path: str) -> None:
+    """A :class:`CheckpointError` naming the differences when the checkpoint to resume holds
+    another enhancer than ``model_vqe`` builds (Lightning would stop with a traceback)."""
+    stored = read_checkpoint(ckpt_path, key="ckpt_path")["state_dict"]
+    prefix = ENHANCER_PREFIX
+    own = {k[len(prefix) :]: v for k, v in stored.items() if k.startswith(prefix)}
+    problems = shape_mismatches(module.enhancer, own)
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: was trained with another model_vqe than this run builds "
+            f"({shown}); resume with the run's own model_vqe (see its .hydra/config.yaml), or "
+            "start a new run from its weights with init_from=<checkpoint>"
+        )
+
+
 def resume_command(run_dir: str | Path) -> str:
     """The command line that resumes this run in ``run_dir`` (Hydra's overrides, if known)."""
     from hydra.core.hydra_config import HydraConfig
@@ -314,6 +339,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(int(cfg.seed), workers=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     ckpt_path = resume_path(cfg.ckpt_path, callbacks, cfg.paths.output_dir) if cfg.train else None
+    removed = prepare_run_dir(
+        cfg.paths.output_dir, resuming=ckpt_path is not None, overwrite=bool(cfg.get("overwrite"))
+    )
+    if removed:
+        log.warning("overwrite=true: removed the earlier run's %s", ", ".join(removed))
     datamodule = build(cfg.dataset)
     enhancer = build_enhancer(cfg)
     report = check_budget(enhancer, limit=float(cfg.mac_limit), allow_over=cfg.allow_over_budget)
@@ -326,6 +356,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         int(size["model/trainable_parameters"]),
     )
     module = build_module(cfg, enhancer)
+    if ckpt_path is not None:
+        check_resume_matches(module, ckpt_path)
     deliver_input_caches(datamodule, module)
     loggers = build_loggers(cfg.get("logger"), resuming=ckpt_path is not None)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -376,6 +408,18 @@ def run_training(cfg: DictConfig) -> int:
         return stop.exit_code
     except REPORTED_ERRORS as error:
         log.error("%s", error)
+        return 1
+    except OSError as error:
+        if error.errno not in FULL_DISK_ERRNOS:
+            raise
+        where = error.filename or cfg.paths.output_dir
+        log.error(
+            "%s: %s; what was written before is intact (checkpoints are renamed into place only "
+            "when complete). Free some space, then resume with ckpt_path=last hydra.run.dir=%s",
+            where,
+            os.strerror(error.errno),
+            cfg.paths.output_dir,
+        )
         return 1
     return 0
 
