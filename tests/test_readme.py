@@ -1,21 +1,23 @@
-"""The README's commands run as written (issue 16).
+"""The README's commands run as written (issue 16), and those of ``docs/benchmarks.md`` too.
 
-Every line of the README's ```bash blocks (``\\`` continuations joined) is one command, sorted
-by its trailing comment:
+Every line of the ```bash blocks of README.md, then of docs/benchmarks.md (``\\`` continuations
+joined), is one command, sorted by its trailing comment:
 
-* ``# setup`` / ``# test`` — the two lines ``.ci/run`` runs itself (the test line is this suite);
+* ``# setup`` / ``# test`` — the two lines ``.ci/run`` runs itself (the test line is this suite;
+  both only in README.md);
 * ``# real data …`` — needs the challenge data or the critics' weights: a Hydra tool composes
   its config with ``--cfg job``, an argparse tool must answer ``--help`` and list every option
   the line uses;
 * a ``vqe A | B | …`` line — the Tools listing: every name must be a ``vqe`` tool;
 * ``… Ctrl-C stops it`` — a server: started on a free port, it must print its URLs; then stopped;
-* anything else runs on the demo set, in README order, from a copy of the repository root (its
+* anything else runs on the demo set, in order (README.md, then docs/benchmarks.md), from a
+  copy of the repository root (its
   top-level entries linked into a scratch folder, so outputs stay out of the checkout), with
   the arguments after ``quick:`` in its comment appended.
 
 Placeholders: ``ROOT`` and ``/tmp/vqe_demo`` are the demo set this module builds once (with the
-README's own ``python -m vqe.data.demo`` line); ``CKPT`` is ``last.ckpt`` of the README's
-training run; ``votes.csv`` is the README's ```csv example. A command with anything else that
+README's own ``vqe demo /tmp/vqe_demo`` line); ``CKPT`` is ``last.ckpt`` of the README's
+training run and ``RUN`` that run's directory; ``votes.csv`` is the README's ```csv example. A command with anything else that
 looks like a placeholder (``…``, ``<…>``, an upper-case word), or with a program this module
 does not know, fails: a new README command must come with a rule here.
 
@@ -43,7 +45,9 @@ from vqe import cli
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-DEMO_LINE = re.compile(r"^python -m vqe\.data\.demo /tmp/vqe_demo$")
+#: The files whose commands run, in this order; only README.md holds the CI lines.
+DOC_FILES = (README, REPO / "docs" / "benchmarks.md")
+DEMO_LINE = re.compile(r"^(python -m vqe\.data\.demo|vqe demo) /tmp/vqe_demo$")
 #: Programs a runnable README command may start with.
 KNOWN_PROGRAMS = (
     "python train_vqe.py",
@@ -53,7 +57,16 @@ KNOWN_PROGRAMS = (
     "python -m vqe.",
     "vqe ",
 )
-HYDRA_PROGRAMS = ("python train_vqe.py", "python -m vqe.data.build", "python -m vqe.evaluate")
+#: Hydra tools (their ``# real data`` lines compose with ``--cfg job``), in both forms.
+HYDRA_PROGRAMS = (
+    "python train_vqe.py",
+    "python -m vqe.data.build",
+    "python -m vqe.evaluate",
+    "python -m vqe.macs",
+    "vqe build ",
+    "vqe evaluate ",
+    "vqe macs ",
+)
 #: What is left after substitution that still looks like a placeholder.
 PLACEHOLDER = re.compile(r"…|<[^>]*>|\b[A-Z][A-Z0-9_]{2,}\b")
 TIMEOUT_S = 300  # per command; the training line is the longest (~1 min quick)
@@ -63,7 +76,12 @@ TIMEOUT_S = 300  # per command; the training line is the longest (~1 min quick)
 class Command:
     text: str  # as written, continuations joined, comment removed
     comment: str  # the trailing comment, without '#'
-    line: int  # README line where it starts
+    line: int  # line of its file where it starts
+    file: str = "README.md"  # relative to the repository root
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
     @property
     def kind(self) -> str:
@@ -97,7 +115,7 @@ def split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
-def readme_commands(text: str) -> list[Command]:
+def readme_commands(text: str, file: str = "README.md") -> list[Command]:
     """Every command of the ```bash blocks, in order."""
     commands = []
     for block in re.finditer(r"^```bash\n(.*?)^```", text, re.S | re.M):
@@ -115,11 +133,22 @@ def readme_commands(text: str) -> list[Command]:
             joined = " ".join(part for part in pending if part)
             pending = []
             if joined:
-                commands.append(Command(joined, comment, start))
+                commands.append(Command(joined, comment, start, file))
     return commands
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def doc_commands() -> list[Command]:
+    """The commands of every file of :data:`DOC_FILES`, README.md's first."""
+    return [
+        command
+        for path in DOC_FILES
+        for command in readme_commands(
+            path.read_text(encoding="utf-8"), str(path.relative_to(REPO))
+        )
+    ]
+
+
+COMMANDS = doc_commands()
 
 
 # --------------------------------------------------------------------------- running
@@ -164,14 +193,22 @@ def as_argv(text: str) -> list[str]:
     return argv
 
 
+def program_of(text: str) -> list[str]:
+    """The argv that starts the command's program: ``--help`` of it is the tool's own help."""
+    argv = as_argv(text)
+    if text.startswith("vqe "):
+        return argv[:4]  # python -m vqe.cli TOOL
+    return argv[: 3 if argv[1] == "-m" else 2]
+
+
 def check_program(command: Command) -> None:
     if not command.text.startswith(KNOWN_PROGRAMS):
-        pytest.fail(f"README.md:{command.line}: no rule for the program of {command.text!r}")
+        pytest.fail(f"{command.where}: no rule for the program of {command.text!r}")
 
 
 def failure(command: Command, result: subprocess.CompletedProcess) -> str:
     return (
-        f"README.md:{command.line}: {command.text!r} exited {result.returncode}\n"
+        f"{command.where}: {command.text!r} exited {result.returncode}\n"
         f"stdout (tail):\n{result.stdout[-3000:]}\nstderr (tail):\n{result.stderr[-3000:]}"
     )
 
@@ -187,17 +224,23 @@ class Chain:
     def checkpoint(self) -> str:
         found = sorted(self.cwd.glob("outputs/train/*/checkpoints/last.ckpt"))
         if not found:
-            pytest.fail("CKPT is used before the README's training line made a checkpoint")
+            pytest.fail("CKPT or RUN is used before the README's training line made a checkpoint")
         return str(found[-1].relative_to(self.cwd))
+
+    def run_dir(self) -> str:
+        """The training run's directory: the folder above ``checkpoints/last.ckpt``."""
+        return str(Path(self.checkpoint()).parents[1])
 
     def substituted(self, command: Command) -> str:
         text = command.text.replace("/tmp/vqe_demo", str(self.demo))
         text = re.sub(r"\bROOT\b", str(self.demo), text)
         if re.search(r"\bCKPT\b", text):
             text = re.sub(r"\bCKPT\b", self.checkpoint(), text)
+        if re.search(r"\bRUN\b", text):
+            text = re.sub(r"\bRUN\b", self.run_dir(), text)
         left = PLACEHOLDER.findall(text.replace(str(self.demo), ""))
         if left:
-            pytest.fail(f"README.md:{command.line}: no rule for the placeholders {left}")
+            pytest.fail(f"{command.where}: no rule for the placeholders {left}")
         return text
 
 
@@ -262,7 +305,12 @@ def csv_example() -> str:
 def test_commands_are_found_and_known() -> None:
     kinds = [command.kind for command in COMMANDS]
     assert kinds.count("ci") == 2, "the '# setup' and '# test' lines"
+    assert all(c.file == "README.md" for c in COMMANDS if c.kind == "ci"), "CI lines: README.md"
     assert "run" in kinds and "real" in kinds
+    files = [command.file for command in COMMANDS]
+    for path in DOC_FILES:
+        assert str(path.relative_to(REPO)) in files, f"no ```bash commands in {path}"
+    assert files == sorted(files, key=[str(p.relative_to(REPO)) for p in DOC_FILES].index)
     for command in COMMANDS:
         if command.kind in ("run", "real", "server"):
             check_program(command)
@@ -275,15 +323,32 @@ def test_parsing_rules() -> None:
     )
     first, second = readme_commands(text)
     assert first.text == "python -m vqe.x --a 'b # c' --d e" and first.quick == ["--f", "1"]
-    assert first.line == 2 and first.kind == "run"
+    assert first.line == 2 and first.kind == "run" and first.where == "README.md:2"
     assert second.kind == "listing"
+    (other,) = readme_commands("```bash\nvqe bench-x  # quick: --y\n```\n", "docs/b.md")
+    assert other.where == "docs/b.md:2" and other.quick == ["--y"]
+
+
+def test_vqe_tool_lines_follow_their_module_forms() -> None:
+    """``vqe build …`` / ``vqe evaluate …`` are Hydra tools like their ``python -m`` forms;
+    ``--help`` of a ``vqe TOOL`` line asks the tool, not the ``vqe`` command."""
+    for text in ("vqe build source_dir=/x", "vqe evaluate ckpt=x", "vqe macs model_vqe=tiny"):
+        assert text.startswith(HYDRA_PROGRAMS)
+    assert not "vqe buildx a=b".startswith(HYDRA_PROGRAMS)
+    python = sys.executable
+    assert program_of("vqe score-outputs --vqa v") == [python, "-m", "vqe.cli", "score-outputs"]
+    assert program_of("python -m vqe.temporal --x") == [python, "-m", "vqe.temporal"]
+    assert program_of("python baseline/baseline.py --x") == [python, "baseline/baseline.py"]
+    assert DEMO_LINE.match("vqe demo /tmp/vqe_demo") and DEMO_LINE.match(
+        "python -m vqe.data.demo /tmp/vqe_demo"
+    )
 
 
 def test_tools_listing_names_tools() -> None:
     for command in (c for c in COMMANDS if c.kind == "listing"):
         names = [n for n in re.split(r"[\s|]+", command.text.removeprefix("vqe ")) if n]
         unknown = sorted(set(names) - set(cli.TOOLS))
-        assert not unknown, f"README.md:{command.line}: not vqe tools: {unknown}"
+        assert not unknown, f"{command.where}: not vqe tools: {unknown}"
 
 
 def test_real_data_commands_are_valid(tmp_path: Path) -> None:
@@ -296,11 +361,10 @@ def test_real_data_commands_are_valid(tmp_path: Path) -> None:
             result, _ = run([*argv, "--cfg", "job"], cwd, env)
             assert result.returncode == 0, failure(command, result)
             continue
-        program = argv[: 3 if argv[1] == "-m" else 2]
-        result, _ = run([*program, "--help"], cwd, env)
+        result, _ = run([*program_of(command.text), "--help"], cwd, env)
         assert result.returncode == 0, failure(command, result)
         for option in (arg.split("=")[0] for arg in argv if arg.startswith("--")):
-            assert option in result.stdout, f"README.md:{command.line}: {option} not in --help"
+            assert option in result.stdout, f"{command.where}: {option} not in --help"
 
 
 def chain_steps(chain: Chain) -> Iterator[tuple[Command, str]]:
@@ -311,7 +375,8 @@ def chain_steps(chain: Chain) -> Iterator[tuple[Command, str]]:
 
 
 def test_every_demo_command_runs(chain: Chain) -> None:
-    """The README's commands in order, on the demo set, each exiting 0 without a traceback."""
+    """The README's then docs/benchmarks.md's commands in order, on the demo set, each exiting 0
+    without a traceback."""
     (chain.cwd / "votes.csv").write_text(csv_example(), encoding="utf-8")
     env = command_env(chain.demo)
     try:

@@ -41,7 +41,7 @@ OpenCV's frontal-face cascade on the clean target, the box enlarged 1.6× — or
 the centre, enlarged, of input / baseline / final / target) into ``--out`` and leaves
 ``stage1.ckpt``, ``stage2.ckpt`` and ``final.ckpt`` there; the videos stay in ``--out/work/``.
 
-Targets of the full run: the final model beats the baseline by ≥ 2 dB PSNR, and its flicker is
+Targets of the full run: the final model beats the baseline by ≥ 3 dB PSNR, and its flicker is
 no higher than the input's. ``--tiny`` runs the whole pipeline in well under a minute (a tiny
 model, two steps per stage, one small clip of the first photo of each split and of the video)
 for CI; its numbers mean nothing. ``--eval-only``
@@ -101,7 +101,7 @@ DEFAULT_OUT = Path("outputs/benchmarks/quality")
 RESULT_NAME = "quality"
 DEFAULT_MINUTES = 20.0
 #: The targets of the full run.
-PSNR_MARGIN_DB = 2.0
+PSNR_MARGIN_DB = 3.0  # issue 26: mean PSNR at least baseline + 3 dB on the test split
 
 #: Metric keys in table order, with their column heading and format.
 METRICS = {
@@ -689,11 +689,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
-    if args.tiny:
-        if args.steps is None:
-            args.steps = (TINY["steps"],) * len(STAGES)
+    if args.tiny:  # a wiring check: its steps and clips win over a full run's on the line
+        args.steps = (TINY["steps"],) * len(STAGES)
+        args.clips = TINY["clips"]
         defaults = parser.parse_args([])
-        for key in ("clips", "frames", "size", "max_photos"):
+        for key in ("frames", "size", "max_photos"):
             if getattr(args, key) == getattr(defaults, key):  # what was not given explicitly
                 setattr(args, key, TINY[key])
     if args.max_photos is not None and args.max_photos < 0:

@@ -368,6 +368,22 @@ def _luma_levels(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(values), torch.cat(weights)
 
 
+def balance_towards_grey(image: torch.Tensor, strength: float) -> torch.Tensor:
+    """Move a photo's colour balance ``strength`` of the way (in log gain) towards grey: each
+    channel scaled by (g / mean_c) ** strength, g the geometric mean of the channel means.
+
+    Why: the clean pool's scenes are yellow on average (fruit, autumn leaves, a cat, coffee:
+    mean b* +13), so a model trained on them learns to make frames yellow — on people it adds
+    orange to skin. Half-way to grey leaves each photo's own colours but takes the pool's bias
+    off the colour a degraded frame is corrected to."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"balance_towards_grey: strength must lie in [0, 1], got {strength}")
+    means = image.clamp(0.0, 1.0).mean(dim=(1, 2)).clamp_min(1e-4)
+    grey = means.log().mean().exp()
+    gains = (grey / means) ** strength
+    return (image * gains[:, None, None]).clamp(0.0, 1.0)
+
+
 def reexpose(image: torch.Tensor, luma: float, tolerance: float = 1e-4) -> torch.Tensor:
     """``image ** gamma`` with the one gamma that brings its mean luma to ``luma``.
 
@@ -435,6 +451,9 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             cannot be read from the input, and a dusk scene among four photos would teach the
             model to keep frames dark. Windows keep their brightness relative to the whole
             photo. None keeps the photos as they are.
+        neutral_balance: before re-exposure, each photo's colour balance is moved this far
+            (0–1, in log gain) towards grey (:func:`balance_towards_grey`), so that the pool's
+            colour bias does not become the model's; 0 keeps the photos' colours.
         mix_p: probability that a second photo's window replaces one side of the target (a
             vertical or horizontal cut at 30–70 %) before the degradation, which then acts on
             the composite: with a handful of photographs, the LUT's weight predictor would
@@ -454,6 +473,7 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
         seed: int | None = 0,
         reference_luma: float | None = WELL_EXPOSED_LUMA,
         mix_p: float = 0.0,
+        neutral_balance: float = 0.0,
     ) -> None:
         self.photos = expand_photos(photos)
         if not self.photos:
@@ -484,6 +504,9 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
         # Decoded once here (and so in the main process, before workers fork).
         self.reference_luma = None if reference_luma is None else float(reference_luma)
         self._images = [photo_tensor(name) for name in self.photos]
+        self.neutral_balance = float(neutral_balance)
+        if self.neutral_balance:
+            self._images = [balance_towards_grey(im, self.neutral_balance) for im in self._images]
         if self.reference_luma is not None:
             self._images = [reexpose(image, self.reference_luma) for image in self._images]
         for name, image in zip(self.photos, self._images, strict=True):

@@ -54,6 +54,11 @@ def resolve_model(name_or_path: str | Path, folder: Path | None = None) -> Path:
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
     names = ", ".join(shipped) or "none ships with this install"
+    if "/" in str(name_or_path) or path.suffix:  # meant as a file
+        raise FileNotFoundError(
+            f"{name_or_path}: no such checkpoint; point it at a .ckpt written by train_vqe.py, "
+            f"or name a shipped model (shipped: {names})"
+        )
     raise FileNotFoundError(
         f"{name_or_path}: neither a checkpoint file nor a shipped model (shipped: {names}; "
         "list them with `vqe models`)"
