@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from vqe.export.cli import main
+from vqe.quiet import install_warning_filters
 
 if __name__ == "__main__":
+    install_warning_filters()  # before coremltools and torch are imported
+    from vqe.export.cli import main
+
     sys.exit(main())

@@ -4,8 +4,8 @@ With nothing configured it runs the demo (embedded demo set, random critics, CPU
 minutes); see ``configs/vqe.yaml`` and the README for real data and the staged recipe.
 
 Exit codes: 0 done; 1 an error that is the user's to fix (one logged line naming the key or
-file and what to do); 143 / 130 stopped by SIGTERM / Ctrl-C, with a checkpoint and the command
-that resumes the run logged.
+file and what to do; a mistyped key names the nearest one, :mod:`vqe.config_hints`); 143 / 130
+stopped by SIGTERM / Ctrl-C, with a checkpoint and the command that resumes the run logged.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from vqe.config_hints import exit_on_unknown_key  # light: Hydra and OmegaConf only
 from vqe.config_root import CONFIG_DIR  # light; registers ${vqe.mac_budget:}
+from vqe.quiet import install_warning_filters
 from vqe.training.config_checks import ConfigError, check_numbers  # light too
 
 
@@ -39,4 +41,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    install_warning_filters()  # before torch and Lightning are imported
+    exit_on_unknown_key("vqe")  # a mistyped key: one line with the nearest one, exit 1
     main()

@@ -34,20 +34,29 @@ def check_official_folder(folder: Path, rows: dict[str, int]) -> None:
         assert len(table) == rows[name], (name, len(table))
 
 
-def check_run_submission(run: Path, supervised_rows: int, unsupervised_rows: int) -> None:
+#: The zip of a run: the upload, and its name when random critics scored the run.
+UPLOAD_ZIP, RANDOM_CRITICS_ZIP = "submission.zip", "submission-random-critics.zip"
+
+
+def check_run_submission(
+    run: Path, supervised_rows: int, unsupervised_rows: int, zip_name: str = UPLOAD_ZIP
+) -> None:
     """``run/submission/`` holds exactly the two CSVs and passes the official checks;
-    ``run/submission.zip`` holds exactly those two files, byte for byte, at its root; our
-    ``codalab_scoring/score.py`` (``vqe.metrics.score.main``) scores both."""
+    ``run/<zip_name>`` holds exactly those two files, byte for byte, at its root, and the zip
+    of the other name is absent; our ``codalab_scoring/score.py`` (``vqe.metrics.score.main``)
+    scores both. ``zip_name``: :data:`RANDOM_CRITICS_ZIP` for a run scored by random critics."""
     rows = {SUPERVISED: supervised_rows, UNSUPERVISED: unsupervised_rows}
     folder = run / "submission"
     assert sorted(path.name for path in folder.iterdir()) == sorted(OFFICIAL_COLUMNS)
     check_official_folder(folder, rows)
-    with zipfile.ZipFile(run / "submission.zip") as archive:
+    other = RANDOM_CRITICS_ZIP if zip_name == UPLOAD_ZIP else UPLOAD_ZIP
+    assert not (run / other).exists(), f"{run} holds {other} beside {zip_name}"
+    with zipfile.ZipFile(run / zip_name) as archive:
         assert sorted(archive.namelist()) == sorted(OFFICIAL_COLUMNS)
         for name in OFFICIAL_COLUMNS:
             assert archive.read(name) == (folder / name).read_bytes(), name
         unpacked = run.parent / f"{run.name}_unzipped"
         archive.extractall(unpacked)
     check_official_folder(unpacked, rows)
-    for results in (folder, run, run / "submission.zip"):
+    for results in (folder, run, run / zip_name):
         assert score_main(["--results", str(results), "--subset"]) == 0, results

@@ -78,7 +78,16 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+#: The tools that are Hydra apps, and the config each composes: a mistyped key gets one line
+#: naming the nearest one (vqe.config_hints) before the tool is imported.
+HYDRA_CONFIGS = {"build": "build", "macs": "macs", "evaluate": "evaluate"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command itself (not a caller passing arguments, such as a test)
+        from vqe.quiet import install_warning_filters
+
+        install_warning_filters()  # before the tool imports torch, Lightning or coremltools
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), file=sys.stdout if args else sys.stderr)
@@ -90,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"; did you mean {' or '.join(close)}?" if close else "; vqe --help lists them"
         print(f"vqe: unknown tool {name!r}{hint}", file=sys.stderr)
         return 2
+    config = next((c for n, c in HYDRA_CONFIGS.items() if TOOLS[n] is tool), None)
+    if config is not None:
+        from vqe.config_hints import check_overrides
+
+        message = check_overrides(config, rest)
+        if message is not None:
+            print(message, file=sys.stderr)
+            return 1
     entry = importlib.import_module(tool.module).main
     # The tools read their arguments from sys.argv when main() gets none — argparse and Hydra
     # (whose main takes no argv) alike — so the arguments go there, as with python -m.

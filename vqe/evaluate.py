@@ -6,14 +6,15 @@
 Writes, into the run directory (``outputs/evaluate/<date>_<time>/``, or ``paths.output_dir=…``),
 the layout of :mod:`vqe.metrics.results`: ``submission/`` holding exactly
 ``metrics_supervised.csv`` and ``metrics_unsupervised.csv`` (official schema — what the official
-``score.py`` accepts), ``submission.zip`` (those two at the zip root, ready to upload),
-``score.json``, ``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and
-``tables/temporal.csv`` (flicker and warping error per video); prints the objective score and
-the table means, with a progress bar. ``evaluation.quality.*`` and ``evaluation.temporal.*``
-choose the tables' measures. The enhancer is
-rebuilt from the ``model_vqe`` config stored in the checkpoint, so the training config is not
-needed. With ``dataset.path`` null it evaluates on the demo set's test split, with random
-critics allowed (as the demo training run does). ``evaluate(cfg)`` is the importable function.
+``score.py`` accepts), ``submission.zip`` (those two at the zip root, ready to upload;
+``submission-random-critics.zip`` when the critics are random), ``score.json``,
+``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and ``tables/temporal.csv``
+(flicker and warping error per video); prints the objective score (saying so when the critics
+are random) and the table means, with a progress bar. ``evaluation.quality.*`` and
+``evaluation.temporal.*`` choose the tables' measures. The enhancer is rebuilt from the
+``model_vqe`` config stored in the checkpoint, so the training config is not needed. With
+``dataset.path`` null it evaluates on the demo set's test split, with random critics allowed
+(as the demo training run does). ``evaluate(cfg)`` is the importable function.
 """
 
 from __future__ import annotations

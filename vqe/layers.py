@@ -11,7 +11,8 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("vqe", "vqe.layers", "vqe.conventions", "vqe.schema", "vqe.config_root",
                     "vqe.output_paths", "vqe.batch_jobs", "vqe.devices", "vqe.host_memory",
-                    "vqe.video", "vqe.torch_files", "vqe.atomic")),
+                    "vqe.video", "vqe.torch_files", "vqe.atomic", "vqe.quiet",
+                    "vqe.config_hints")),
     # The enhancers: the trained two-stage model and the hand-written tone-curve baseline.
     ("models", ("vqe.models", "vqe.macs", "vqe.baseline")),
     ("data, critics", ("vqe.data", "vqe.critics")),

@@ -111,6 +111,7 @@ EXTRA_OP_HANDLES: dict[str, Handle | None] = {
             "aten::stack",
             "aten::select",
             "aten::unsqueeze",
+            "aten::expand",
             "aten::squeeze",
             "aten::permute",
             "aten::view",

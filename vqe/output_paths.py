@@ -72,6 +72,7 @@ def check_not_an_input(
     for input_option, source in inputs.items():
         if source is not None and _same_or_inside(Path(output), Path(source)):
             raise OutputPathError(
-                f"{option} {output}: is, or lies inside, the input {input_option} {source}; "
+                f"{option} {output}: is, or lies inside, the input "
+                f"{'' if input_option == 'input' else input_option + ' '}{source}; "
                 f"writing there would overwrite what the tool reads — choose another {option}"
             )

@@ -19,14 +19,17 @@ from PIL import Image
 
 from vqe.benchmarks import quality
 from vqe.benchmarks.quality_clips import (
+    FOREGROUND,
     crop_box,
     face_box,
     framed_on_face,
+    make_clip,
     make_clips,
     make_video_clip,
     split_sources,
 )
 from vqe.benchmarks.quality_recipe import STAGES, _max_time, timed_overrides, wall_clock_cosine
+from vqe.data.person_region import ellipse_membership
 from vqe.data.photos import (
     PEOPLE,
     TEST_PHOTOS,
@@ -56,11 +59,16 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
     assert code == 0
     result = json.loads((out / "quality.json").read_text())
     clips = result["clips"]
-    assert [clip["photo"] for clip in clips] == _expected_sources()
-    assert [clip["split"] for clip in clips] == ["validation"] + ["test"] * (len(clips) - 1)
+    uniform = [clip for clip in clips if clip["lighting"] == "uniform"]
+    assert [clip["photo"] for clip in uniform] == _expected_sources()
+    assert [clip["split"] for clip in uniform] == ["validation"] + ["test"] * (len(uniform) - 1)
+    # Then a backlit clip of each of those photographs that shows a person (where its face is
+    # found at the tiny size): never of another source.
+    backlit = [clip["photo"] for clip in clips if clip["lighting"] == "foreground"]
+    assert set(backlit) <= set(_expected_sources()) & PEOPLE
     assert all(clip["person"] == (clip["photo"] in PEOPLE) for clip in clips)
     assert set(result["methods"]) == {method.key for method in quality.METHODS}
-    available = {"psnr", "ssim", "ciede2000", "flicker", "warping_error"}
+    available = {"psnr", "person_psnr", "ssim", "ciede2000", "flicker", "warping_error"}
     for key, entry in result["methods"].items():
         means = entry["means"]
         assert set(means) == set(quality.METRICS)
@@ -68,10 +76,15 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
             assert means[metric] is not None and math.isfinite(means[metric]), (key, metric)
         assert len(entry["per_clip"]) == len(clips)
         assert set(entry["means_by_split"]) == {"validation", "test"}
+        assert set(entry["foreground_means_by_split"]) == {
+            c["split"] for c in clips if c["lighting"] == "foreground"
+        }
         assert entry["means"] == entry["means_by_split"]["test"]  # report test
         # Each split's mean is the mean of its own clips only.
         validation = [
-            entry["per_clip"][c["name"]]["psnr"] for c in clips if c["split"] == "validation"
+            entry["per_clip"][c["name"]]["psnr"]
+            for c in clips
+            if c["split"] == "validation" and c["lighting"] == "uniform"
         ]
         assert entry["means_by_split"]["validation"]["psnr"] == pytest.approx(np.mean(validation))
         # LPIPS is a number exactly when its pretrained backbone is on disk, else explained.
@@ -81,8 +94,13 @@ def test_tiny_run_writes_every_output_with_finite_numbers(tiny_run: tuple[Path, 
             assert math.isfinite(means["lpips"])
     assert 0 < result["methods"]["input"]["means"]["ssim"] <= 1
     targets = result["targets"]
-    assert isinstance(targets["psnr_met"], bool) and isinstance(targets["flicker_met"], bool)
     assert math.isfinite(targets["psnr_gain_over_baseline_db"]) and targets["split"] == "test"
+    # The five targets, judged on the test clips; a verdict's failing clips are test clips.
+    test_clips = {c["name"] for c in clips if c["split"] == "test"}
+    assert len(targets["verdicts"]) == 6  # PSNR mean, PSNR per clip, ΔE, cast, SSIM, flicker
+    for verdict in targets["verdicts"]:
+        assert isinstance(verdict["met"], bool) and set(verdict["failing_clips"]) <= test_clips
+    assert targets["all_met"] == all(v["met"] for v in targets["verdicts"])
 
     stages = result["recipe"]["stages"]
     assert [stage["experiment"] for stage in stages] == [stage.experiment for stage in STAGES]
@@ -107,13 +125,14 @@ def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
     tiny_run: tuple[Path, int],
 ) -> None:
     out, _ = tiny_run
+    clips = json.loads((out / "quality.json").read_text())["clips"]
     for name in ("stage1.ckpt", "final.ckpt"):
         state = torch.load(out / name, map_location="cpu", weights_only=True)["state_dict"]
         assert any(key.startswith("enhancer.lut.") for key in state)
     final = torch.load(out / "final.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert any(key.startswith("enhancer.unet.") for key in final)
     inputs = sorted((out / "work" / "inputs").glob("*.mp4"))
-    assert len(inputs) == len(_expected_sources())
+    assert [path.stem for path in inputs] == sorted(clip["name"] for clip in clips)
     for method in ("baseline", "stage1", "final"):
         outputs = sorted((out / "work" / method).glob("*.mp4"))
         assert [path.name for path in outputs] == [path.name for path in inputs]
@@ -122,7 +141,7 @@ def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
         assert len(list(read_frames(outputs[0]))) == 6
     strip = np.asarray(Image.open(out / "quality.png"))
     width, height = quality.TINY["size"]
-    rows = len(_expected_sources())
+    rows = len(clips)
     # A row per clip: 5 frames, then 4 square crops (input / baseline / final / target).
     assert strip.shape[0] > rows * height and strip.shape[1] >= 5 * width + 4 * height
 
@@ -214,3 +233,26 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         quality.parse_args(["--smoothing-alpha", "0"])
     assert "alpha" in capsys.readouterr().err
+
+
+def test_a_backlit_clip_darkens_the_person_and_the_person_psnr_sees_it(tmp_path: Path) -> None:
+    uniform = make_clip(tmp_path / "u", 0, "astronaut", 4, 192, 108, seed=5)
+    backlit = make_clip(tmp_path / "b", 0, "astronaut", 4, 192, 108, seed=5, lighting=FOREGROUND)
+    assert backlit.lighting == FOREGROUND and backlit.person_region is not None
+    assert backlit.degradations["subject"]["gain"] <= 0.6
+    # The same draws otherwise: same clean frames, same person.
+    assert all(np.array_equal(a, b) for a, b in zip(uniform.target, backlit.target, strict=True))
+    inside = ellipse_membership(108, 192, backlit.person_region, softness=0.0) > 0
+    assert 0.1 < inside.mean() < 0.9  # a region, not the whole frame
+
+    def person_to_room(frames: list[np.ndarray]) -> float:
+        luma = np.mean([frame.mean(axis=2) for frame in frames], axis=0)
+        return float(luma[inside].mean() / luma[~inside].mean())
+
+    target_ratio = person_to_room(backlit.target)
+    assert person_to_room(list(read_frames(backlit.input_path))) < 0.8 * target_ratio
+    assert person_to_room(list(read_frames(uniform.input_path))) > 0.8 * target_ratio
+    # The person-region PSNR counts only the person: a room left wrong does not change it.
+    wrong_room = [np.where(inside[..., None], t, 0).astype(np.uint8) for t in backlit.target]
+    assert quality.person_psnr(wrong_room, backlit.target, backlit.person_region) > 60
+    assert quality.person_psnr(wrong_room, backlit.target, None) is None

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from vqe.data import degradations as deg
+from vqe.data.person_region import Ellipse
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "degradation" / "realesrgan.yaml"
 
@@ -290,3 +291,23 @@ def test_describe_params_is_json_ready() -> None:
     summary = deg.describe_params(params)
     assert json.loads(json.dumps(summary)) == summary
     assert summary["blur_kernel_size"] == params.kernel.shape[0]
+
+
+def test_a_backlit_subject_is_darker_than_the_room_and_old_seeds_are_unchanged() -> None:
+    ranges = deg.DegradationRanges()
+    lit = dataclasses.replace(ranges, subject_light_prob=1.0)
+    plain, backlit = (deg.sample_params(r, np.random.default_rng(7)) for r in (ranges, lit))
+    # The new step draws last: every other step of a seed is what it was before it existed.
+    assert plain.subject is None and backlit.subject is not None
+    assert deg.describe_params(dataclasses.replace(backlit, subject=None)) == deg.describe_params(
+        plain
+    )
+    subject = deg.SubjectLightParams(Ellipse((0.5, 0.6), (0.2, 0.4)), gain=0.4, softness=0.5)
+    field = deg.subject_field(90, 160, subject)
+    assert field[54, 80] == pytest.approx(0.4) and field[0, 0] == pytest.approx(1.0)
+    image = np.full((90, 160, 3), 0.5, np.float32)
+    out = deg.apply_params(
+        [image], deg.DegradationParams(subject=subject), np.random.default_rng(0)
+    )[0]
+    assert out[54, 80] == pytest.approx([0.2] * 3) and out[0, 0] == pytest.approx([0.5] * 3)
+    assert "subject" in deg.describe_params(backlit)

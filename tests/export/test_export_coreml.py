@@ -99,6 +99,21 @@ def test_default_preset_converts_and_quantises(
     assert size_bytes(tmp_path / "int8.mlpackage") < 0.8 * fp16.size_bytes
 
 
+@pytest.mark.parametrize("preset", ["spatial_lut", "summer"])
+def test_new_architectures_export_as_fp16_programs(preset: str, tmp_path: Path) -> None:
+    """The region-wise LUT stage (one atlas lookup of all bases, a bilinear weight map) and the
+    residual-block stage convert with the Neural Engine's ops only, in fp16, rank ≤ 4."""
+    export = export_coreml(
+        enhancer_from_preset(preset), tmp_path / f"{preset}.mlpackage", preset_source(preset),
+        height=64, width=112,
+    )  # fmt: skip
+    program, metadata = read_package_summary(export.path)
+    assert check_program(program, 64, 112) == []
+    assert program.computed_float_dtypes.keys() == {"FLOAT16"}
+    assert {"resample", "conv", "pixel_shuffle"} <= set(program.op_counts)
+    assert int(metadata["vqe.macs_per_1280x720_frame"]) == export.macs_720p <= 20e9
+
+
 def test_spec_check_names_every_problem() -> None:
     good_io = (TensorSpec("frame", (1, 3, 8, 8), "FLOAT16"),)
     good = ProgramSummary(

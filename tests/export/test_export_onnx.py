@@ -116,3 +116,27 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:  # int8 is a CoreML option
         main([str(tmp_path / "x.ckpt"), "--format", "onnx", "--precision", "int8"])
     assert exit_info.value.code == 2
+
+
+def test_spatial_lut_stage_graphs_take_the_region_weights(tmp_path: Path) -> None:
+    """The region-wise stage exports like the global one: ``X.lut_weights.onnx`` gives the
+    N·cells (+ gains) coefficients the stream smooths, ``X.with_weights.onnx`` applies given ones,
+    each within parity of PyTorch on a natural frame."""
+    enhancer = trained_like(enhancer_from_preset("spatial_lut"))
+    out = tmp_path / "spatial_lut.onnx"
+    export = export_onnx(enhancer, out, preset_source("spatial_lut"), HEIGHT, WIDTH)
+    assert max(export.max_abs_diff.values()) <= onnx_export.PARITY_TOLERANCE
+    frame = photo(HEIGHT, WIDTH)
+    lut_graph, with_graph = stage_paths(out)
+    (weights,) = session(lut_graph).run(None, {"frame": frame.numpy()})
+    assert weights.shape == (1, enhancer.lut.num_coefficients)
+    # Move only the left-most column of cells off the prediction: the output must follow.
+    cells = weights[:, : enhancer.lut.num_weights].reshape(1, enhancer.lut.num_luts, 6, 8)
+    cells[:, :, :, 0] += 0.5
+    deploy = build_deploy_model(enhancer)
+    (got,) = session(with_graph).run(None, {"frame": frame.numpy(), "lut_weights": weights})
+    with torch.no_grad():
+        expected = deploy.enhance_with_weights(frame, torch.from_numpy(weights)).numpy()
+        predicted = deploy(frame).numpy()
+    assert np.abs(got - expected).max() <= onnx_export.PARITY_TOLERANCE
+    assert np.abs(got - predicted)[..., : WIDTH // 8].mean() > 0.01  # the moved cells changed

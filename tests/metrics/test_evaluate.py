@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from index_helpers import TEST_VIDEOS, write_train_and_test
 from omegaconf import DictConfig
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from submission_checks import check_run_submission
+from submission_checks import RANDOM_CRITICS_ZIP, check_run_submission
 
 from vqe import schema
 from vqe.conventions import bgr_uint8_to_tensor, vqa_scale_rmse
@@ -112,12 +112,13 @@ def test_evaluate_writes_the_official_csvs_of_a_checkpoint(
 
     supervised_video, unsupervised_video = (video.video_id for video in TEST_VIDEOS)
     # Exactly the two official files in submission/ and in the zip; nothing else beside them.
-    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1, zip_name=RANDOM_CRITICS_ZIP)
     assert sorted(path.name for path in (out / "tables").iterdir()) == [
         "quality.csv",
         "temporal.csv",
     ]
-    assert results["submission_zip"] == str(out / "submission.zip")
+    assert results["submission_zip"] == str(out / RANDOM_CRITICS_ZIP)  # CHEAP_CRITICS: random
+    assert results["critics"] == "random"
     supervised = read_table(out / "submission" / schema.SUPERVISED_METRICS_CSV)
     unsupervised = read_table(out / "submission" / schema.UNSUPERVISED_METRICS_CSV)
     assert supervised.pop(schema.VIDEO_KEY) == [schema.RMSE]

@@ -23,6 +23,7 @@ from vqe.metrics.score import (
     score_submission,
 )
 from vqe.metrics.submission import (
+    RANDOM_CRITICS_ZIP,
     SUBMISSION_DIR,
     SUBMISSION_ZIP,
     write_submission,
@@ -293,3 +294,28 @@ def test_the_zip_holds_the_two_files_at_its_root_and_the_cli_scores_it(
     assert f"{nested}:" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="nothing to zip"):
         zip_submission(tmp_path / "empty", tmp_path / "empty.zip")
+
+
+def test_a_run_scored_by_random_critics_is_labelled_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run's zip is named submission-random-critics.zip (vqe.metrics.results): scoring the
+    run, its submission/ or that zip prints the score as not a challenge score; --json says
+    so too. A bare folder of CSVs says nothing about its critics."""
+    run = tmp_path / "run"
+    scores, rmse = make_submission(run / SUBMISSION_DIR, 4, 6)
+    archive = zip_submission(run / SUBMISSION_DIR, run / RANDOM_CRITICS_ZIP)
+    labelled = f"score  {reference_score(scores, rmse):.4f} (random critics: not a challenge score)"
+    for results in (run / SUBMISSION_DIR, run, archive):
+        assert main(["--results", str(results), "--subset"]) == 0, results
+        assert labelled in capsys.readouterr().out.splitlines(), results
+    out = tmp_path / "score.json"
+    assert main(["--results", str(run), "--subset", "--json", str(out)]) == 0
+    capsys.readouterr()
+    report = json.loads(out.read_text())
+    assert report["critics"] == "random" and "not a challenge score" in report["note"]
+
+    bare = tmp_path / "csvs"
+    shutil.copytree(run / SUBMISSION_DIR, bare)
+    assert main(["--results", str(bare), "--subset"]) == 0
+    assert "random critics" not in capsys.readouterr().out

@@ -9,7 +9,9 @@ independent recomputation.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -19,12 +21,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from model_helpers import write_checkpoint
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from submission_checks import check_run_submission
+from submission_checks import RANDOM_CRITICS_ZIP, UPLOAD_ZIP, check_run_submission
 
 from vqe import schema
 from vqe.conventions import rgb_uint8_to_tensor
-from vqe.critics.dover import build_dover
-from vqe.critics.vqa import load_vqa
+from vqe.critics.dover import DOVER, build_dover
+from vqe.critics.vqa import VQA, load_vqa
 from vqe.data.build import build_dataset
 from vqe.evaluate import evaluate
 from vqe.metrics.output_scoring import score_outputs
@@ -172,7 +174,8 @@ def test_an_identity_model_scores_the_same_as_in_the_test_loop(
     assert report.score is not None
     assert report.score.score == pytest.approx(loop["score"], rel=1e-5)
     assert (out / "score.json").is_file()
-    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1, zip_name=RANDOM_CRITICS_ZIP)
+    assert json.loads((out / "score.json").read_text())["critics"] == "random"
 
 
 def test_scores_are_those_of_vqa_of_output_and_input_and_the_official_rmse(
@@ -196,7 +199,7 @@ def test_scores_are_those_of_vqa_of_output_and_input_and_the_official_rmse(
         enhanced, data_root, out, *critics, batch_size=2, progress=False, quality=quality
     )
     assert report.ok
-    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1, zip_name=RANDOM_CRITICS_ZIP)
 
     def vqa_scale(frames: list[np.ndarray]) -> np.ndarray:
         return (np.stack(frames).astype(np.float64) - 128.0) / 128.0
@@ -260,6 +263,11 @@ def test_bad_videos_are_listed_scored_as_missing_and_fail_the_run(
     assert all(math.isnan(value) for value in unsupervised[UNSUPERVISED])
     report = (out / "score.json").read_text()
     assert f'"rmse": {MISSING_RMSE}' in report and f'"m_1": {MISSING_SCORE}' in report
+    # Random critics (--allow-random-critics): the printed score and score.json say so, and
+    # the zip does not carry the upload's name.
+    assert re.search(r"^score  -?[\d.]+ \(random critics: not a challenge score\)$", printed, re.M)
+    assert json.loads(report)["critics"] == "random"
+    assert (out / RANDOM_CRITICS_ZIP).is_file() and not (out / UPLOAD_ZIP).exists()
 
 
 def test_a_missing_video_is_reported(tmp_path: Path, data_root: Path, critics: tuple) -> None:
@@ -312,3 +320,26 @@ def test_repeated_frames_are_scored_once(critics: tuple) -> None:
     with torch.no_grad():
         expected = scorer(outputs, inputs, exact=True).metric_row()
     torch.testing.assert_close(torch.stack([distinct.rows[key] for key in keys]), expected)
+
+
+def test_critics_from_weight_files_keep_the_upload_zip_and_are_named(
+    tmp_path: Path, data_root: Path, synthetic_mp4s: Path
+) -> None:
+    """Critics loaded from weight files (files in the official formats, here with untrained
+    weights): the zip is submission.zip, and score.json names each file with its digest."""
+    vqa_file, dover_file = tmp_path / "VQA.ckpt", tmp_path / "DOVER.pth"
+    torch.save(VQA().state_dict(), vqa_file)
+    torch.save(DOVER().state_dict(), dover_file)
+    critics = load_vqa(vqa_file), build_dover(dover_file, **CHEAP_DOVER)
+    enhanced = identity_outputs(data_root, synthetic_mp4s, tmp_path / "enhanced")
+    out = tmp_path / "scored"
+    out.mkdir()
+    (out / RANDOM_CRITICS_ZIP).write_bytes(b"an earlier scoring with random critics")
+    report = score_outputs(enhanced, data_root, out, *critics, progress=False)
+    assert report.ok and report.results is not None
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1, zip_name=UPLOAD_ZIP)
+    score = json.loads((out / "score.json").read_text())
+    assert score["critics"] == "given" and "random" not in score["note"]
+    assert score["critic_weights"]["vqa"].startswith("VQA.ckpt (sha256 ")
+    assert score["critic_weights"]["dover"].startswith("DOVER.pth (sha256 ")
+    assert report.results.format_score().splitlines()[-1] == f"score  {score['score']:.4f}"

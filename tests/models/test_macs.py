@@ -22,6 +22,7 @@ from vqe.macs import (
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
+from vqe.models.spatial_lut import SpatialLutStage
 from vqe.models.unet import UNetStage
 
 
@@ -58,6 +59,21 @@ def test_trilinear_lut_lookup_matches_hand_count() -> None:
     pixels = height * width
     # grid = 2·rgb − 1: one multiply per value (3/pixel); 8 corners × 3 channels per pixel.
     assert count_macs(LutLookup(9), height, width).total == 3 * pixels + 8 * 3 * pixels
+
+
+@pytest.mark.parametrize("num_luts", [1, 4])
+def test_spatial_lut_stage_matches_hand_count(num_luts: int) -> None:
+    """Per pixel, the deploy graph's atlas lookup of all N bases (two bilinear slices of 3N
+    channels, 4 MACs per value each, and the blue lerp) plus the weight maps and the blend."""
+    stage = SpatialLutStage(num_luts, 9, [2, 3], [8], 32, 2)
+    height, width = 12, 20
+    report = count_macs(Enhancer(lut=stage), height, width)
+    positions = 3 + 2  # lattice scaling (3 channels), x and y inside a tile
+    slices = 2 * (1 + 3 + 4 * 3 * num_luts)  # per slice: tile row (div), 3 muls, the samples
+    per_basis = 3 + 4 + 3  # blue lerp (3 channels), weight-map upsample, weighted sum
+    per_pixel = positions + slices + per_basis * num_luts  # = 13 + 34 N
+    lookup = report.total - report.by_module["lut.predictor"]
+    assert lookup == per_pixel * height * width
 
 
 def test_bilinear_grid_sample_and_interpolation_are_counted() -> None:

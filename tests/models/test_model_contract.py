@@ -39,6 +39,8 @@ def build_preset(preset: str) -> Enhancer:
 
 def test_the_presets_are_found() -> None:
     assert {"lut", "lut_unet", "tiny", "unet"} <= set(PRESETS)
+    # The spatially aware stage and the NTIRE 2025 entries (issue 28).
+    assert {"spatial_lut", "tmobile", "summer", "maqic"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from vqe.study.__main__ import main
-from vqe.study.compare_page import write_compare_page
+from vqe.study.compare_page import (
+    PROFILE_HEIGHT,
+    PROFILE_MAX_WIDTH,
+    PROFILE_MIN_WIDTH,
+    profile_image,
+    write_compare_page,
+)
 from vqe.study.config import StudyError
 
 
@@ -24,6 +34,10 @@ def test_page_with_targets_and_inputs(method_folders, tmp_path: Path) -> None:
     assert all(s.startswith("videos/") for s in sources)  # copied beside the page
     assert "http://" not in html and "https://" not in html and "function SyncGroup" in html
     assert html.count("data:image/png;base64,") == 6  # one temporal profile per method and video
+    for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html):
+        with Image.open(io.BytesIO(base64.b64decode(data))) as strip:
+            # Readable beside the videos: not a strip a few pixels wide per frame.
+            assert strip.height == PROFILE_HEIGHT and strip.width >= PROFILE_MIN_WIDTH
     for column in ("PSNR dB", "SSIM", "flicker"):
         assert f"<th>{column}</th>" in html
     assert "DOVER" not in html  # no critic weights given
@@ -74,3 +88,19 @@ def test_critic_columns_are_the_test_loops_numbers(method_folders, tmp_path: Pat
     )  # fmt: skip
     assert page["VQA p"] == pytest.approx(float(expected.p.mean()), abs=1e-6)
     assert f"{page['VQA p']:.3f}" in html
+
+
+def test_profiles_are_drawn_at_a_readable_size() -> None:
+    """30 frames of a 768-row column: 7-pixel bands, one per frame, rows averaged (6 to 1) to
+    the page height; a long clip is averaged down to the widest strip."""
+    rng = np.random.default_rng(0)
+    profile = rng.integers(0, 256, size=(768, 30, 3), dtype=np.uint8)
+    image = np.asarray(profile_image(profile))
+    band = -(-PROFILE_MIN_WIDTH // 30)
+    assert image.shape == (PROFILE_HEIGHT, 30 * band, 3) and 30 * band >= PROFILE_MIN_WIDTH
+    frames = image.reshape(PROFILE_HEIGHT, 30, band, 3)
+    assert (frames == frames[:, :, :1]).all()  # each frame one band of equal columns
+    rows = profile.reshape(PROFILE_HEIGHT, 768 // PROFILE_HEIGHT, 30, 3).mean(axis=1)
+    assert np.abs(frames[:, :, 0].astype(float) - rows).max() <= 1  # rows averaged, not dropped
+    long = profile_image(rng.integers(0, 256, size=(720, 3000, 3), dtype=np.uint8))
+    assert long.size == (PROFILE_MAX_WIDTH, PROFILE_HEIGHT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from hydra.utils import instantiate
 from index_helpers import write_train_and_test
 from model_helpers import TINY_RUN
 from omegaconf import DictConfig, OmegaConf
-from submission_checks import check_run_submission
+from submission_checks import RANDOM_CRITICS_ZIP, check_run_submission
 
 from vqe import schema
 from vqe.critics.dover import load_dover
@@ -103,8 +104,13 @@ def test_demo_fast_dev_run_trains_validates_tests_and_writes_a_scored_submission
     assert results["val/rmse"] > 0
     # submission/ holds exactly the two official CSVs (the official score.py asserts it), the
     # zip exactly those two; the other tables live elsewhere.
-    check_run_submission(out, supervised_rows=1, unsupervised_rows=1)
+    # Random critics: the zip is not named as the upload, and score.json says what scored it.
+    check_run_submission(out, supervised_rows=1, unsupervised_rows=1, zip_name=RANDOM_CRITICS_ZIP)
     assert not list(out.glob("*.csv")) and (out / "score.json").is_file()
+    score = json.loads((out / "score.json").read_text())
+    assert score["critics"] == "random" and "not a challenge score" in score["note"]
+    assert score["critic_weights"] == {"vqa": "random", "dover": "random"}
+    assert results["test"]["critics"] == "random"
     assert sorted(path.name for path in (out / "tables").iterdir()) == [
         "quality.csv",
         "temporal.csv",

@@ -42,12 +42,11 @@ from vqe.macs import count_macs
 from vqe.models.deploy import (
     DeployEnhancer,
     DeployLutStage,
-    atlas_lookup,
+    DeploySpatialLutStage,
     build_deploy_model,
 )
 from vqe.models.execution import eager_cpu_inference
 from vqe.models.loading import enhancer_from_preset
-from vqe.models.lut import gain_map
 from vqe.models.lut_kernel import fused_lookup_available
 
 DEFAULT_OUT = Path("outputs/benchmarks")
@@ -100,19 +99,12 @@ def lut_stage_ms(
     and the result in the U-Net's layout, as the frame hands it on) and with its atlas lookup as
     exported (what CoreML/ONNX run, :func:`~vqe.models.deploy.atlas_lookup` on NCHW planes)."""
     stage = model.lut
-    assert isinstance(stage, DeployLutStage)
+    assert isinstance(stage, (DeployLutStage, DeploySpatialLutStage))
     planar = frame.contiguous()
-
-    def exported_form() -> torch.Tensor:
-        coefficients = stage.predict_weights(planar)  # LUT weights, then the gain map's
-        weights = coefficients[:, : stage.num_luts]
-        looked_up = atlas_lookup(planar, stage.blended_atlases(weights), stage.lut_size)
-        if stage.gain_grid is None:
-            return looked_up
-        gains = coefficients[:, stage.num_luts :]
-        return looked_up * gain_map(gains, stage.gain_grid, planar.shape[-2:])
-
-    runs = {"eager": partial(stage, frame, model.unet_memory_format()), "atlas": exported_form}
+    runs = {
+        "eager": partial(stage, frame, model.unet_memory_format()),
+        "atlas": partial(stage.exported_form, planar),
+    }
     with torch.inference_mode():
         # Interleaved, one call of each per round, so that a shared machine's load swings
         # reach both forms alike.
@@ -165,8 +157,13 @@ def benchmark_preset(
         base.lut.eight_bit_frames = True  # as the video stream runs it (TorchBackend)
     frame = eight_bit_frame(height, width).to(device, dtype)
     for path in paths:
-        row = {"preset": preset, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
-               "path": path, "gmac_per_frame": gmac_per_frame}
+        row = {
+            "preset": preset,
+            "device": device.type,
+            "dtype": str(dtype).removeprefix("torch."),
+            "path": path,
+            "gmac_per_frame": gmac_per_frame,
+        }
         try:
             with torch.inference_mode():
                 run_model, model_input = prepare(base, frame, path)
@@ -187,8 +184,13 @@ def benchmark_preset(
             rows.append(row)
             continue
         gmac_per_s = gmac_per_frame * 1e3 / ms
-        row.update(ms_per_frame=ms, frames_per_s=1e3 / ms, gmac_per_s=gmac_per_s,
-                   peak_gmac_per_s=peak_now, fraction_of_peak=gmac_per_s / peak_now)
+        row.update(
+            ms_per_frame=ms,
+            frames_per_s=1e3 / ms,
+            gmac_per_s=gmac_per_s,
+            peak_gmac_per_s=peak_now,
+            fraction_of_peak=gmac_per_s / peak_now,
+        )
         if base.lut is not None and base.unet is not None:
             with torch.inference_mode():
                 lut_model, lut_input = prepare(base, frame, path)
@@ -232,7 +234,8 @@ def markdown(result: dict) -> str:
         f"Inference at 1×3×{result['height']}×{result['width']}, deploy graph, median of "
         f"{result['repeats']} runs after {result['warmup']} warm-up; torch {env['torch']}, "
         f"{env['cpu']} ({env['cpu_threads']} threads)"
-        + (f", {env['gpu']}" if env.get("gpu") else "") + ".",
+        + (f", {env['gpu']}" if env.get("gpu") else "")
+        + ".",
         "",
         "| preset | device | dtype | path | ms/frame | frames/s | GMAC/frame | GMAC/s "
         "| peak GMAC/s | of peak |",
@@ -242,7 +245,7 @@ def markdown(result: dict) -> str:
         "",
         "Peak conv throughput (one 3×3 conv, 64→64 channels, 360×640, best of NCHW/NHWC) "
         "measured first; the table's peak column is that conv timed in turn with each row's "
-        "model, and \"of peak\" divides by it:",
+        'model, and "of peak" divides by it:',
         "",
         *(
             f"- {key}: {peak['gmac_per_s']:.1f} GMAC/s "
@@ -254,20 +257,32 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vqe.benchmarks.inference",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", nargs="+", default=["lut", "unet", "lut_unet"],
-                        help="model_vqe presets to time (default: lut unet lut_unet)")
-    parser.add_argument("--paths", nargs="+", choices=PATHS, default=None,
-                        help="execution paths (default: eager channels_last on CPU, all on CUDA)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed runs per measurement (default 5)")
+    parser = argparse.ArgumentParser(
+        prog="python -m vqe.benchmarks.inference", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=["lut", "unet", "lut_unet"],
+        help="model_vqe presets to time (default: lut unet lut_unet)",
+    )
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=PATHS,
+        default=None,
+        help="execution paths (default: eager channels_last on CPU, all on CUDA)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per measurement (default 5)"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--no-cuda", action="store_true", help="skip the GPU even if present")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"result folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"result folder (default {DEFAULT_OUT})"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
@@ -277,23 +292,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = [(torch.device("cpu"), torch.float32, args.paths or ["eager", "channels_last"])]
     if use_cuda:
         cuda_paths = args.paths or list(PATHS)
-        targets += [(torch.device("cuda"), dtype, cuda_paths)
-                    for dtype in (torch.float16, torch.bfloat16)]
+        targets += [
+            (torch.device("cuda"), dtype, cuda_paths) for dtype in (torch.float16, torch.bfloat16)
+        ]
 
-    macs = {p: count_macs(enhancer_from_preset(p), args.height, args.width).total / 1e9
-            for p in args.presets}
-    result = {"height": args.height, "width": args.width, "repeats": args.repeats,
-              "warmup": args.warmup, "peaks": {}, "rows": [],
-              "environment": machine_description(targets[-1][0])}
+    macs = {
+        p: count_macs(enhancer_from_preset(p), args.height, args.width).total / 1e9
+        for p in args.presets
+    }
+    result = {
+        "height": args.height,
+        "width": args.width,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "peaks": {},
+        "rows": [],
+        "environment": machine_description(targets[-1][0]),
+    }
     for device, dtype, paths in targets:
         key = f"{device.type} {str(dtype).removeprefix('torch.')}"
         peak, peak_run = peak_conv_gmacs(device, dtype, args.warmup, args.repeats)
         result["peaks"][key] = peak
         print(f"peak conv on {key}: {peak['gmac_per_s']:.1f} GMAC/s", flush=True)
         for preset in args.presets:
-            result["rows"] += benchmark_preset(preset, device, dtype, paths, args.height,
-                                               args.width, macs[preset], peak, peak_run,
-                                               args.warmup, args.repeats)
+            result["rows"] += benchmark_preset(
+                preset,
+                device,
+                dtype,
+                paths,
+                args.height,
+                args.width,
+                macs[preset],
+                peak,
+                peak_run,
+                args.warmup,
+                args.repeats,
+            )
 
     save_report(args.out, RESULT_NAME, result, markdown(result))
     return 0

@@ -28,8 +28,8 @@ cuts that box (or the centre, without a face) from every method's frame.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import numpy as np
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.data.degradations import (
     DegradationRanges,
+    SubjectLightParams,
     apply_params,
     describe_params,
     image_to_tensor,
@@ -47,6 +48,7 @@ from vqe.data.degradations import (
     write_reproducible_video,
 )
 from vqe.data.demo import SYNTHETIC_RANGES, pan_zoom_clip
+from vqe.data.person_region import Box, Ellipse, face_box, find_person
 from vqe.data.photos import (
     PEOPLE,
     SPLIT_PHOTOS,
@@ -57,6 +59,8 @@ from vqe.data.photos import (
     split_of,
 )
 from vqe.video import OFFICIAL_FPS
+
+log = logging.getLogger(__name__)
 
 #: The test degradations: the demo's synthetic (HDRI-only look, Real-ESRGAN ranges scaled to
 #: small frames) with every lighting step on, a *slow* flicker (a 30-frame clip holds ½–1½
@@ -77,6 +81,22 @@ TEST_RANGES = dataclasses.replace(
 )
 
 
+#: Lighting of a clip: the test ranges' light over the whole frame, or besides that the person
+#: lit darker than the background (:class:`vqe.data.degradations.SubjectLightParams` on the
+#: person region) — the challenge's first criterion is the person's light (issue 28).
+UNIFORM = "uniform"
+FOREGROUND = "foreground"
+
+
+class NoPersonError(ValueError):
+    """A FOREGROUND clip was asked of frames in which no face is found."""
+
+
+#: Light kept on the person of a FOREGROUND clip, and the soft edge of their region.
+FOREGROUND_GAIN = (0.3, 0.6)
+FOREGROUND_SOFTNESS = 0.5
+
+
 @dataclass(frozen=True)
 class TestClip:
     """One degraded test clip on disk and its clean target frames in memory."""
@@ -89,6 +109,10 @@ class TestClip:
     split: str = "test"  # the photo split of its source
     person: bool = False  # does the source show people?
     kind: str = "photo"  # "photo" (a pan over it) or "video" (a window of it)
+    lighting: str = UNIFORM  # UNIFORM, or FOREGROUND: the person darker than the room
+    # Head and shoulders below the largest face of the middle clean frame (None without one):
+    # where the person-region PSNR is measured, and what a FOREGROUND clip darkens.
+    person_region: Ellipse | None = None
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -114,6 +138,15 @@ def _safe_name(source: str) -> str:
     return source.replace(":", "_").replace("/", "_")
 
 
+def clip_person(frames: Sequence[np.ndarray]) -> Ellipse | None:
+    """The person of a clip: the largest of the regions found on its first, middle and last
+    frames (the camera moves little; one frame alone may miss the face or take a small false
+    detection for it). Used for every frame: the person ellipse is generous enough."""
+    picks = {0, len(frames) // 2, len(frames) - 1}
+    found = [region for index in sorted(picks) if (region := find_person(frames[index]))]
+    return max(found, key=lambda r: r.radii[0] * r.radii[1]) if found else None
+
+
 def _degraded_clip(
     folder: Path,
     index: int,
@@ -122,16 +155,33 @@ def _degraded_clip(
     rng: np.random.Generator,
     ranges: DegradationRanges,
     kind: str,
+    lighting: str = UNIFORM,
 ) -> TestClip:
     """Degrade ``clean`` (float frames) with one parameter set, write the mp4, return the clip."""
+    targets = [to_uint8(image) for image in clean]
+    # Only sources that show people have a person (the cascade also "finds" faces in façades).
+    region = clip_person(targets) if source in PEOPLE else None
     params = sample_params(ranges, rng)
+    if lighting == FOREGROUND:
+        if region is None:
+            raise NoPersonError(
+                f"{source}: no face found at {clean[0].shape[1]}×{clean[0].shape[0]}, so no "
+                "person to light differently"
+            )
+        gain = float(rng.uniform(*FOREGROUND_GAIN))  # drawn after the rest: seeds stay stable
+        params = dataclasses.replace(
+            params, subject=SubjectLightParams(region, gain, FOREGROUND_SOFTNESS)
+        )
+    elif lighting != UNIFORM:
+        raise ValueError(f"lighting must be {UNIFORM!r} or {FOREGROUND!r}, got {lighting!r}")
     crf = params.h264_crf
     # The mp4's own encode is the H.264 step (as for the demo's webcam clips): encoding a
     # re-encoded clip again would compress twice.
     degraded = apply_params(
         clean, dataclasses.replace(params, h264_crf=None), rng, fps=OFFICIAL_FPS
     )
-    name = f"clip_{index + 1:02d}_{_safe_name(source)}"
+    suffix = "_backlit" if lighting == FOREGROUND else ""
+    name = f"clip_{index + 1:02d}_{_safe_name(source)}{suffix}"
     path = folder / f"{name}.mp4"
     frames = [to_uint8(image) for image in degraded]
     write_reproducible_video(path, frames, fps=OFFICIAL_FPS, crf=crf if crf is not None else 18)
@@ -143,11 +193,13 @@ def _degraded_clip(
         name,
         source,
         path,
-        [to_uint8(image) for image in clean],
+        targets,
         describe_params(params),
         split=split,
         person=source in PEOPLE,
         kind=kind,
+        lighting=lighting,
+        person_region=region,
     )
 
 
@@ -160,15 +212,17 @@ def make_clip(
     height: int,
     seed: int,
     ranges: DegradationRanges = TEST_RANGES,
+    lighting: str = UNIFORM,
 ) -> TestClip:
-    """Write clip ``index`` (a pan over ``photo``) as ``folder/<name>.mp4``; return it."""
+    """Write clip ``index`` (a pan over ``photo``) as ``folder/<name>.mp4``; return it.
+    ``lighting`` FOREGROUND also darkens the person (the photo needs a face)."""
     _check_clip(num_frames, width, height)
     rng = np.random.default_rng([seed, index])
     framed = framed_on_face(load_photo(photo), width / height)
     clean = pan_zoom_clip(
         tensor_to_image(rgb_uint8_to_tensor(framed)), num_frames, width, height, rng
     )
-    return _degraded_clip(folder, index, photo, clean, rng, ranges, "photo")
+    return _degraded_clip(folder, index, photo, clean, rng, ranges, "photo", lighting)
 
 
 def framed_on_face(photo: np.ndarray, aspect: float) -> np.ndarray:
@@ -270,8 +324,11 @@ def make_split_clips(
     seed: int,
     splits: Sequence[str] = ("validation", "test"),
     max_photos: int | None = None,
+    foreground: bool = True,
 ) -> list[TestClip]:
-    """``per_source`` clips of every source of :func:`split_sources`, numbered in order."""
+    """``per_source`` clips of every source of :func:`split_sources`, numbered in order; then,
+    with ``foreground``, ``per_source`` FOREGROUND clips of each of those photographs that shows
+    people (numbered after all the others, so the uniform clips of a seed never change)."""
     if per_source < 1:
         raise ValueError(f"need at least one clip per source, got {per_source}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,59 +343,26 @@ def make_split_clips(
             else:
                 clip = make_clip(folder, index, source, num_frames, width, height, seed)
             clips.append(clip)
+    if foreground:
+        people = [
+            s for s, kind in split_sources(splits, max_photos) if kind == "photo" and s in PEOPLE
+        ]
+        for source in people:
+            for _ in range(per_source):
+                try:
+                    clips.append(
+                        make_clip(folder, len(clips), source, num_frames, width, height, seed,
+                                  lighting=FOREGROUND)
+                    )  # fmt: skip
+                except NoPersonError as error:  # tiny frames: the face is too small to find
+                    log.warning("no foreground clip: %s", error)
     return clips
 
 
 # --------------------------------------------------------------------------- face crops
 
-#: The frontal-face Haar cascade that ships with opencv-python 4 (``cv2.data``).
-FACE_CASCADE = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / (
-    "haarcascade_frontalface_default.xml"
-)
 #: A face box is enlarged by this factor around its centre (hair, chin and a little context).
 FACE_MARGIN = 1.6
-
-Box = tuple[int, int, int, int]  # left, top, width, height
-
-
-@functools.lru_cache(maxsize=1)
-def _face_detector() -> Callable[[np.ndarray], list[Box]]:
-    """Boxes of frontal faces in a grey uint8 frame: OpenCV's Haar cascade where this OpenCV
-    has one (4.x), else OpenCV's LBP frontal-face cascade as scikit-image bundles it (OpenCV 5
-    dropped ``CascadeClassifier`` and its cascade files)."""
-    if hasattr(cv2, "CascadeClassifier") and FACE_CASCADE.is_file():
-        cascade = cv2.CascadeClassifier(str(FACE_CASCADE))
-        if cascade.empty():
-            raise ValueError(f"face cascade {FACE_CASCADE} cannot be read; reinstall opencv")
-
-        def haar(grey: np.ndarray) -> list[Box]:
-            found = cascade.detectMultiScale(
-                grey, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20)
-            )
-            return [tuple(int(v) for v in box) for box in found]  # type: ignore[misc]
-
-        return haar
-    from skimage.data import lbp_frontal_face_cascade_filename
-    from skimage.feature import Cascade
-
-    lbp = Cascade(lbp_frontal_face_cascade_filename())
-
-    def lbp_faces(grey: np.ndarray) -> list[Box]:
-        found = lbp.detect_multi_scale(
-            grey, scale_factor=1.2, step_ratio=1, min_size=(20, 20), max_size=grey.shape
-        )
-        return [(int(f["c"]), int(f["r"]), int(f["width"]), int(f["height"])) for f in found]
-
-    return lbp_faces
-
-
-def face_box(frame: np.ndarray) -> Box | None:
-    """The largest frontal face in an RGB uint8 frame, or None."""
-    grey = cv2.equalizeHist(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
-    faces = _face_detector()(grey)
-    if not faces:
-        return None
-    return max(faces, key=lambda box: box[2] * box[3])
 
 
 def crop_box(frame: np.ndarray, face: Box | None, margin: float = FACE_MARGIN) -> Box:
@@ -398,7 +422,8 @@ def comparison_strip(
 
 
 __all__ = [
-    "FACE_CASCADE",
+    "FOREGROUND",
+    "UNIFORM",
     "TEST_RANGES",
     "VIDEO_FIRST_FRAME",
     "TestClip",

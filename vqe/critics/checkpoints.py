@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from vqe.torch_files import listed, unsafe_globals
+from vqe.torch_files import listed, load_error_reason, unsafe_globals
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _unsafe(path: Path, names: list[str]) -> CheckpointReadError:
 
 def _unreadable(path: Path, error: Exception) -> CheckpointReadError:
     return CheckpointReadError(
-        f"{path}: cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}). "
+        f"{path}: cannot be read as a PyTorch checkpoint ({load_error_reason(error)}). "
         "Check that the file is complete (not a truncated download or a Git LFS pointer) and "
         "is the right one."
     )
@@ -261,7 +261,8 @@ def resolve_weights(
         f"allow_random_critics is true. Its scores are MEANINGLESS — do not train or report "
         f"results with them. Get {file_name} {where_to_get} and set {config_group}.weights."
     )
-    log.warning(message)
+    # Warned once, as a warning only: entry points route warnings into the log as one line
+    # (vqe.quiet), so a log.warning beside it printed every random critic twice.
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     return None
 

@@ -358,6 +358,8 @@ class VQA(nn.Module):
         #: Identifies the weights (file digest, or the random critic's seed digest); set by
         #: :func:`load_vqa`. Cache keys of input features use it.
         self.weights_digest = ""
+        #: The weights file it loaded ("" for a random critic); results name it.
+        self.weights_file = ""
 
     def fold_batchnorms(self, channels_last: bool = True) -> VQA:
         """Encode through a :class:`FoldedEncoder` from now on (in eval mode; the frozen critic
@@ -502,6 +504,7 @@ def _vqa_from_file(path: Path) -> VQA:
     model = VQA()
     load_strict(model, read_state_dict(path, prefix=CHECKPOINT_PREFIX), source=path)
     model.weights_digest = weights_digest(path)
+    model.weights_file = str(path)
     return model.eval().fold_batchnorms()  # after strict loading, on the official weights
 
 

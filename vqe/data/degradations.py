@@ -6,7 +6,8 @@ Two families, applied in this order by :class:`DegradationPipeline`:
   by an HDRI: a white-balance colour cast (:func:`color_cast`), an uneven, smooth spatial gain
   field (:func:`light_field`, :func:`uneven_light`) and under-exposure to a mean intensity near
   50/255 (:func:`tone` then one :func:`exposure_gain` per clip; :func:`underexpose` for one
-  image). Clips may also get a light flicker (:func:`flicker_gains`), off by default.
+  image). Clips may also get a light flicker (:func:`flicker_gains`), and the subject may be lit
+  darker than the room (:func:`subject_field`: a backlit person), both off by default.
 * **Real-ESRGAN first-order degradations** — a blur with a random anisotropic generalised-Gaussian
   or plateau kernel (:func:`blur_kernel`, :func:`blur`), a random resize (:func:`resize`), colour
   or grey Gaussian noise (:func:`gaussian_noise`) or Poisson noise (:func:`poisson_noise`), JPEG
@@ -43,6 +44,7 @@ from vqe.conventions import (
     tensor_to_bgr_uint8,
     tensor_to_rgb_uint8,
 )
+from vqe.data.person_region import Ellipse, ellipse_membership
 from vqe.video import REPRODUCIBLE_X264_PARAMS, read_frames, write_video
 
 #: The challenge's synthetic inputs have a mean intensity near this value (of 1).
@@ -168,6 +170,25 @@ def uneven_light(image: np.ndarray, field: np.ndarray) -> np.ndarray:
             "build the field with light_field(height, width, ...)"
         )
     return _clip(image * field[:, :, None])
+
+
+@dataclass(frozen=True)
+class SubjectLightParams:
+    """The subject lit darker than the room: a backlit person, a key light too weak or aimed
+    past them. Inside ``region`` (a soft ellipse whose edge is ``softness`` of its radii wide)
+    the light is multiplied by ``gain`` in (0, 1]; the background keeps its own."""
+
+    region: Ellipse
+    gain: float
+    softness: float
+
+
+def subject_field(height: int, width: int, params: SubjectLightParams) -> np.ndarray:
+    """H×W float32 gain field in (0, 1]: ``gain`` on the subject, 1 on the background."""
+    if not 0 < params.gain <= 1:
+        raise ValueError(f"subject_field: gain must lie in (0, 1], got {params.gain}")
+    inside = ellipse_membership(height, width, params.region, params.softness)
+    return (1.0 - (1.0 - params.gain) * inside).astype(np.float32)
 
 
 def exposure_gain(images: Sequence[np.ndarray], target_mean: float) -> float:
@@ -422,6 +443,12 @@ class DegradationRanges:
     gradient_strength: Range = (0.2, 0.7)
     spot_radius: Range = (0.25, 0.6)
     spot_strength: Range = (0.2, 0.6)
+    # A subject darker than its background (see SubjectLightParams); off unless asked for.
+    subject_light_prob: float = 0.0
+    subject_gain: Range = (0.3, 0.6)
+    subject_radius: Range = (0.15, 0.35)  # half-width as a fraction of the frame width
+    subject_aspect: Range = (1.2, 2.0)  # half-height / half-width, in frame fractions × 16/9
+    subject_softness: Range = (0.3, 0.8)
     underexpose_prob: float = 0.5
     target_mean: Range = (0.12, 0.28)  # 31/255–71/255, centred near 50/255
     gamma: Range = (1.0, 1.6)
@@ -520,6 +547,7 @@ class DegradationParams:
     jpeg_quality: int | None = None
     h264_crf: int | None = None
     flicker: tuple[float, float, float] | None = None  # (amplitude, frequency in Hz, phase)
+    subject: SubjectLightParams | None = None  # a subject darker than the room
 
 
 def describe_params(params: DegradationParams) -> dict[str, object]:
@@ -542,6 +570,13 @@ def describe_params(params: DegradationParams) -> dict[str, object]:
         elif isinstance(value, LightFieldParams):
             summary[spec.name] = {
                 key.name: rounded(getattr(value, key.name)) for key in fields(value)
+            }
+        elif isinstance(value, SubjectLightParams):
+            summary[spec.name] = {
+                "center": rounded(value.region.center),
+                "radii": rounded(value.region.radii),
+                "gain": rounded(value.gain),
+                "softness": rounded(value.softness),
             }
         else:
             summary[spec.name] = rounded(value)
@@ -630,6 +665,18 @@ def sample_params(ranges: DegradationRanges, rng: np.random.Generator) -> Degrad
         _uniform(rng, (0.0, 2 * math.pi)),
     )
 
+    # Drawn after everything else, so adding this step left every earlier draw of a seed as it was.
+    subject_on = bool(rng.random() < ranges.subject_light_prob)
+    radius_x = _uniform(rng, ranges.subject_radius)
+    subject = SubjectLightParams(
+        region=Ellipse(
+            (_uniform(rng, (0.3, 0.7)), _uniform(rng, (0.45, 0.75))),
+            (radius_x, radius_x * _uniform(rng, ranges.subject_aspect) * 16 / 9),
+        ),
+        gain=_uniform(rng, ranges.subject_gain),
+        softness=_uniform(rng, ranges.subject_softness),
+    )
+
     return DegradationParams(
         color_gains=gains if on["color_cast"] else None,
         light=light if on["uneven_light"] else None,
@@ -640,6 +687,7 @@ def sample_params(ranges: DegradationRanges, rng: np.random.Generator) -> Degrad
         jpeg_quality=quality if on["jpeg"] else None,
         h264_crf=crf if on["h264"] else None,
         flicker=flicker if on["flicker"] else None,
+        subject=subject if subject_on else None,
     )
 
 
@@ -650,6 +698,8 @@ def _relight(image: np.ndarray, params: DegradationParams) -> np.ndarray:
         out = color_cast(out, params.color_gains)
     if params.light is not None:
         out = uneven_light(out, light_field(*out.shape[:2], params.light))
+    if params.subject is not None:
+        out = uneven_light(out, subject_field(*out.shape[:2], params.subject))
     if params.exposure is not None:
         out = tone(out, params.exposure[1])
     return out

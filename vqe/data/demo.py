@@ -203,13 +203,22 @@ WEBCAM_RANGES = dataclasses.replace(
 # --------------------------------------------------------------------------- clips
 
 
-def training_degradation(h264_prob: float = 0.0) -> DegradationPipeline:
+def training_degradation(
+    h264_prob: float = 0.0, subject_light_prob: float = 0.0
+) -> DegradationPipeline:
     """The synthetic clips' degradation for single frames: what the demo's training stream
     (:class:`vqe.data.photos.CleanPhotoPairs`) applies per sample. Flicker needs a clip, so it
     is off; everything else is :data:`SYNTHETIC_RANGES`, plus an H.264 re-encode of the frame
-    with probability ``h264_prob`` (CRF from :class:`DegradationRanges`' default range)."""
+    with probability ``h264_prob`` (CRF from :class:`DegradationRanges`' default range) and, with
+    probability ``subject_light_prob``, a random soft ellipse lit darker than the rest (a
+    backlit subject: the training photos show no people, so any region may stand for one)."""
     return DegradationPipeline(
-        dataclasses.replace(SYNTHETIC_RANGES, flicker_prob=0.0, h264_prob=h264_prob)
+        dataclasses.replace(
+            SYNTHETIC_RANGES,
+            flicker_prob=0.0,
+            h264_prob=h264_prob,
+            subject_light_prob=subject_light_prob,
+        )
     )
 
 

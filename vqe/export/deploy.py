@@ -4,6 +4,7 @@
 from vqe.models.deploy import (
     DeployEnhancer,
     DeployLutStage,
+    DeploySpatialLutStage,
     atlas_grid,
     atlas_lookup,
     build_deploy_model,
@@ -13,6 +14,7 @@ from vqe.models.deploy import (
 __all__ = [
     "DeployEnhancer",
     "DeployLutStage",
+    "DeploySpatialLutStage",
     "atlas_grid",
     "atlas_lookup",
     "build_deploy_model",

@@ -37,7 +37,7 @@ from vqe.critics.vqa import VQA
 from vqe.data.extract import ItemError
 from vqe.data.layout import Item, list_items
 from vqe.metrics.quality import FrameQuality
-from vqe.metrics.results import RunLayout, RunResults, write_results
+from vqe.metrics.results import CriticsUsed, RunLayout, RunResults, write_results
 from vqe.metrics.score import ScoreReport
 from vqe.metrics.submission import SUBMISSION_FILES
 from vqe.metrics.synthetic_inputs import (
@@ -418,6 +418,7 @@ def score_outputs(
         quality_columns=quality.columns if quality is not None else (),
         subset=not official_rows,
         overwrite=overwrite,
+        critics=CriticsUsed.of(vqa, dover),
     )
     report.score, report.score_error = report.results.score, report.results.score_error
     return report

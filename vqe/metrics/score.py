@@ -59,10 +59,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vqe.atomic import atomic_write_text
-from vqe.metrics.submission import SUBMISSION_DIR, SUBMISSION_FILES, other_csvs
+from vqe.metrics.submission import (
+    RANDOM_CRITICS_ZIP,
+    SUBMISSION_DIR,
+    SUBMISSION_FILES,
+    other_csvs,
+)
 from vqe.output_paths import OutputPathError, check_writable
 from vqe.schema import (
     DECREASING_SCORE_COLUMN,
@@ -370,10 +375,12 @@ class ScoreReport:
             "warnings": self.warnings,
         }
 
-    def format(self) -> str:
+    def format(self, label: str | None = None) -> str:
+        """The means, warnings and score; ``label`` follows the score in brackets (what it
+        is, e.g. ``random critics: not a challenge score``)."""
         lines = [f"{column:>6}  {mean:.4f}" for column, mean in self.means.items()]
         lines += [f"warning: {text}" for text in self.warnings]
-        lines.append(f"score  {self.score:.4f}")
+        lines.append(f"score  {self.score:.4f}" + (f" ({label})" if label else ""))
         return "\n".join(lines)
 
 
@@ -455,12 +462,16 @@ def score_submission(
     return ScoreReport(official_score(ordered), ordered, rows, missing_cells, missing_ids, warnings)
 
 
-def write_json(report: ScoreReport, path: str | Path) -> bool:
-    """Write the report as JSON; returns whether an existing file was replaced."""
+def write_json(
+    report: ScoreReport, path: str | Path, extra: Mapping[str, Any] | None = None
+) -> bool:
+    """Write the report as JSON, with the ``extra`` fields after its own (what scored it);
+    returns whether an existing file was replaced."""
     path = Path(path)
     replaced = path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    fields = {**report.to_dict(), **(extra or {})}
+    atomic_write_text(path, json.dumps(fields, indent=2) + "\n")
     return replaced
 
 
@@ -530,6 +541,29 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs as errors instead of filling / scoring them",
     )
     return parser
+
+
+#: After a printed score computed with random critics, and what score.json says of it.
+RANDOM_CRITICS_LABEL = "random critics: not a challenge score"
+RANDOM_CRITICS_NOTE = (
+    "scored with randomly initialised critics: m_1 to m_12 and the score only show that the "
+    "chain works; not a challenge score, not for upload"
+)
+
+
+def scored_by_random_critics(results: Path) -> bool:
+    """Whether ``--results`` is a run's submission that random critics scored: the run's zip
+    (or the zip given) is named ``submission-random-critics.zip`` (:mod:`vqe.metrics.results`).
+    A folder of CSVs alone says nothing about its critics."""
+    if results.suffix.lower() == ".zip":
+        return results.name == RANDOM_CRITICS_ZIP
+    if submission_folder(results) != results:
+        run = results  # a run directory
+    elif results.name == SUBMISSION_DIR:
+        run = results.parent  # the run's submission/ itself
+    else:
+        return False
+    return (run / RANDOM_CRITICS_ZIP).is_file()
 
 
 def submission_folder(results: Path) -> Path:
@@ -630,9 +664,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SubmissionError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(report.format())
+    random = scored_by_random_critics(args.results)
+    print(report.format(RANDOM_CRITICS_LABEL if random else None))
     if args.json is not None:
-        replaced = write_json(report, args.json)
+        extra = {"critics": "random", "note": RANDOM_CRITICS_NOTE} if random else None
+        replaced = write_json(report, args.json, extra)
         print(f"{'replaced' if replaced else 'wrote'} {args.json}")
     return 0
 

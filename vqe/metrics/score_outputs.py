@@ -18,7 +18,6 @@ from vqe.metrics.critic_options import (
 )
 from vqe.metrics.output_scoring import DEFAULT_FPS, score_outputs
 from vqe.metrics.quality import build_frame_quality
-from vqe.metrics.results import RunLayout
 from vqe.output_paths import OutputPathError, check_not_an_input, check_writable
 from vqe.schema import SPLITS
 from vqe.video import parse_fps
@@ -27,7 +26,8 @@ EPILOG = """\
 Scores any method's output videos (the baseline, an external method) exactly as
 python -m vqe.evaluate scores a checkpoint, and writes the same layout into --out: submission/
 (metrics_supervised.csv and metrics_unsupervised.csv, what the official score.py accepts),
-submission.zip, score.json and tables/quality.csv.
+submission.zip (submission-random-critics.zip with --allow-random-critics: not an upload),
+score.json and tables/quality.csv.
 
 Expected names in --enhanced (one folder may hold both):
   video_XXXX_x.mp4  the enhanced ROOT/<split>/unsupervised/video_XXXX_x.mp4 (same file name, as
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", choices=SPLITS, default="test")
     parser.add_argument(
         "--out", type=Path, required=True,
-        help="run folder: submission/ (the two CSVs), submission.zip, score.json, tables/",
+        help="run folder: submission/ (the two CSVs), submission.zip (random critics: "
+        "submission-random-critics.zip), score.json, tables/",
     )  # fmt: skip
     parser.add_argument(
         "--fps", type=parse_fps, default=DEFAULT_FPS,
@@ -133,10 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report.summary())
-    if report.score is not None:
+    if report.score is not None and report.results is not None:
         print(f"objective score of {args.enhanced} ({len(report.scored)} videos scored):")
-        print(report.score.format())
-        print(f"wrote {RunLayout(args.out).score_json}")
+        print(report.results.format_score())
+        print(f"wrote {report.results.layout.score_json}")
     return 0 if report.ok else 1
 
 

@@ -8,7 +8,8 @@ of this writer dropping the video. Existing files are never replaced unless ``ov
 The official ``score.py`` asserts that its folder holds exactly two ``*.csv`` files, these two;
 so the writer refuses a folder that holds any other CSV, and a run keeps its other tables out of
 ``<run>/submission/`` (:mod:`vqe.metrics.results`). :func:`zip_submission` packs the two files at
-the zip root — the CodaLab upload.
+the zip root — the CodaLab upload (``submission.zip``; ``submission-random-critics.zip`` when
+random critics scored it, which is not one).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from vqe.schema import (
 #: The folder of a run that holds the two CSVs and nothing else, and the zip beside it.
 SUBMISSION_DIR = "submission"
 SUBMISSION_ZIP = "submission.zip"
+#: The zip's name when random critics scored the unsupervised videos: its m_1 … m_12 mean
+#: nothing, and a name other than the upload's keeps anyone from uploading it by mistake.
+RANDOM_CRITICS_ZIP = "submission-random-critics.zip"
 SUBMISSION_FILES = (SUPERVISED_METRICS_CSV, UNSUPERVISED_METRICS_CSV)
 
 

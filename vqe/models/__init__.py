@@ -1,4 +1,5 @@
-"""The enhancer: an image-adaptive 3-D LUT stage and a re-parameterisable U-Net stage."""
+"""The enhancer: an image-adaptive 3-D LUT stage (global or region-wise) and a restoration stage
+(re-parameterisable U-Net or plain residual blocks)."""
 
 from vqe.models.blocks import RepConvBlock, reparameterize_blocks
 from vqe.models.enhancer import Enhancer, EnhancerOutput
@@ -9,6 +10,8 @@ from vqe.models.lut import (
     identity_lut,
     trilinear_lookup,
 )
+from vqe.models.resblocks import ResidualBlocksStage
+from vqe.models.spatial_lut import SpatialLutStage
 from vqe.models.unet import UNetStage
 
 __all__ = [
@@ -17,6 +20,8 @@ __all__ = [
     "LutStage",
     "LutStageOutput",
     "RepConvBlock",
+    "ResidualBlocksStage",
+    "SpatialLutStage",
     "UNetStage",
     "enhancer_from_preset",
     "identity_lut",

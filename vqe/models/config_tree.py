@@ -28,11 +28,19 @@ from torch import nn
 
 from vqe.models.enhancer import Enhancer
 from vqe.models.lut import LutStage
+from vqe.models.resblocks import ResidualBlocksStage
+from vqe.models.spatial_lut import SpatialLutStage
 from vqe.models.unet import UNetStage
 
 TARGET_KEY = "_target_"
 #: The classes a config read from a file may build (the ``_target_`` of every node).
-BUILDABLE: tuple[type[nn.Module], ...] = (Enhancer, LutStage, UNetStage)
+BUILDABLE: tuple[type[nn.Module], ...] = (
+    Enhancer,
+    LutStage,
+    SpatialLutStage,
+    UNetStage,
+    ResidualBlocksStage,
+)
 #: Plain values a parameter may hold (and list items, lists nesting).
 PLAIN_TYPES = (type(None), bool, int, float, str)
 #: Deepest nesting accepted (an enhancer holding stages holding lists is depth 3).

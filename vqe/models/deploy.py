@@ -45,6 +45,13 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   4-D ``exp`` + bilinear upsample + multiply of the training graph. The predictor's
   degradation statistics are the training graph's own ops (4-D, no sort), copied as they are.
 
+* Spatial LUT stage (:mod:`vqe.models.spatial_lut`). Its N basis LUTs are stacked into one
+  3N-channel atlas, so one :func:`atlas_lookup` reads every basis for every pixel; the weight
+  maps (a bilinear upsample of the cell weights), the per-pixel blend and the gain map are the
+  training graph's own 4-D functions (:class:`DeploySpatialLutStage`). Eagerly in fp32 on the
+  CPU each basis goes through the fused kernel instead, and the blend accumulates in place
+  (no 8-bit red-level path for this stage).
+
 Everything else is the training graph with each :class:`~vqe.models.blocks.RepConvBlock` fused
 into one 3×3 conv. The result equals the training graph (in eval mode) to float rounding. Run
 eagerly on the CPU, the U-Net takes its own fast paths (the head as one strided conv, oneDNN
@@ -66,6 +73,8 @@ from vqe.models.enhancer import Enhancer, check_frames
 from vqe.models.execution import eager_cpu_inference, is_exporting, memory_format_of
 from vqe.models.lut import LutStage, LutWeightPredictor, gain_map
 from vqe.models.lut_kernel import fused_lookup_available, fused_trilinear_lookup
+from vqe.models.resblocks import ResidualBlocksStage
+from vqe.models.spatial_lut import SpatialLutStage, blend_lookups, weight_maps
 from vqe.models.unet import UNetStage
 
 
@@ -163,8 +172,11 @@ def red_level_lookup(
     band_height = height // bands
     grid = grid_planes.view(2, batch * bands, band_height, width).permute(1, 2, 3, 0)
     if bands > 1:  # each band looks up in its own frame's atlas: a view for one frame
-        atlases = atlases.expand(bands, -1, -1, -1) if batch == 1 else (
-            atlases.repeat_interleave(bands, dim=0))
+        atlases = (
+            atlases.expand(bands, -1, -1, -1)
+            if batch == 1
+            else (atlases.repeat_interleave(bands, dim=0))
+        )
     looked_up = F.grid_sample(
         atlases, grid, mode="bilinear", padding_mode="border", align_corners=True
     )
@@ -293,16 +305,136 @@ class DeployLutStage(nn.Module):
         """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
         return blend(weights, self.basis_atlases, self.atlas_shape)
 
+    def exported_form(self, frames: torch.Tensor) -> torch.Tensor:
+        """The stage as CoreML and ONNX run it (the atlas lookup on NCHW planes), eagerly: to
+        time it beside the eager paths (``vqe bench-inference``)."""
+        planar = frames.contiguous()
+        coefficients = self.predict_weights(planar)
+        weights = coefficients[:, : self.num_luts]
+        looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
+        if self.gain_grid is None:
+            return looked_up
+        gains = coefficients[:, self.num_luts :]
+        return looked_up * gain_map(gains, self.gain_grid, planar.shape[-2:])
+
     def forward(
         self, frames: torch.Tensor, memory_format: torch.memory_format | None = None
     ) -> torch.Tensor:
         return self.apply_weights(frames, self.predict_weights(frames), memory_format)
 
 
+class DeploySpatialLutStage(nn.Module):
+    """:class:`~vqe.models.spatial_lut.SpatialLutStage` with its N basis LUTs as one 3N-channel
+    atlas: one 4-D atlas lookup (:func:`atlas_lookup`) reads every basis at once, then the
+    training graph's own weight maps and blend (:func:`~vqe.models.spatial_lut.weight_maps`,
+    :func:`~vqe.models.spatial_lut.blend_lookups`) and gain map. The same interface as
+    :class:`DeployLutStage` (``predict_weights``, ``apply_weights``), so the video stream smooths
+    its coefficients and the ONNX stage graphs export as for the global stage."""
+
+    def __init__(self, stage: SpatialLutStage) -> None:
+        super().__init__()
+        self.lut_size = stage.lut_size
+        self.num_luts = stage.num_luts
+        self.weight_grid = stage.weight_grid
+        self.num_weights = stage.num_weights
+        self.num_coefficients = stage.num_coefficients
+        self.gain_grid = stage.gain_grid
+        self.predictor: LutWeightPredictor = copy.deepcopy(stage.predictor)
+        basis = stage.basis.detach().clone()
+        atlases = lut_atlas(basis)  # N×3×Ha×Wa
+        self.register_buffer("basis_atlases", atlases.flatten(0, 1).unsqueeze(0))
+        # The bases for the fused CPU kernel: derived, so neither in the state dict nor in the
+        # traced export graph; flat, as a 5-D buffer breaks .to(memory_format=channels_last).
+        self.lut_shape = tuple(basis.shape[1:])
+        self.register_buffer("basis_luts", basis.flatten(1), persistent=False)
+        # Set by the video stream's backend for the global stage; this stage has no 8-bit path.
+        self.eight_bit_frames = False
+
+    def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
+        """B×K coefficients: the N·gh·gw cell weights, then the gain map's log-gains (if any)."""
+        return self.predictor(frames)
+
+    def apply_weights(
+        self,
+        frames: torch.Tensor,
+        weights: torch.Tensor,
+        memory_format: torch.memory_format | None = None,
+    ) -> torch.Tensor:
+        """The stage with given (e.g. time-smoothed) B×K coefficients; run eagerly, the result
+        is laid out in ``memory_format`` (default: the input's)."""
+        exporting = is_exporting()
+        if not exporting and (weights.ndim != 2 or weights.shape[1] != self.num_coefficients):
+            raise ValueError(
+                f"DeploySpatialLutStage: expected B×{self.num_coefficients} coefficients, "
+                f"got {tuple(weights.shape)}"
+            )
+        layout = memory_format if memory_format is not None else memory_format_of(frames)
+        size = frames.shape[-2:]
+        maps = weight_maps(weights[:, : self.num_weights], self.num_luts, self.weight_grid, size)
+        if not exporting and eager_cpu_inference(frames, weights) and fused_lookup_available():
+            enhanced = self.fused_blend(frames, maps)
+        else:
+            enhanced = self.atlas_blend(frames if exporting else frames.contiguous(), maps)
+        if self.gain_grid is not None:
+            gains = weights[:, self.num_weights :]
+            enhanced = enhanced * gain_map(gains, self.gain_grid, size).to(enhanced.dtype)
+        return enhanced if exporting else enhanced.contiguous(memory_format=layout)
+
+    def atlas_blend(self, planar: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """The exported lookup: every basis read by one atlas lookup of NCHW ``planar`` frames,
+        blended by the B×N×H×W weight ``maps``."""
+        atlases = self.basis_atlases
+        if planar.shape[0] != 1:  # a view; the exported graph (batch 1) needs no expand op
+            atlases = atlases.expand(planar.shape[0], -1, -1, -1)
+        looked_up = atlas_lookup(planar, atlases.to(planar.dtype), self.lut_size)
+        return blend_lookups(looked_up, maps.to(looked_up.dtype), self.num_luts)
+
+    def exported_form(self, frames: torch.Tensor) -> torch.Tensor:
+        """The stage as CoreML and ONNX run it, eagerly (see :meth:`DeployLutStage.exported_form`)."""
+        planar = frames.contiguous()
+        coefficients = self.predict_weights(planar)
+        size = planar.shape[-2:]
+        maps = weight_maps(
+            coefficients[:, : self.num_weights], self.num_luts, self.weight_grid, size
+        )
+        enhanced = self.atlas_blend(planar, maps)
+        if self.gain_grid is None:
+            return enhanced
+        return enhanced * gain_map(coefficients[:, self.num_weights :], self.gain_grid, size)
+
+    def fused_blend(self, frames: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """Eager fp32 CPU: each basis by the fused C++ lookup (one pass per basis instead of
+        the atlas ``grid_sample`` s of all 3N channels, ~10× slower at 720p on 2 threads),
+        accumulated in place. The blend of :func:`~vqe.models.spatial_lut.blend_lookups`, to
+        float rounding."""
+        batch = frames.shape[0]
+        enhanced = None
+        for index in range(self.num_luts):
+            luts = self.basis_luts[index].view(1, *self.lut_shape).expand(batch, -1, -1, -1, -1)
+            looked_up = fused_trilinear_lookup(frames, luts, torch.contiguous_format)
+            weight = maps[:, index : index + 1]
+            if enhanced is None:
+                enhanced = looked_up.mul_(weight)
+            else:
+                enhanced.addcmul_(looked_up, weight)
+        assert enhanced is not None  # num_luts >= 1
+        return enhanced
+
+    def forward(
+        self, frames: torch.Tensor, memory_format: torch.memory_format | None = None
+    ) -> torch.Tensor:
+        return self.apply_weights(frames, self.predict_weights(frames), memory_format)
+
+
+DeployStage = DeployLutStage | DeploySpatialLutStage
+
+
 class DeployEnhancer(nn.Module):
     """Export form of :class:`~vqe.models.enhancer.Enhancer`: RGB [0, 1] N×3×H×W in and out."""
 
-    def __init__(self, lut: DeployLutStage | None, unet: UNetStage | None) -> None:
+    def __init__(
+        self, lut: DeployStage | None, unet: UNetStage | ResidualBlocksStage | None
+    ) -> None:
         super().__init__()
         self.lut = lut
         self.unet = unet
@@ -348,7 +480,11 @@ class DeployEnhancer(nn.Module):
 
 def build_deploy_model(enhancer: Enhancer) -> DeployEnhancer:
     """A new eval-mode export graph of ``enhancer`` (which is left untouched)."""
-    lut = DeployLutStage(enhancer.lut) if enhancer.lut is not None else None
+    lut: DeployStage | None = None
+    if isinstance(enhancer.lut, SpatialLutStage):
+        lut = DeploySpatialLutStage(enhancer.lut)
+    elif enhancer.lut is not None:
+        lut = DeployLutStage(enhancer.lut)
     unet = None
     if enhancer.unet is not None:
         unet = reparameterize_blocks(copy.deepcopy(enhancer.unet).eval())

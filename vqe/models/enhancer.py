@@ -1,5 +1,9 @@
 """The two-stage enhancer: image-adaptive 3-D LUT (light and colour) → U-Net (noise, artifacts).
 
+Stage 1 is a global :class:`~vqe.models.lut.LutStage` or a region-wise
+:class:`~vqe.models.spatial_lut.SpatialLutStage`; stage 2 a
+:class:`~vqe.models.unet.UNetStage` or a plain :class:`~vqe.models.resblocks.ResidualBlocksStage`.
+
 Frames go in and come out as RGB float in [0, 1], N×3×H×W (see :mod:`vqe.conventions`). Either
 stage can be left out (``lut: null`` / ``unet: null`` in the config) or frozen
 (``freeze_lut`` / ``freeze_unet``): a frozen stage has ``requires_grad=False`` and stays in eval
@@ -15,6 +19,8 @@ from torch import nn
 
 from vqe.config_root import CONFIG_DIR  # noqa: F401  (kept importable here; defined there)
 from vqe.models.lut import LutStage
+from vqe.models.resblocks import ResidualBlocksStage
+from vqe.models.spatial_lut import SpatialLutStage
 from vqe.models.unet import UNetStage
 
 
@@ -24,7 +30,8 @@ class EnhancerOutput:
     lut_frames: torch.Tensor | None  # B×3×H×W after stage 1 (None without a LUT stage)
     # B×K LUT-stage coefficients used: N blending weights, then the gain map's log-gains
     lut_weights: torch.Tensor | None
-    luts: torch.Tensor | None  # B×3×D×D×D blended LUTs used
+    # B×3×D×D×D blended LUTs used (a spatial stage: B×cells×3×D×D×D, each cell's LUT)
+    luts: torch.Tensor | None
 
 
 def check_frames(frames: torch.Tensor, who: str) -> None:
@@ -37,8 +44,8 @@ class Enhancer(nn.Module):
 
     def __init__(
         self,
-        lut: LutStage | None = None,
-        unet: UNetStage | None = None,
+        lut: LutStage | SpatialLutStage | None = None,
+        unet: UNetStage | ResidualBlocksStage | None = None,
         freeze_lut: bool = False,
         freeze_unet: bool = False,
     ) -> None:

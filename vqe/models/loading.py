@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from vqe.config_root import CONFIG_DIR
 from vqe.models.config_tree import UnsafeConfigError, build_from_tree
 from vqe.models.enhancer import Enhancer
-from vqe.torch_files import listed, unsafe_globals
+from vqe.torch_files import listed, load_error_reason, unsafe_globals
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -85,7 +85,7 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
         raise CheckpointError(
             f"{key}={path}: cannot be read as a checkpoint, it is damaged (e.g. truncated by "
             f"an interrupted copy) or not one; copy it again or use another "
-            f"({type(error).__name__}: {first_line(error)})"
+            f"({load_error_reason(error)})"
         ) from error
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise CheckpointError(
@@ -93,12 +93,6 @@ def read_checkpoint(path: str | Path, key: str = "ckpt") -> dict[str, Any]:
             "by train_vqe.py"
         )
     return dict(checkpoint)
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's first line: PyTorch's unpickling errors run to a page of advice."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def enhancer_state_dict(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Tensor]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 import shutil
 from pathlib import Path
@@ -44,21 +45,33 @@ from vqe.video import read_frames
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
 CRITIC_FRAMES = 4
-_PROFILE_HEIGHT = 96  # pixels; profiles are resized to this height for the page
+#: Size of a temporal profile on the page, in pixels. A profile is one column per frame, so a
+#: clip of a few dozen frames drawn at its own width is a strip too thin to read: each frame
+#: becomes a band of equal whole-pixel width, the strip at least PROFILE_MIN_WIDTH wide; a
+#: long clip is averaged down to PROFILE_MAX_WIDTH.
+PROFILE_HEIGHT = 128
+PROFILE_MIN_WIDTH = 192
+PROFILE_MAX_WIDTH = 960
 
 
 def _frames(path: Path) -> list[np.ndarray]:
     return list(read_frames(path))
 
 
-def _png(image: np.ndarray) -> str:
-    height, width = image.shape[:2]
-    scale = _PROFILE_HEIGHT / height
-    resized = Image.fromarray(image).resize(
-        (max(1, round(width * scale * 4)), _PROFILE_HEIGHT), Image.NEAREST
-    )  # ×4 wider: one column per frame is too thin to see
+def profile_image(profile: np.ndarray) -> Image.Image:
+    """A temporal profile (H×T×3 uint8) at the page's size (see :data:`PROFILE_HEIGHT`)."""
+    frames = profile.shape[1]
+    # Rows are averaged down (BOX), not dropped: a 720-row column keeps what each row shows.
+    image = Image.fromarray(profile).resize((frames, PROFILE_HEIGHT), Image.BOX)
+    band = max(1, math.ceil(PROFILE_MIN_WIDTH / frames))
+    if frames * band > PROFILE_MAX_WIDTH:
+        return image.resize((PROFILE_MAX_WIDTH, PROFILE_HEIGHT), Image.BOX)
+    return image.resize((frames * band, PROFILE_HEIGHT), Image.NEAREST)  # sharp frame edges
+
+
+def _png(profile: np.ndarray) -> str:
     buffer = io.BytesIO()
-    resized.save(buffer, format="PNG")
+    profile_image(profile).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

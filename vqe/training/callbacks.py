@@ -4,9 +4,10 @@ bar — are configured in ``configs/callbacks``):
 * :class:`SubmissionWriter` — the test end: per-video means of what ``test_step`` returns,
   gathered over ranks, written by rank 0 in the layout of :mod:`vqe.metrics.results`:
   ``submission/`` with exactly ``metrics_supervised.csv`` and ``metrics_unsupervised.csv``
-  (official schema), ``submission.zip`` (the upload), ``score.json`` (scored with
-  :func:`vqe.metrics.score.score_submission`, the function ``codalab_scoring/score.py`` runs;
-  printed and logged), ``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and
+  (official schema), ``submission.zip`` (the upload; ``submission-random-critics.zip`` when the
+  module's critics are random), ``score.json`` (scored with
+  :func:`vqe.metrics.score.score_submission`, the function ``codalab_scoring/score.py`` runs,
+  and which critic weights scored it; printed and logged), ``tables/quality.csv`` (PSNR, SSIM, LPIPS per supervised video) and
   ``tables/temporal.csv`` (flicker and warping error per video).
 * :class:`ValidationImageGrid` — a grid of input / output / target frames of the first
   validation batches, logged to TensorBoard and saved as a PNG.
@@ -39,7 +40,7 @@ from torchvision.utils import make_grid
 
 from vqe.atomic import atomic_path
 from vqe.metrics.quality import FrameQuality, build_frame_quality
-from vqe.metrics.results import RunResults, write_results
+from vqe.metrics.results import CriticsUsed, RunResults, write_results
 from vqe.metrics.temporal import DEFAULT_FLOW_HEIGHT
 from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics
 
@@ -50,6 +51,15 @@ LOGGED_RESULTS = (
     "score", "mean_rmse", "mean_psnr", "mean_ssim", "mean_lpips", "mean_flicker",
     "mean_warping_error",
 )  # fmt: skip
+
+
+def critics_used(pl_module: pl.LightningModule) -> CriticsUsed | None:
+    """The weights of the module's metric critics (``metric_critics``, a
+    :class:`~vqe.critics.scorer.CriticScorer`); None when it has none."""
+    scorer = getattr(pl_module, "metric_critics", None)
+    if scorer is None:
+        return None
+    return CriticsUsed.of(scorer.vqa.module, scorer.dover.module)
 
 
 def _gather(metrics: VideoMetrics, trainer: pl.Trainer) -> VideoMetrics:
@@ -141,7 +151,9 @@ class SubmissionWriter(pl.Callback):
         if trainer.world_size == 1:
             self.temporal.update(subsets, videos, frames, outputs["enhanced"], batch["x"])
 
-    def _write_and_score(self, metrics: VideoMetrics) -> RunResults:
+    def _write_and_score(
+        self, metrics: VideoMetrics, critics: CriticsUsed | None = None
+    ) -> RunResults:
         quality_columns = self._frame_quality.columns if self._frame_quality is not None else ()
         written = write_results(
             self.results_dir,
@@ -153,6 +165,7 @@ class SubmissionWriter(pl.Callback):
             temporal_measures=self.temporal.measures,
             subset=self.subset,
             overwrite=True,
+            critics=critics,
         )
         rank_zero_info(written.summary())
         if written.score is None:
@@ -165,7 +178,7 @@ class SubmissionWriter(pl.Callback):
         rank_zero_info(
             f"objective score of {written.layout.submission_dir} ({kind}; "
             f"{written.supervised_videos} supervised, {written.unsupervised_videos} unsupervised "
-            f"videos):\n{written.score.format()}"
+            f"videos):\n{written.format_score()}"
         )
         return written
 
@@ -174,7 +187,7 @@ class SubmissionWriter(pl.Callback):
         results: dict[str, Any] = {}
         if trainer.is_global_zero:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            results = self._write_and_score(metrics).to_dict()
+            results = self._write_and_score(metrics, critics_used(pl_module)).to_dict()
             logged = {
                 f"test/{name}": float(results[name]) for name in LOGGED_RESULTS if name in results
             }
@@ -343,6 +356,7 @@ class ResumeCheckpoint(ModelCheckpoint):
 
 __all__ = [
     "LOGGED_RESULTS",
+    "critics_used",
     "Interruption",
     "ResumeCheckpoint",
     "SubmissionWriter",

@@ -34,6 +34,7 @@ RUN_OUTPUTS = (
     "images",
     "submission",
     "submission.zip",
+    "submission-random-critics.zip",  # the zip of a run scored with random critics
     "score.json",
     "tables",
 )

@@ -195,6 +195,8 @@ class DOVER(nn.Module):
         #: Identifies the weights (file digest, or the random critic's seed digest); set by
         #: :func:`load_dover`. Cache keys of DOVER scores use it.
         self.weights_digest = ""
+        #: The weights file it loaded ("" for a random critic); results name it.
+        self.weights_file = ""
 
     def forward(self, views: Mapping[str, Tensor]) -> list[Tensor]:
         """Normalised views → ``[technical map, aesthetic map]``, each K×1×T/2×H/32×W/32."""
@@ -293,6 +295,7 @@ def _dover_from_file(path: Path) -> DOVER:
     model = DOVER()
     load_strict(model, read_state_dict(path), source=path)
     model.weights_digest = weights_digest(path)
+    model.weights_file = str(path)
     return model
 
 
