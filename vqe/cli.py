@@ -58,6 +58,9 @@ TOOLS: dict[str, Tool] = {
         "vqe.benchmarks.bradley_terry_fit", "Bradley–Terry fit time for 300k votes"
     ),
     "bench-quality": Tool("vqe.benchmarks.quality", "staged recipe in N minutes → quality table"),
+    "bench-frontier": Tool(
+        "vqe.benchmarks.frontier", "every preset by the quality recipe → quality against ms/frame"
+    ),
     "bench-baseline-bar": Tool(
         "vqe.benchmarks.baseline_bar", "score and RMSE of the baseline and the identity"
     ),

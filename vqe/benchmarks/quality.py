@@ -22,7 +22,7 @@ test videos against their clean targets, beside the input and the baseline.
    printed line names its split; ``targets`` and ``means`` are the test split's.
 3. **Methods**: *input* (the degraded mp4 as decoded), *baseline* (``baseline/baseline.py``'s
    job, :func:`vqe.baseline.tone.tone_map_video` over the folder), *stage 1* and *final* —
-   both through :func:`vqe.enhance.enhance_folder`, the function ``python -m vqe.enhance
+   both through :func:`vqe.inference.enhance.enhance_folder`, the function ``vqe enhance
    --ckpt CKPT --dir_in … --dir_out …`` calls (deploy graph, LUT-weight smoothing, official
    H.264 encoding).
 4. **Metrics**, decoded outputs vs clean target frames, per frame then averaged per clip and
@@ -243,12 +243,12 @@ def run_baseline(inputs: Path, folder: Path, expected: int) -> Path:
 def run_enhancer(
     checkpoint: Path, inputs: Path, folder: Path, settings: EnhanceSettings, expected: int
 ) -> Path:
-    """``python -m vqe.enhance --ckpt checkpoint --dir_in inputs --dir_out folder`` in process."""
+    """``vqe enhance --ckpt checkpoint --dir_in inputs --dir_out folder`` in process."""
     # load_backend caches models by path; a rerun into the same --out has new weights there.
     load_backend.cache_clear()
     spec = ModelSpec("ckpt", checkpoint, "cpu")
     report = enhance_folder(inputs, folder, spec, settings, workers=1, overwrite=True)
-    _check(report, f"vqe.enhance with {checkpoint.name}", expected)
+    _check(report, f"vqe enhance with {checkpoint.name}", expected)
     return folder
 
 
@@ -347,7 +347,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *markdown_lines(targets["verdicts"], targets["split"]),
         "",
-        "Enhancer: `vqe.enhance` with LUT-weight smoothing "
+        "Enhancer: `vqe enhance` with LUT-weight smoothing "
         + (f"α = {smoothing['alpha']}" if smoothing["enabled"] else "off")
         + "; flicker is measured against the clean target (0 = as steady as the target).",
     ]
@@ -702,9 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the test clips")
     parser.add_argument(
         "--smoothing-alpha", type=float, default=DEFAULT_ALPHA,
-        help=f"vqe.enhance LUT-weight smoothing (default {DEFAULT_ALPHA})",
+        help=f"vqe enhance's LUT-weight smoothing (default {DEFAULT_ALPHA})",
     )  # fmt: skip
-    parser.add_argument("--no-smoothing", action="store_true", help="vqe.enhance --no-smoothing")
+    parser.add_argument("--no-smoothing", action="store_true", help="vqe enhance --no-smoothing")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="Hydra overrides for every training stage, e.g. dataset.train_pairs.reference_luma=null",

@@ -547,13 +547,6 @@ def save_profile_plot(
     return path
 
 
-def side_by_side(images: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Images of one height joined left to right with white gaps (input | output profiles)."""
-    spacer = np.full((images[0].shape[0], gap, 3), 255, dtype=np.uint8)
-    parts = [part for image in images for part in (image, spacer)][:-1]
-    return np.concatenate(parts, axis=1)
-
-
 # --------------------------------------------------------------------------- command line
 
 
