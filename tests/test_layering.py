@@ -162,3 +162,15 @@ def test_known_upward_edges_are_still_real() -> None:
     assert not stale, f"paid-off debts, delete them from KNOWN_UPWARD_EDGES: {stale}"
     sideways = [edge for edge in KNOWN_UPWARD_EDGES if layer_of(edge[1]) <= layer_of(edge[0])]
     assert not sideways, f"not upward, delete them from KNOWN_UPWARD_EDGES: {sideways}"
+
+
+def test_the_package_docstring_names_every_unit_of_the_layer_table() -> None:
+    """vqe/__init__.py describes the layers for readers; vqe/layers.py is the data. A unit added
+    to the data but not to the description is a fact kept twice and already drifting."""
+    import re
+
+    import vqe
+
+    units = [unit.split(".", 1)[1] for _, layer in LAYERS for unit in layer if unit != "vqe"]
+    missing = [u for u in units if not re.search(rf"\b{re.escape(u)}\b", vqe.__doc__ or "")]
+    assert not missing, f"vqe/__init__.py's layer list lacks {missing}"

@@ -10,7 +10,8 @@ Layers, bottom up; an import may point only to its own layer or a lower one, nev
 never in a cycle (the data is ``vqe/layers.py``, enforced by ``tests/test_layering.py``)::
 
     foundation    conventions, schema, config_root, output_paths, batch_jobs (a job over a
-                  folder of videos, clean worker pools), video, layers, quiet (warning
+                  folder of videos, clean worker pools), devices, host_memory, video,
+                  torch_files (safe loading), atomic (writes), layers, quiet (warning
                   filters of the entry points), config_hints (mistyped Hydra keys)
     models        models/ (enhancer, deploy graph, loading: presets, checkpoint → enhancer),
                   macs (counts the deploy graph), baseline/ (the hand-written tone curve)
