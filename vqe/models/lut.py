@@ -83,6 +83,14 @@ def trilinear_lookup(frames: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
     return looked_up.squeeze(2)
 
 
+def initial_basis(num_luts: int, lut_size: int) -> nn.Parameter:
+    """N×3×D×D×D basis LUTs to start from: the identity, then small noise (not zeros: see
+    "Initialisation" in the module docstring)."""
+    basis = torch.randn(num_luts, 3, lut_size, lut_size, lut_size) * BASIS_INIT_STD
+    basis[0] = identity_lut(lut_size)
+    return nn.Parameter(basis)
+
+
 # --------------------------------------------------------------------------- regularisers
 
 
@@ -323,11 +331,7 @@ class LutStage(nn.Module):
         self.gain_grid = parse_gain_grid(gain_grid)
         num_gains = self.gain_grid[0] * self.gain_grid[1] if self.gain_grid else 0
         self.num_coefficients = self.num_luts + num_gains
-        shape = (self.num_luts, 3, self.lut_size, self.lut_size, self.lut_size)
-        # Identity + small noise, not zeros: see "Initialisation" in the module docstring.
-        basis = torch.randn(shape) * BASIS_INIT_STD
-        basis[0] = identity_lut(self.lut_size)
-        self.basis = nn.Parameter(basis)
+        self.basis = initial_basis(self.num_luts, self.lut_size)
         self.predictor = LutWeightPredictor(
             self.num_coefficients,
             predictor_channels,

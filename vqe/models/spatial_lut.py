@@ -69,11 +69,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vqe.models.lut import (
-    BASIS_INIT_STD,
     LutStageOutput,
     LutWeightPredictor,
     gain_map,
-    identity_lut,
+    initial_basis,
     parse_gain_grid,
 )
 
@@ -150,11 +149,7 @@ class SpatialLutStage(nn.Module):
         self.gain_grid = parse_gain_grid(gain_grid)
         num_gains = self.gain_grid[0] * self.gain_grid[1] if self.gain_grid else 0
         self.num_coefficients = self.num_weights + num_gains
-        shape = (self.num_luts, 3, self.lut_size, self.lut_size, self.lut_size)
-        # Identity + small noise, not zeros: see "Initialisation" in vqe.models.lut.
-        basis = torch.randn(shape) * BASIS_INIT_STD
-        basis[0] = identity_lut(self.lut_size)
-        self.basis = nn.Parameter(basis)
+        self.basis = initial_basis(self.num_luts, self.lut_size)
         self.predictor = LutWeightPredictor(
             self.num_coefficients,
             predictor_channels,
