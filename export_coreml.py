@@ -1,4 +1,5 @@
-"""Export a trained enhancer to CoreML (default) or ONNX; see :mod:`vqe.export.cli`.
+"""Export a trained enhancer to CoreML (default) or ONNX: ``vqe export`` (:mod:`vqe.cli.export`)
+under its documented path.
 
     python export_coreml.py CKPT [--out PATH] [--height 720 --width 1280]
         [--precision fp16|int8] [--format coreml|onnx] [--allow-over-budget] [--overwrite]
@@ -12,6 +13,6 @@ from vqe.quiet import install_warning_filters
 
 if __name__ == "__main__":
     install_warning_filters()  # before coremltools and torch are imported
-    from vqe.export.cli import main
+    from vqe.cli.export import main
 
     sys.exit(main())

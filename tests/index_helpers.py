@@ -1,4 +1,5 @@
-"""Test helpers: tiny frame sets with a frame-index CSV, written without vqe.data.build / demo."""
+"""Test helpers: tiny frame sets with a frame-index CSV, written without the builder or the demo
+set (:mod:`vqe.dataprep`)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ import yaml
 from torch import nn
 
 from vqe.models.enhancer import Enhancer
-from vqe.models.loading import CONFIG_DIR
-from vqe.training.checkpoints import ENHANCER_PREFIX, MODEL_CONFIG_KEY
+from vqe.models.loading import CONFIG_DIR, ENHANCER_PREFIX, MODEL_CONFIG_KEY
 
 
 def trained_like(enhancer: Enhancer) -> Enhancer:
@@ -29,24 +28,15 @@ def trained_like(enhancer: Enhancer) -> Enhancer:
 
 
 def write_checkpoint(enhancer: Enhancer, preset: str, path: Path) -> Path:
-    """What train_vqe.py's checkpoints hold for vqe.training.checkpoints to read back."""
+    """What train_vqe.py's checkpoints hold for vqe.models.loading to read back."""
     config = yaml.safe_load((CONFIG_DIR / "model_vqe" / f"{preset}.yaml").read_text())
     state = {ENHANCER_PREFIX + name: value for name, value in enhancer.state_dict().items()}
     torch.save({"state_dict": state, "hyper_parameters": {MODEL_CONFIG_KEY: config}}, path)
     return path
 
 
-#: Overrides that make a training run tiny: small model, crops and batches, no worker processes,
-#: no progress bars (test_training, the reliability and DDP modules build on it).
-TINY_RUN = [
-    "model_vqe=tiny",
-    "dataloader.num_workers=0",
-    "dataloader.pin_memory=false",
-    "dataloader.batch_size=2",
-    "dataloader.eval_batch_size=4",
-    "dataset.crop_size=[32,32]",
-    "augmentation=none",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1",
-    "callbacks.progress_bar.refresh_rate=0",
-]
+#: Overrides that make a training run tiny: configs/debug/fast.yaml (CPU, tiny model, crops and
+#: batches, no worker processes, no progress bars, one epoch of 2 training and 1 validation
+#: batches, cheap DOVER, 2 frames of one video per test subset). test_training, the reliability
+#: and DDP modules build on it; a test's own trainer or test_query overrides still win.
+TINY_RUN = ["debug=fast"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vqe.metrics.score import main as score_main
+from vqe.cli.score import main as score_main
 
 SUPERVISED, UNSUPERVISED = "metrics_supervised.csv", "metrics_unsupervised.csv"
 OFFICIAL_COLUMNS = {
@@ -43,7 +43,7 @@ def check_run_submission(
 ) -> None:
     """``run/submission/`` holds exactly the two CSVs and passes the official checks;
     ``run/<zip_name>`` holds exactly those two files, byte for byte, at its root, and the zip
-    of the other name is absent; our ``codalab_scoring/score.py`` (``vqe.metrics.score.main``)
+    of the other name is absent; our ``codalab_scoring/score.py`` (``vqe.cli.score.main``)
     scores both. ``zip_name``: :data:`RANDOM_CRITICS_ZIP` for a run scored by random critics."""
     rows = {SUPERVISED: supervised_rows, UNSUPERVISED: unsupervised_rows}
     folder = run / "submission"

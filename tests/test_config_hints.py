@@ -1,4 +1,4 @@
-"""vqe.config_hints: a mistyped Hydra key gets one line naming the nearest key, exit 1."""
+"""vqe.cli.config_hints: a mistyped Hydra key gets one line naming the nearest key, exit 1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vqe import cli
-from vqe.config_hints import check_overrides, dotted_keys, unknown_key_message
+from vqe.cli.config_hints import check_overrides, dotted_keys, unknown_key_message
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,4 +83,20 @@ def test_vqe_hydra_tools_answer_a_mistyped_key(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err == (
         "error: no config key 'evaluation.subst' — did you mean 'evaluation.subset'?\n"
     )
-    assert set(cli.HYDRA_CONFIGS) <= set(cli.TOOLS)
+    assert cli.HYDRA_TOOLS <= set(cli.TOOLS)
+
+
+@pytest.mark.parametrize(
+    ("module", "override", "nearest"),
+    [("vqe.cli.macs", "max_dept=2", "max_depth"), ("vqe.cli.evaluate", "ckp=x", "ckpt")],
+)
+def test_python_m_hydra_tools_answer_a_mistyped_key(
+    module: str, override: str, nearest: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, override],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    key = override.split("=")[0]
+    assert result.stderr == f"error: no config key '{key}' — did you mean '{nearest}'?\n"

@@ -11,6 +11,7 @@ fails this test; removing a debt means deleting its entry (a stale entry fails t
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -167,10 +168,58 @@ def test_known_upward_edges_are_still_real() -> None:
 def test_the_package_docstring_names_every_unit_of_the_layer_table() -> None:
     """vqe/__init__.py describes the layers for readers; vqe/layers.py is the data. A unit added
     to the data but not to the description is a fact kept twice and already drifting."""
-    import re
-
     import vqe
 
     units = [unit.split(".", 1)[1] for _, layer in LAYERS for unit in layer if unit != "vqe"]
     missing = [u for u in units if not re.search(rf"\b{re.escape(u)}\b", vqe.__doc__ or "")]
     assert not missing, f"vqe/__init__.py's layer list lacks {missing}"
+
+
+def readme_layout() -> str:
+    """README.md's ``## Layout`` section, up to the next ``## `` heading."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Layout\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def units_named(section: str) -> dict[str, str]:
+    """Each unit the text names (``vqe/data/…``, ``vqe/macs.py``, ``vqe.macs`` → its unit), with
+    how it was first written: the path of a package ends in ``/``, of a module in ``.py``."""
+    found: dict[str, str] = {}
+    for match in re.finditer(r"(?<![\w/.-])vqe([/.])(\w+)(\.py\b|/)?", section):
+        separator, name, ending = match.groups()
+        if name == "py" or (separator == "." and ending == "/"):
+            continue
+        written = f"vqe{separator}{name}{ending or ''}"
+        found.setdefault(f"vqe.{name}", written)
+    return found
+
+
+def test_the_readme_layout_names_every_unit_and_only_units() -> None:
+    """README's Layout describes the layers for readers; vqe/layers.py is the data. A unit of
+    the table that the section leaves out, or a name there that is no unit (a moved module, a
+    module written as a package), is the same fact kept twice and drifting."""
+    named = units_named(readme_layout())
+    units = [unit for _, layer in LAYERS for unit in layer if unit != "vqe"]
+    missing = [unit for unit in units if unit not in named]
+    unknown = sorted(written for unit, written in named.items() if unit not in units)
+    wrong_form = sorted(
+        written
+        for unit, written in named.items()
+        if unit in units and written.startswith("vqe/") and not (ROOT / written).exists()
+    )
+    assert not (missing or unknown or wrong_form), (
+        f"README.md's Layout section lacks units {missing}; names non-units {unknown}; "
+        f"names paths that do not exist {wrong_form} (vqe/layers.py is the table)"
+    )
+
+
+def test_units_named_reads_paths_and_dotted_names() -> None:
+    text = "vqe/data/ build; vqe/macs.py budget; vqe.study app; configs/vqe.yaml; vqe/cli.py"
+    assert units_named(text) == {
+        "vqe.data": "vqe/data/",
+        "vqe.macs": "vqe/macs.py",
+        "vqe.study": "vqe.study",
+        "vqe.cli": "vqe/cli.py",
+    }

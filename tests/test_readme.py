@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 #: The files whose commands run, in this order; only README.md holds the CI lines.
 DOC_FILES = (README, REPO / "docs" / "benchmarks.md")
-DEMO_LINE = re.compile(r"^(python -m vqe\.data\.demo|vqe demo) /tmp/vqe_demo$")
+DEMO_LINE = re.compile(r"^(python -m vqe\.cli\.demo|vqe demo) /tmp/vqe_demo$")
 #: Programs a runnable README command may start with.
 KNOWN_PROGRAMS = (
     "python train_vqe.py",
@@ -60,10 +60,11 @@ KNOWN_PROGRAMS = (
 #: Hydra tools (their ``# real data`` lines compose with ``--cfg job``), in both forms.
 HYDRA_PROGRAMS = (
     "python train_vqe.py",
-    "python -m vqe.data.build",
-    "python -m vqe.evaluate",
-    "python -m vqe.macs",
+    "python -m vqe.cli.build",
+    "python -m vqe.cli.evaluate",
+    "python -m vqe.cli.macs",
     "vqe build ",
+    "vqe train ",
     "vqe evaluate ",
     "vqe macs ",
 )
@@ -340,7 +341,7 @@ def test_vqe_tool_lines_follow_their_module_forms() -> None:
     assert program_of("python -m vqe.temporal --x") == [python, "-m", "vqe.temporal"]
     assert program_of("python baseline/baseline.py --x") == [python, "baseline/baseline.py"]
     assert DEMO_LINE.match("vqe demo /tmp/vqe_demo") and DEMO_LINE.match(
-        "python -m vqe.data.demo /tmp/vqe_demo"
+        "python -m vqe.cli.demo /tmp/vqe_demo"
     )
 
 

@@ -1,7 +1,7 @@
 """Batch jobs: run a per-video job over a folder in parallel, with a progress bar, finishing the
 good videos and listing the bad ones; and the clean worker-pool context every batch tool uses.
-Shared by the baseline (:mod:`vqe.baseline.cli`), the enhancer (:mod:`vqe.inference.enhance`),
-the data builder (:mod:`vqe.data.build`) and :mod:`vqe.metrics.synthetic_inputs`.
+Shared by the baseline (:mod:`vqe.cli.baseline`), the enhancer (:mod:`vqe.inference.enhance`),
+the data builder (:mod:`vqe.dataprep.build`) and :mod:`vqe.metrics.synthetic_inputs`.
 
 The job is ``job(source, destination) -> frames written``; it must be picklable (a module-level
 function or a :func:`functools.partial` of one) so worker processes can run it.

@@ -1,7 +1,7 @@
 """The Hydra config root (``<repo>/configs``) and the one resolver its configs use.
 
-Everything that composes configs (``train_vqe.py``, ``vqe.evaluate``, ``vqe.macs``, the model
-presets of :mod:`vqe.models.loading`) takes the folder from here; importing this module
+Everything that composes configs (the Hydra tools ``vqe train``, ``vqe evaluate``, ``vqe macs``,
+the model presets of :mod:`vqe.models.loading`) takes the folder from here; importing this module
 registers ``${vqe.mac_budget:}``, the challenge's MAC budget, so that no config holds its own copy.
 Importable without torch.
 """

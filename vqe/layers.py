@@ -12,24 +12,31 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("vqe", "vqe.layers", "vqe.conventions", "vqe.schema", "vqe.config_root",
                     "vqe.output_paths", "vqe.batch_jobs", "vqe.devices", "vqe.host_memory",
                     "vqe.video", "vqe.torch_files", "vqe.atomic", "vqe.quiet",
-                    "vqe.config_hints")),
+                    "vqe.moved")),
     # The enhancers: the trained two-stage model and the hand-written tone-curve baseline.
     ("models", ("vqe.models", "vqe.macs", "vqe.baseline")),
+    # Run-time data (what training loads) and the critics, siblings.
     ("data, critics", ("vqe.data", "vqe.critics")),
+    # Offline data preparation: the official layout → frame index, the demo set, critic caches.
+    ("data preparation", ("vqe.dataprep",)),
     ("losses", ("vqe.losses",)),
-    # What a run measures (frame and video metrics, the official score, the results layout,
-    # Bradley–Terry): below training, whose test loop writes them.
+    # What a run measures (frame and video metrics, the official score, the results layout):
+    # below training, whose test loop writes them.
     ("metrics", ("vqe.metrics",)),
+    # Pairwise preference analysis: human votes (P.910, Bradley–Terry) and the critics' tournament.
+    ("preference", ("vqe.preference",)),
     ("training", ("vqe.training",)),
     ("export", ("vqe.export",)),
     ("inference", ("vqe.inference",)),
-    ("evaluation, analysis", ("vqe.evaluate", "vqe.benchmarks", "vqe.study")),
-    ("entry points", ("vqe.cli",)),  # vqe TOOL: imports tools by name, at run time only
+    ("analysis", ("vqe.study",)),  # the preference-study web app
+    # The commands wing: every tool's main() (vqe.cli.<tool>; the benchmarks in vqe.cli.bench)
+    # and the deprecated python -m aliases of old paths, which import vqe.moved only.
+    ("entry points", ("vqe.cli", "vqe.benchmarks", "vqe.evaluate")),
 )
 
 
 def unit_of(module: str) -> str:
-    """``vqe.data.build`` → ``vqe.data``; ``vqe.macs`` → ``vqe.macs``; ``vqe`` → ``vqe``."""
+    """``vqe.data.photos`` → ``vqe.data``; ``vqe.macs`` → ``vqe.macs``; ``vqe`` → ``vqe``."""
     return ".".join(module.split(".")[:2])
 
 

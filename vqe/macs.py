@@ -12,16 +12,13 @@ pass, plus handles for the ops it leaves uncounted or counts wrongly here:
   Pure additions, comparisons, clamps, floors, ReLUs and copies count 0 — they are not MACs.
 
 An :class:`~vqe.models.enhancer.Enhancer` is counted as it ships: its deploy graph (fused convs,
-atlas LUT lookup, :mod:`vqe.models.deploy`). Any other module is counted as given.
-
-CLI: ``python -m vqe.macs model_vqe=<preset> [height=720 width=1280 limit=20e9 max_depth=3]``
-prints a per-module table whose last line is ``total_macs=<integer>`` and exits 1 over the limit.
+atlas LUT lookup, :mod:`vqe.models.deploy`). Any other module is counted as given. The command
+``vqe macs`` (:mod:`vqe.cli.macs`) prints a preset's table.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -243,39 +240,7 @@ def check_budget(
     return report
 
 
-# --------------------------------------------------------------------------- CLI
-
-def run(cfg: Any) -> int:
-    """Build ``cfg.model_vqe``, print its MAC table and ``total_macs=``; 1 when over the limit."""
-    from hydra.utils import instantiate
-
-    model = instantiate(cfg.model_vqe)
-    report = count_macs(model, height=int(cfg.height), width=int(cfg.width))
-    print(f"MACs per 1×3×{report.height}×{report.width} frame (deploy graph)")
-    print(report.table(max_depth=int(cfg.max_depth)))
-    over = report.total > float(cfg.limit)
-    if over:
-        print(
-            f"over budget: {report.total:,} MACs > limit {float(cfg.limit):,.0f}", file=sys.stderr
-        )
-    sys.stdout.flush()
-    print(f"total_macs={report.total}")
-    return 1 if over else 0
-
-
-def main() -> None:
-    import hydra
-
-    from vqe.config_root import CONFIG_DIR
-
-    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="macs")
-    def _entry(cfg: Any) -> None:
-        code = run(cfg)
-        if code:
-            sys.exit(code)
-
-    _entry()
-
-
 if __name__ == "__main__":
-    main()
+    from vqe.moved import run_moved
+
+    run_moved("vqe.macs", "macs")

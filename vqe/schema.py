@@ -10,6 +10,9 @@ from __future__ import annotations
 TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
 SPLITS = ("train", "test")
+#: Written last into a demo set's root (:mod:`vqe.dataprep.demo`); ``dataset=demo`` refuses a
+#: data root without it.
+DEMO_MANIFEST = "demo.json"
 
 IMG_SOURCE = "img_source"  # path of the input frame, relative to the data root
 IMG_TARGET = "img_target"  # path of the target frame; empty for unsupervised rows

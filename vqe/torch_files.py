@@ -3,7 +3,7 @@
 ``torch.load(weights_only=True)`` refuses such a file with an ``UnpicklingError``; the tools
 then say *why* — it would run code named in the file — instead of calling it damaged. Shared by
 the enhancer checkpoints (:mod:`vqe.models.loading`) and the critics' weights
-(:mod:`vqe.critics.checkpoints`).
+(:mod:`vqe.critics.weights`).
 """
 
 from __future__ import annotations

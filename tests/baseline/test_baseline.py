@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vqe.baseline.cli import main
 from vqe.baseline.tone import ToneMapper, ToneSettings, tone_map_video
 from vqe.batch_jobs import process_folder
+from vqe.cli.baseline import main
 from vqe.metrics.temporal import flicker, luma
 from vqe.output_paths import OutputPathError
 from vqe.video import OFFICIAL_FPS, probe, read_frames, write_video

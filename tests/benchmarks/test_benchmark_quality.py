@@ -3,7 +3,7 @@ degraded validation and test clips (photos and the test video), the real vqe.enh
 the baseline, every metric per clip and per split, the report files and the face-crop strip.
 
 No quality target here — the tiny model trains for two steps per stage; the full run
-(``python -m vqe.benchmarks.quality``) is where the targets are checked.
+(``vqe bench-quality``) is where the targets are checked.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vqe.benchmarks import quality
-from vqe.benchmarks.quality_clips import (
+from vqe.cli.bench import quality
+from vqe.cli.bench.quality_clips import (
     FOREGROUND,
     crop_box,
     face_box,
@@ -28,7 +28,7 @@ from vqe.benchmarks.quality_clips import (
     make_video_clip,
     split_sources,
 )
-from vqe.benchmarks.quality_recipe import STAGES, _max_time, timed_overrides, wall_clock_cosine
+from vqe.cli.bench.quality_recipe import STAGES, _max_time, timed_overrides, wall_clock_cosine
 from vqe.data.person_region import ellipse_membership
 from vqe.data.photos import (
     PEOPLE,
@@ -201,7 +201,7 @@ def test_the_strip_crops_the_face_when_there_is_one() -> None:
 
 def test_the_wall_clock_schedule_follows_time_not_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("vqe.benchmarks.quality_recipe.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("vqe.cli.bench.quality_recipe.time.perf_counter", lambda: now[0])
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([parameter], lr=1.0)
     scheduler = wall_clock_cosine(optimizer, total_steps=3, seconds=10.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vqe.benchmarks import frontier
+from vqe.cli.bench import frontier
 
 #: The two cheapest presets with a LUT stage: one without a U-Net (the recipe's LUT-only path)
 #: and lut_unet's own LUT stage.

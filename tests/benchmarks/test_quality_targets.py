@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vqe.benchmarks.quality_targets import as_records, judge, markdown_lines
+from vqe.cli.bench.quality_targets import as_records, judge, markdown_lines
 
 
 def _clip(psnr: float, ssim: float = 0.7, ciede: float = 8.0, cast: float = 5.0,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vqe.benchmarks import enhance_throughput, inference, train_step
+from vqe.cli.bench import enhance_throughput, inference, train_step
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:RuntimeWarning")
 
@@ -53,7 +53,7 @@ def test_inference_reports_the_lut_stage_share(tmp_path: Path) -> None:
 
 def test_the_prepared_gpu_suite_runs_every_benchmark_into_its_folder(tmp_path: Path) -> None:
     """The script a GPU session runs in one sitting, checked here on the CPU at toy sizes."""
-    from vqe.benchmarks import gpu_suite
+    from vqe.cli.bench import gpu_suite
 
     assert gpu_suite.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
     folders = {"inference", "train_step_fp32", "train_step_bf16", "enhance_throughput"}
@@ -71,7 +71,7 @@ def test_the_gpu_suite_refuses_a_missing_gpu_with_what_to_do(
 ) -> None:
     import torch
 
-    from vqe.benchmarks import gpu_suite
+    from vqe.cli.bench import gpu_suite
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit):

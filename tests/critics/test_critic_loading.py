@@ -15,16 +15,16 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from vqe.critics import VQA, load_vqa
-from vqe.critics.checkpoints import (
+from vqe.critics.frozen import clear_critic_cache, is_frozen
+from vqe.critics.weights import (
     MAX_LISTED_KEYS,
-    CheckpointMismatchError,
-    CheckpointReadError,
     CriticWeightsMissingError,
+    WeightsMismatchError,
+    WeightsReadError,
     load_strict,
     read_state_dict,
     weights_digest,
 )
-from vqe.critics.frozen import clear_critic_cache, is_frozen
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model_vqa" / "default.yaml"
 
@@ -102,9 +102,9 @@ def test_a_weights_file_that_would_run_code_is_refused_before_it_runs(tmp_path: 
     marker = tmp_path / "payload_ran"
     path = tmp_path / "VQA.ckpt"
     torch.save({"state_dict": {"_model.w": torch.ones(2)}, "evil": Payload(str(marker))}, path)
-    with pytest.raises(CheckpointReadError, match=r"VQA\.ckpt: refused.*pathlib.*convert it once"):
+    with pytest.raises(WeightsReadError, match=r"VQA\.ckpt: refused.*pathlib.*convert it once"):
         read_state_dict(path, prefix="_model.")
-    with pytest.raises(CheckpointReadError, match="refused"):
+    with pytest.raises(WeightsReadError, match="refused"):
         load_vqa(path)
     assert not marker.exists()
 
@@ -112,7 +112,7 @@ def test_a_weights_file_that_would_run_code_is_refused_before_it_runs(tmp_path: 
 def test_unreadable_files_name_the_file(tmp_path: Path):
     garbage = tmp_path / "VQA.ckpt"
     garbage.write_text("version https://git-lfs.github.com/spec/v1\n")
-    with pytest.raises(CheckpointReadError, match=r"VQA\.ckpt.*cannot be read") as caught:
+    with pytest.raises(WeightsReadError, match=r"VQA\.ckpt.*cannot be read") as caught:
         read_state_dict(garbage)
     # One line in our words, quoting PyTorch's cause only: not its weights_only essay.
     message = str(caught.value)
@@ -121,12 +121,12 @@ def test_unreadable_files_name_the_file(tmp_path: Path):
 
     not_a_dict = tmp_path / "tensor.pt"
     torch.save(torch.ones(3), not_a_dict)
-    with pytest.raises(CheckpointReadError, match="got Tensor"):
+    with pytest.raises(WeightsReadError, match="got Tensor"):
         read_state_dict(not_a_dict)
 
     not_tensors = tmp_path / "config.pt"
     torch.save({"weight": torch.ones(1), "name": "resnet"}, not_tensors)
-    with pytest.raises(CheckpointReadError, match="'name' is a str"):
+    with pytest.raises(WeightsReadError, match="'name' is a str"):
         read_state_dict(not_tensors)
 
     with pytest.raises(FileNotFoundError, match="absent.pt"):
@@ -141,7 +141,7 @@ def test_load_strict_lists_missing_unexpected_and_wrong_shapes():
     del state["1.running_var"]
     state["0.weight"] = torch.zeros(5, 4)
     state["head.bias"] = torch.zeros(1)
-    with pytest.raises(CheckpointMismatchError) as caught:
+    with pytest.raises(WeightsMismatchError) as caught:
         load_strict(small_net(), state, source="weights/bad.ckpt")
     message = str(caught.value)
     assert message.startswith("weights/bad.ckpt:")
@@ -152,7 +152,7 @@ def test_load_strict_lists_missing_unexpected_and_wrong_shapes():
 
 def test_load_strict_truncates_long_lists():
     big = nn.Sequential(*(nn.Linear(1, 1) for _ in range(20)))  # 40 keys
-    with pytest.raises(CheckpointMismatchError) as caught:
+    with pytest.raises(WeightsMismatchError) as caught:
         load_strict(big, {}, source="empty.pt")
     message = str(caught.value)
     assert "missing keys (40):" in message
@@ -211,7 +211,7 @@ def test_tampered_vqa_checkpoint_gives_the_clear_error(tmp_path: Path):
     state["_model.extra_head.weight"] = torch.zeros(1)
     path = tmp_path / "VQA.ckpt"
     torch.save({"state_dict": state}, path)
-    with pytest.raises(CheckpointMismatchError) as caught:
+    with pytest.raises(WeightsMismatchError) as caught:
         load_vqa(path)
     message = str(caught.value)
     assert str(path) in message

@@ -18,7 +18,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from vqe.conventions import DOVER_MEAN, DOVER_STD, UINT8_MAX, normalise_dover, to_dover
-from vqe.critics.checkpoints import CheckpointMismatchError, CriticWeightsMissingError
 from vqe.critics.dover import (
     DOVER,
     DoverCritic,
@@ -45,6 +44,7 @@ from vqe.critics.dover.views import (
     technical_view,
 )
 from vqe.critics.frozen import CriticHandle, is_frozen
+from vqe.critics.weights import CriticWeightsMissingError, WeightsMismatchError
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = DOVER_KEYS
@@ -169,7 +169,7 @@ def test_tampered_checkpoint_names_the_bad_keys(
     tampered[key] = torch.zeros(2535, 4)
     path = tmp_path / "DOVER.pth"
     torch.save(tampered, path)
-    with pytest.raises(CheckpointMismatchError) as error:
+    with pytest.raises(WeightsMismatchError) as error:
         load_dover(path)
     message = str(error.value)
     assert str(path) in message

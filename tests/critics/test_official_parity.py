@@ -32,7 +32,7 @@ from vqe.critics.dover.views import sample_fragment_origins
 from vqe.critics.frozen import clear_critic_cache
 from vqe.critics.scorer import CriticScorer, CriticScores
 from vqe.data.datasets import FrameDataset
-from vqe.data.input_scores import DoverScoreCache
+from vqe.data.input_cache import DoverScoreCache
 from vqe.data.transforms import Augmentation, EvalTransform, TrainTransform
 from vqe.losses import LossInputs, WeightedLoss, build_loss
 from vqe.models.enhancer import EnhancerOutput
@@ -316,7 +316,7 @@ def test_cached_vqa_input_features_leave_the_official_scores_unchanged(
     import cv2
 
     from vqe.critics.vqa import VqaInputEncoder
-    from vqe.data.input_scores import FeatureCache
+    from vqe.data.input_cache import FeatureCache
 
     path, state = vqa_checkpoint
     vqa = load_vqa(path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -113,20 +111,19 @@ def test_setup_errors_are_explained(root: Path) -> None:
         make_datamodule(root).test_dataloader()
 
 
-def test_without_a_path_the_demo_set_is_used(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[object] = []
+def test_without_a_path_the_default_root_is_made_once(root: Path) -> None:
+    calls: list[Path] = []
 
-    def ensure_demo(path: Path | None = None) -> Path:
-        calls.append(path)
+    def default_root() -> Path:
+        calls.append(root)
         return root
 
-    monkeypatch.setitem(
-        sys.modules, "vqe.data.demo", types.SimpleNamespace(ensure_demo=ensure_demo)
-    )
-    datamodule = make_datamodule(None)
+    datamodule = make_datamodule(None, default_root=default_root)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    assert calls == [None] and datamodule.data_root() == root and len(datamodule.train_set) > 0
+    assert calls == [root] and datamodule.data_root() == root and len(datamodule.train_set) > 0
+    with pytest.raises(ValueError, match="no default_root"):
+        make_datamodule(None).data_root()
 
 
 def test_distributed_trainer_must_leave_the_sampler_alone(root: Path) -> None:
@@ -359,9 +356,17 @@ def test_only_the_demo_run_trains_on_the_photo_pool(root: Path) -> None:
     assert isinstance(photos, CleanPhotoPairs) and photos.crop_size == (128, 128)
 
 
+def test_dataset_demo_hands_in_the_demo_set_for_a_null_path() -> None:
+    """The demo config passes the demo set's builder: vqe.data may not import vqe.dataprep."""
+    from vqe.dataprep.demo import ensure_demo
+    from vqe.training.train import build
+
+    datamodule = build(_compose_vqe().dataset)
+    assert datamodule.path is None and datamodule.default_root.func is ensure_demo
+
+
 def test_dataset_demo_refuses_a_root_that_is_not_a_demo_set(root: Path, tmp_path: Path) -> None:
     """dataset=demo with a challenge root would train with demo sizes and random critics."""
-    from vqe.data.demo import MANIFEST
     from vqe.training.train import build
 
     not_demo = build(_compose_vqe(f"dataset.path={root}", "dataset.crop_size=16").dataset)
@@ -369,6 +374,6 @@ def test_dataset_demo_refuses_a_root_that_is_not_a_demo_set(root: Path, tmp_path
         not_demo.data_root()
     marked = tmp_path / "demo_elsewhere"
     shutil.copytree(root, marked)
-    (marked / MANIFEST).write_text("{}")
+    (marked / schema.DEMO_MANIFEST).write_text("{}")
     demo = build(_compose_vqe(f"dataset.path={marked}", "dataset.crop_size=16").dataset)
     assert demo.data_root() == marked

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from vqe.critics.dover import DoverCritic, DoverSettings, load_dover
 from vqe.critics.frozen import freeze
-from vqe.data.input_scores import (
+from vqe.data.input_cache import (
     CACHE_DIR,
     SCORE_COLUMN,
     DoverCacheError,
@@ -217,8 +217,8 @@ def write_frames(root: Path, paths: list[str], size: tuple[int, int] = (72, 96))
 
 
 def test_shards_partition_the_index_and_merge_into_the_unsharded_cache(tmp_path: Path) -> None:
-    from vqe.data.input_scores import merge_shard_caches, read_scores, shard_cache_paths
-    from vqe.data.score_inputs import frame_reader, index_sources, is_covered, score_shard
+    from vqe.data.input_cache import merge_shard_caches, read_scores, shard_cache_paths
+    from vqe.dataprep.precompute import frame_reader, index_sources, is_covered, score_shard
 
     index = write_frames(tmp_path / "sharded", PATHS)
     write_frames(tmp_path / "whole", PATHS)
@@ -240,7 +240,7 @@ def test_shards_partition_the_index_and_merge_into_the_unsharded_cache(tmp_path:
 
 
 def test_a_restarted_shard_scores_only_what_is_missing(tmp_path: Path) -> None:
-    from vqe.data.score_inputs import index_sources, score_shard
+    from vqe.dataprep.precompute import index_sources, score_shard
 
     sources = index_sources([write_frames(tmp_path, PATHS)])
     first = score_shard(tmp_path, sources, CountingScorer("k"), (1, 1), limit=4, progress=False)
@@ -251,8 +251,8 @@ def test_a_restarted_shard_scores_only_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_the_tool_scores_shards_with_dover_and_the_last_one_merges(tmp_path: Path) -> None:
-    from vqe.data.input_scores import cache_path, read_scores
-    from vqe.data.score_inputs import main
+    from vqe.cli.score_inputs import main
+    from vqe.data.input_cache import cache_path, read_scores
 
     index = write_frames(tmp_path, PATHS[:4])
     common = ["--data-root", str(tmp_path), "--index", str(index), "--allow-random",
@@ -285,7 +285,7 @@ class CountingEncoder(CountingScorer):
 
 
 def test_feature_cache_stores_rows_without_pickle_and_reloads_them(tmp_path: Path) -> None:
-    from vqe.data.input_scores import FeatureCache
+    from vqe.data.input_cache import FeatureCache
 
     encoder, loader = CountingEncoder("vqa-abc"), CountingLoader()
     features = FeatureCache(tmp_path, encoder, batch_size=4, progress=False).get_or_compute(
@@ -305,7 +305,7 @@ def test_feature_cache_stores_rows_without_pickle_and_reloads_them(tmp_path: Pat
 
 
 def test_a_broken_feature_cache_is_named_with_what_to_do(tmp_path: Path) -> None:
-    from vqe.data.input_scores import FeatureCache
+    from vqe.data.input_cache import FeatureCache
 
     path = tmp_path / CACHE_DIR / "vqa-bad.npz"
     path.parent.mkdir(parents=True)
@@ -323,8 +323,8 @@ def test_a_broken_feature_cache_is_named_with_what_to_do(tmp_path: Path) -> None
 
 
 def test_feature_shards_merge_into_the_unsharded_cache(tmp_path: Path) -> None:
-    from vqe.data.input_scores import FeatureCache, read_features
-    from vqe.data.score_inputs import frame_reader, index_sources, score_shard
+    from vqe.data.input_cache import FeatureCache, read_features
+    from vqe.dataprep.precompute import frame_reader, index_sources, score_shard
 
     index = write_frames(tmp_path / "sharded", PATHS)
     write_frames(tmp_path / "whole", PATHS)
@@ -401,9 +401,10 @@ def test_the_datamodule_delivers_vqa_input_features_of_stored_frames(tmp_path: P
 def test_the_tool_fills_the_vqa_feature_cache_training_reads(tmp_path: Path) -> None:
     import warnings
 
+    from vqe.cli.score_inputs import main
     from vqe.critics.vqa import VqaInputEncoder, load_vqa
-    from vqe.data.input_scores import FeatureCache
-    from vqe.data.score_inputs import frame_reader, main
+    from vqe.data.input_cache import FeatureCache
+    from vqe.dataprep.precompute import frame_reader
 
     index = write_frames(tmp_path, PATHS[:3])
     common = ["--data-root", str(tmp_path), "--index", str(index), "--allow-random",

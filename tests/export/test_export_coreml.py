@@ -15,7 +15,7 @@ import torch
 import yaml
 from model_helpers import write_checkpoint
 
-from vqe.export.cli import main
+from vqe.cli.export import main
 from vqe.export.coreml import (
     SUPPORTED_OPS,
     CoreMLExport,

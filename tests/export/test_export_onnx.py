@@ -13,10 +13,9 @@ import yaml
 from model_helpers import trained_like
 from skimage import data as natural_images
 
+from vqe.cli.export import main
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.export import onnx as onnx_export
-from vqe.export.cli import main
-from vqe.export.deploy import build_deploy_model
 from vqe.export.metadata import preset_source
 from vqe.export.onnx import (
     OnnxExport,
@@ -26,6 +25,7 @@ from vqe.export.onnx import (
     stage_paths,
 )
 from vqe.macs import MacBudgetError
+from vqe.models.deploy import build_deploy_model
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
 

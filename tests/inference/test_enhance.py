@@ -16,11 +16,11 @@ import pytest
 import torch
 from model_helpers import write_checkpoint
 
+from vqe.cli.enhance import main
 from vqe.conventions import rgb_uint8_to_tensor
-from vqe.data.demo import build_demo
+from vqe.dataprep.demo import build_demo
 from vqe.inference import stream
 from vqe.inference.backends import ModelSpec, OnnxBackend, TorchBackend, load_backend
-from vqe.inference.cli import main
 from vqe.inference.stream import (
     EnhanceSettings,
     LutWeightSmoother,

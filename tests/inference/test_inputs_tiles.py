@@ -11,9 +11,10 @@ import torch
 from model_helpers import trained_like, write_checkpoint
 from PIL import Image
 
-from vqe.inference import models_list
+from vqe.cli import models as models_command
+from vqe.cli.enhance import main
 from vqe.inference.backends import TorchBackend, tiled_backend
-from vqe.inference.cli import main
+from vqe.inference.presets import preset_cost
 from vqe.models import pretrained
 from vqe.models.loading import enhancer_from_preset
 from vqe.video import OFFICIAL_FPS, OFFICIAL_PIX_FMT, probe, read_frames, write_video
@@ -282,21 +283,21 @@ def test_models_lists_the_presets_with_their_cost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
-    assert models_list.main(["tiny"]) == 0
+    assert models_command.main(["tiny"]) == 0
     out = capsys.readouterr().out
-    cost = models_list.preset_cost("tiny")
+    cost = preset_cost("tiny")
     assert 0.5 < cost.gmacs < 2 and cost.parameters > 1000
     assert f"  {'tiny':<12}{cost.gmacs:>10.2f}{cost.parameters:>12,}{cost.fp16_mb:>10.2f}\n" in out
     assert "no shipped models yet" in out
 
     (tmp_path / "pretrained").mkdir()
     (tmp_path / "pretrained" / "vqe_small.ckpt").write_bytes(b"0" * 1000)
-    assert models_list.main(["tiny"]) == 0
+    assert models_command.main(["tiny"]) == 0
     out = capsys.readouterr().out
     assert "vqe_small " in out and "no shipped models yet" not in out
 
 
 def test_models_refuses_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:
-    assert models_list.main(["huge"]) == 2
+    assert models_command.main(["huge"]) == 2
     err = capsys.readouterr().err
     assert "huge: no such preset" in err and "tiny" in err

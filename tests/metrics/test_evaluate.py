@@ -1,4 +1,4 @@
-"""python -m vqe.evaluate: the submission CSVs and tables of a checkpoint, checked frame by frame.
+"""vqe evaluate: the submission CSVs and tables of a checkpoint, checked frame by frame.
 
 A tiny enhancer is trained for two steps on a few-frame index; critics are RANDOM (with the
 cheapest DOVER setting), so the values mean nothing — the test recomputes them independently
@@ -24,16 +24,16 @@ from submission_checks import RANDOM_CRITICS_ZIP, check_run_submission
 
 from vqe import schema
 from vqe.conventions import bgr_uint8_to_tensor, vqa_scale_rmse
-from vqe.evaluate import evaluate
 from vqe.metrics.score import score_submission
 from vqe.metrics.temporal import WarpingErrorMeter, flicker
 from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics
-from vqe.models.loading import enhancer_from_preset
-from vqe.training.checkpoints import (
+from vqe.models.loading import (
     CheckpointError,
     enhancer_from_checkpoint,
+    enhancer_from_preset,
     init_enhancer,
 )
+from vqe.training.evaluation import evaluate
 from vqe.training.train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -68,17 +68,11 @@ def checkpoint(frames_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
             "dataset=official",
             "dataset.val_videos=2",  # the tiny index holds few synthetic videos
             f"dataset.path={frames_root}",
-            "model_vqe=tiny",
+            "debug=fast",  # tiny model, batches of 2, 1 epoch of 2 training steps
             "loss=supervised",
             "dataset.train_query=\"subset in ['synthetic', 'real']\"",
             "dataset.crop_size=[16,16]",
-            "dataloader.batch_size=2",
             "test=false",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "trainer.num_sanity_val_steps=0",
-            "callbacks.progress_bar.refresh_rate=0",
             *CHEAP_CRITICS,
         ],
     )

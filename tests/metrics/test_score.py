@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from fixture_files import SAMPLE_SUBMISSION
 
+from vqe.cli.score import main
 from vqe.metrics.score import (
     MISSING_RMSE,
     MISSING_SCORE,
     SubmissionError,
-    main,
     official_video_ids,
     score_submission,
 )

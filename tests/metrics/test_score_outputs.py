@@ -1,4 +1,4 @@
-"""python -m vqe.metrics.score_outputs and vqe.metrics.synthetic_inputs.
+"""vqe score-outputs and vqe synthetic-inputs (vqe.cli.score_outputs, vqe.cli.synthetic_inputs).
 
 A tiny data root in the official layout (one synthetic jpg pair of 3 frames, one 20 fps
 unsupervised clip of 2 frames — 3 frames at 30 fps), RANDOM critics with the cheapest DOVER
@@ -24,18 +24,18 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from submission_checks import RANDOM_CRITICS_ZIP, UPLOAD_ZIP, check_run_submission
 
 from vqe import schema
+from vqe.cli.score_outputs import main
+from vqe.cli.synthetic_inputs import main as synthetic_main
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.critics.dover import DOVER, build_dover
 from vqe.critics.vqa import VQA, load_vqa
-from vqe.data.build import build_dataset
-from vqe.evaluate import evaluate
-from vqe.metrics.output_scoring import score_outputs
-from vqe.metrics.quality import build_frame_quality
+from vqe.dataprep.build import build_dataset
+from vqe.metrics.full_reference import build_frame_quality
+from vqe.metrics.method_scores import score_outputs
 from vqe.metrics.score import MISSING_RMSE, MISSING_SCORE
-from vqe.metrics.score_outputs import main
 from vqe.metrics.synthetic_inputs import encode_lossless, read_rgb
-from vqe.metrics.synthetic_inputs import main as synthetic_main
 from vqe.models.loading import enhancer_from_preset
+from vqe.training.evaluation import evaluate
 from vqe.video import probe, read_frames, write_video
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -300,7 +300,7 @@ def test_repeated_frames_are_scored_once(critics: tuple) -> None:
     """A repeated (enhanced, input) pair reuses its scores; a repeated input its DOVER(x); the
     rows equal scoring every frame."""
     from vqe.critics.scorer import build_critic_scorer
-    from vqe.metrics.output_scoring import DistinctPairScorer
+    from vqe.metrics.method_scores import DistinctPairScorer
 
     rng = np.random.default_rng(3)
     a, b, c = (smooth_frame(rng) for _ in range(3))

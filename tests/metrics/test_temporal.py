@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vqe.cli.temporal import main
 from vqe.conventions import rgb_uint8_to_tensor
 from vqe.metrics.synthetic_inputs import encode_lossless
 from vqe.metrics.temporal import (
@@ -19,7 +20,6 @@ from vqe.metrics.temporal import (
     compare_videos,
     flicker,
     luma,
-    main,
     reliable_warp,
     save_png,
     temporal_profile,

@@ -12,14 +12,16 @@ from model_helpers import trained_like
 from skimage import data as natural_images
 
 from vqe.conventions import rgb_uint8_to_tensor
-from vqe.export.deploy import (
+from vqe.models.blocks import RepConvBlock
+from vqe.models.deploy import (
     DeployEnhancer,
     atlas_lookup,
     build_deploy_model,
+    lookup_bands,
     lut_atlas,
+    red_level_atlas,
+    red_level_lookup,
 )
-from vqe.models.blocks import RepConvBlock
-from vqe.models.deploy import lookup_bands, red_level_atlas, red_level_lookup
 from vqe.models.loading import enhancer_from_preset
 from vqe.models.lut import identity_lut, trilinear_lookup
 

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from config_helpers import compose_config
 from torch import nn
 
+from vqe.cli.macs import run
 from vqe.macs import (
     MAC_BUDGET,
     MacBudgetError,
     MacReport,
     check_budget,
     count_macs,
-    run,
 )
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import enhancer_from_preset
@@ -126,7 +126,7 @@ def test_cli_run_prints_table_and_total_last(capsys: pytest.CaptureFixture[str])
 
 def test_cli_exits_non_zero_over_the_limit() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vqe.macs", "model_vqe=tiny", "height=16", "width=16", "limit=1000"],
+        [sys.executable, "-m", "vqe.cli.macs", "model_vqe=tiny", "height=16", "width=16", "limit=1000"],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 1, result.stderr

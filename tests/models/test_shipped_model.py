@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vqe.baseline.tone import tone_map_video
-from vqe.benchmarks.quality_clips import make_clip
-from vqe.inference.cli import main as enhance_main
+from vqe.cli.bench.quality_clips import make_clip
+from vqe.cli.enhance import main as enhance_main
 from vqe.models.loading import enhancer_from_checkpoint
 from vqe.models.pretrained import DEFAULT_MODEL, shipped_models
 from vqe.video import read_frames
@@ -54,7 +54,7 @@ def test_the_shipped_model_beats_the_baseline_on_an_unseen_person(tmp_path: Path
 def test_export_takes_the_shipped_model_by_name_and_writes_beside_the_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vqe.export.cli import main as export_main
+    from vqe.cli.export import main as export_main
 
     monkeypatch.chdir(tmp_path)
     assert export_main([DEFAULT_MODEL, "--format", "onnx", "--height", "72", "--width", "128"]) == 0

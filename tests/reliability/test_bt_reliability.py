@@ -1,7 +1,7 @@
 """Reliability of the Bradley–Terry analysis when the votes agree (issue: no ranking under
 separation). A small pilot with a clear winner — every vote says baseline > ours > input — used to
 stop the command with exit 1 and leave the study report without ``bt.png`` and ``bt.json``; the
-weak prior of :mod:`vqe.metrics.bt_fit` now gives a finite, correctly ordered ranking."""
+weak prior of :mod:`vqe.preference.bradley_terry` now gives a finite, correctly ordered ranking."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vqe.metrics import bradley_terry
-from vqe.metrics.bt_fit import DEFAULT_PRIOR_STRENGTH, PRIOR_KIND
+from vqe.cli import bradley_terry
+from vqe.preference.bradley_terry import DEFAULT_PRIOR_STRENGTH, PRIOR_KIND
 from vqe.study.config import DB_NAME
 from vqe.study.create import create_study
 from vqe.video import write_video

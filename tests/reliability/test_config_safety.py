@@ -21,8 +21,8 @@ from hydra.utils import instantiate
 from model_helpers import write_checkpoint
 from omegaconf import OmegaConf
 
-from vqe.export.cli import main as export_main
-from vqe.inference.cli import main as enhance_main
+from vqe.cli.enhance import main as enhance_main
+from vqe.cli.export import main as export_main
 from vqe.models.config_tree import UnsafeConfigError, build_from_tree, check_tree
 from vqe.models.enhancer import Enhancer
 from vqe.models.loading import (
@@ -106,7 +106,7 @@ def test_enhance_and_export_refuse_it_in_one_line(
 def test_evaluate_refuses_it(hostile_checkpoint, tmp_path: Path) -> None:
     path, marker = hostile_checkpoint
     result = subprocess.run(
-        [sys.executable, "-m", "vqe.evaluate", f"ckpt={path}",
+        [sys.executable, "-m", "vqe.cli.evaluate", f"ckpt={path}",
          f"paths.output_dir={tmp_path / 'eval'}", "hydra.run.dir=" + str(tmp_path / "hydra")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "HYDRA_FULL_ERROR": "0"},

@@ -21,10 +21,10 @@ import pytest
 from index_helpers import TRAIN_VIDEOS, write_frame_set
 
 from vqe import schema
-from vqe.data.build import build_dataset
 from vqe.data.datamodule import VQEDataModule
 from vqe.data.datasets import UnreadableFrame, read_index
-from vqe.data.extract import MARKER_FILE
+from vqe.dataprep.build import build_dataset
+from vqe.dataprep.extract import MARKER_FILE
 from vqe.video import write_video
 
 UNSUPERVISED = "train/unsupervised"
@@ -51,7 +51,7 @@ def write_clips(root: Path, count: int, frames: int, height: int = 48, width: in
 
 def run_build(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "vqe.data.build", "progress=false", *arguments],
+        [sys.executable, "-m", "vqe.cli.build", "progress=false", *arguments],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -105,7 +105,7 @@ def test_interrupted_build_leaves_no_worker_and_resumes(
         # fps=600 writes 30 PNGs per decoded frame: long enough to be caught mid-extraction.
         # Output goes to a file: a surviving worker would hold a pipe open.
         build = subprocess.Popen(
-            [sys.executable, "-m", "vqe.data.build", f"source_dir={source}", f"out_dir={out}"]
+            [sys.executable, "-m", "vqe.cli.build", f"source_dir={source}", f"out_dir={out}"]
             + ["workers=2", "fps=600", "progress=false"],
             stdout=log_file,
             stderr=subprocess.STDOUT,

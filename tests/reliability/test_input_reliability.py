@@ -27,11 +27,12 @@ from worker_crash_job import crash_on_bad_name
 
 from vqe import schema
 from vqe.batch_jobs import printable
-from vqe.data.build import _results, build_dataset
-from vqe.data.extract import Extraction, Settings, _write_marker
-from vqe.data.index import IndexedVideo, write_index
-from vqe.data.input_scores import write_features, write_scores
-from vqe.data.layout import Item
+from vqe.cli.score import main as score_main
+from vqe.data.input_cache import write_features, write_scores
+from vqe.dataprep.build import _results, build_dataset
+from vqe.dataprep.extract import Extraction, Settings, _write_marker
+from vqe.dataprep.index import IndexedVideo, write_index
+from vqe.dataprep.layout import Item
 from vqe.metrics import score
 
 #: A video name with a byte that is not UTF-8 (Latin-1 "ÿ", as an old archiver writes it); it
@@ -88,7 +89,7 @@ def test_an_index_root_whose_name_is_not_utf8_still_builds(tmp_path: Path) -> No
     source, out = tmp_path / "data", tmp_path / os.fsdecode(b"fr\xe4mes")
     write_clips(source, count=2, frames=FRAMES)
     script = (
-        "import sys; from pathlib import Path; from vqe.data.build import build_dataset; "
+        "import sys; from pathlib import Path; from vqe.dataprep.build import build_dataset; "
         "report = build_dataset(Path(sys.argv[1]), out_dir=Path(sys.argv[2]), progress=False); "
         "sys.exit(0 if report.ok else 1)"
     )
@@ -202,7 +203,7 @@ FULL_DISK_CASES = {
     "frame index": (
         schema.TRAIN_CSV,
         lambda path: write_index(path, [_index_video(5)]),
-        "from vqe.data.index import IndexedVideo, write_index\n"
+        "from vqe.dataprep.index import IndexedVideo, write_index\n"
         "video = IndexedVideo('train', 'unsupervised', 'video_0001', "
         "'train/unsupervised/video_0001/x', None, 400, 48, 64, 30.0)\n"
         "write = lambda: write_index(path, [video])",
@@ -211,21 +212,21 @@ FULL_DISK_CASES = {
     "extraction marker": (
         "extraction.json",
         lambda path: _write_marker(path, Extraction(30.0, 30.0, 5, 48, 64, 1000, None)),
-        "from vqe.data.extract import Extraction, _write_marker\n"
+        "from vqe.dataprep.extract import Extraction, _write_marker\n"
         "write = lambda: _write_marker(path, Extraction(30.0, 30.0, 6, 48, 64, 1200, None))",
         40,
     ),
     "DOVER cache": (
         "dover-key.csv",
         lambda path: write_scores(path, {"a.png": 0.5}),
-        "from vqe.data.input_scores import write_scores\n"
+        "from vqe.data.input_cache import write_scores\n"
         "write = lambda: write_scores(path, {f'f{i:04d}.png': 0.25 for i in range(200)})",
         1024,
     ),
     "feature cache": (
         "vqa-key.npz",
         lambda path: write_features(path, {"a.png": np.ones(512, np.float32)}),
-        "import numpy as np\nfrom vqe.data.input_scores import write_features\n"
+        "import numpy as np\nfrom vqe.data.input_cache import write_features\n"
         "write = lambda: write_features(path, {f'f{i}.png': np.ones(512, np.float32) "
         "for i in range(20)})",
         8192,
@@ -303,7 +304,7 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(
     assert bomb.stat().st_size < 1 << 20  # small on disk
     tracemalloc.start()
     try:
-        assert score.main(["--results", str(bomb)]) == 1
+        assert score_main(["--results", str(bomb)]) == 1
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -367,15 +368,15 @@ def test_csv_files_and_rows_have_caps_with_an_option(
     with pytest.raises(score.SubmissionError) as error:
         score.score_submission(SAMPLE_SUBMISSION, max_bytes=size - 1)
     assert f"{sample}: {size} bytes" in str(error.value) and "--max-bytes" in str(error.value)
-    assert score.main(["--results", str(SAMPLE_SUBMISSION), "--max-rows", "2999"]) == 1
+    assert score_main(["--results", str(SAMPLE_SUBMISSION), "--max-rows", "2999"]) == 1
     error_text = capsys.readouterr().err
     assert "3000" in error_text or "2999" in error_text
     assert "--max-rows" in error_text and str(sample) in error_text
-    assert score.main(["--results", str(SAMPLE_SUBMISSION), "--max-bytes", "100K"]) == 1
+    assert score_main(["--results", str(SAMPLE_SUBMISSION), "--max-bytes", "100K"]) == 1
     assert f"{size} bytes, over the 102400-byte cap" in capsys.readouterr().err
     # The defaults are far above the official submission, which scores as before.
     assert score.DEFAULT_MAX_BYTES >= 16 * size and score.DEFAULT_MAX_ROWS >= 30 * 3000
-    assert score.main(["--results", str(SAMPLE_SUBMISSION)]) == 0
+    assert score_main(["--results", str(SAMPLE_SUBMISSION)]) == 0
 
 
 def test_zip_members_cannot_escape_the_scratch_folder(tmp_path: Path) -> None:
@@ -406,7 +407,7 @@ def test_subset_mode_refuses_a_video_id_that_is_not_a_plain_name(
     lines[2] = f'"{bad_id}",0.05'
     path.write_text("\n".join(lines) + "\n")
 
-    assert score.main(["--results", str(tmp_path), "--subset"]) == 1
+    assert score_main(["--results", str(tmp_path), "--subset"]) == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1, error
     assert repr(bad_id) in error and "line 3" in error and str(path) in error

@@ -14,7 +14,7 @@ import pytest
 import torch
 from model_helpers import write_checkpoint
 
-from vqe.metrics import score_outputs, temporal
+from vqe.cli import score_outputs, temporal
 from vqe.models.loading import enhancer_from_preset
 from vqe.video import write_video
 
@@ -32,7 +32,7 @@ def test_evaluate_on_a_truncated_checkpoint_is_one_logged_line(tmp_path: Path) -
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(good.read_bytes()[:500])
     result = subprocess.run(
-        [sys.executable, "-m", "vqe.evaluate", f"ckpt={cut}", f"hydra.run.dir={tmp_path / 'e'}"],
+        [sys.executable, "-m", "vqe.cli.evaluate", f"ckpt={cut}", f"hydra.run.dir={tmp_path / 'e'}"],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     output = result.stdout + result.stderr

@@ -12,10 +12,17 @@ import numpy as np
 import pytest
 from model_helpers import write_checkpoint
 
-from vqe.baseline.cli import main as baseline_main
-from vqe.export.cli import main as export_main
-from vqe.inference.cli import main as enhance_main
-from vqe.metrics import bradley_terry, p910, score_outputs, synthetic_inputs, temporal, tournament
+from vqe.cli import (
+    bradley_terry,
+    p910,
+    score_outputs,
+    synthetic_inputs,
+    temporal,
+    tournament,
+)
+from vqe.cli.baseline import main as baseline_main
+from vqe.cli.enhance import main as enhance_main
+from vqe.cli.export import main as export_main
 from vqe.models.loading import enhancer_from_preset
 from vqe.video import write_video
 

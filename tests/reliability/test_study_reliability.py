@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vqe.cli.study import main as study_main
 from vqe.study import db as study_db
 from vqe.study import server as study_server
-from vqe.study.__main__ import main as study_main
 from vqe.study.config import CONFIG_NAME, DB_NAME, StudyConfig, StudyError, read_config
 from vqe.study.create import create_study
 from vqe.study.design import PAIR, plan_rater
@@ -395,7 +395,7 @@ def test_the_real_server_answers_413_without_holding_the_body(tmp_path, method_f
     """uvicorn in its own process (``--port 0``: the printed URL names the port it got)."""
     root, config = make_study(tmp_path, method_folders)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "vqe.study", "serve", str(root), "--port",
+    server = subprocess.Popen([sys.executable, "-m", "vqe.cli.study", "serve", str(root), "--port",
                                "0"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         port = int(server.stdout.readline().split(":")[-1].split("/")[0])

@@ -29,11 +29,11 @@ from omegaconf import OmegaConf
 
 import vqe.config_root  # noqa: F401  (registers ${vqe.mac_budget:}, which the configs use)
 from vqe.baseline.tone import tone_map_video
-from vqe.critics.checkpoints import CriticWeightsMissingError
+from vqe.cli import bradley_terry, score, score_outputs, temporal, tournament
+from vqe.cli.enhance import main as enhance_main
+from vqe.cli.export import main as export_main
 from vqe.critics.vqa import load_vqa
-from vqe.export.cli import main as export_main
-from vqe.inference.cli import main as enhance_main
-from vqe.metrics import bradley_terry, score, score_outputs, temporal, tournament
+from vqe.critics.weights import CriticWeightsMissingError
 from vqe.models.loading import enhancer_from_preset
 from vqe.schema import UNSUPERVISED_METRICS_CSV
 from vqe.video import VideoWarning, read_frames

@@ -30,20 +30,20 @@ from index_helpers import write_train_and_test
 from model_helpers import TINY_RUN
 from omegaconf import DictConfig, OmegaConf
 
-from vqe.training.checkpoints import NonFiniteStateError
+from vqe.training.checkpoint_guards import NonFiniteStateError
 from vqe.training.module import VQEModule
 from vqe.training.train import run_training
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "configs"
 
-#: A tiny supervised run (no critics, no test loop) on the frames of ``frames_root``.
+#: A tiny supervised run (no critics, no test loop) on the frames of ``frames_root``; debug=fast
+#: makes it one epoch of 2 training and 1 validation batches unless a test says otherwise.
 TINY = [
     *TINY_RUN,
     "loss=supervised",
     "dataset.train_query=\"subset in ['synthetic', 'real']\"",
     "test=false",
-    "trainer.limit_val_batches=1",
 ]
 #: Overrides a user mistypes, and the key the one-line message must name.
 BAD_NUMBERS = [
@@ -76,7 +76,7 @@ def compose_run(output_dir: Path, root: Path, *overrides: str) -> DictConfig:
 def trained_run(frames_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch of two steps: checkpoints/last.ckpt, best-*.ckpt and csv/metrics.csv."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    cfg = compose_run(run, frames_root, "trainer.max_epochs=1", "trainer.limit_train_batches=2")
+    cfg = compose_run(run, frames_root)  # debug=fast's sizes
     assert run_training(cfg) == 0
     return run
 
@@ -116,7 +116,13 @@ def start_training(run: Path, root: Path, log_path: Path) -> subprocess.Popen[by
         sys.executable,
         "train_vqe.py",
         "--config-name=vqe",
-        *tiny(root, "trainer.max_steps=60", "+logger.csv.flush_logs_every_n_steps=1"),
+        *tiny(
+            root,
+            "trainer.max_steps=60",
+            "trainer.max_epochs=100",  # debug=fast's 1 epoch of 2 batches would end it first
+            "trainer.limit_train_batches=1.0",
+            "+logger.csv.flush_logs_every_n_steps=1",
+        ),
         f"hydra.run.dir={run}",
     ]
     with log_path.open("wb") as log:

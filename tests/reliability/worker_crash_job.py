@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import signal
 
-from vqe.data.extract import ItemResult, Settings
-from vqe.data.index import IndexedVideo
-from vqe.data.layout import Item
+from vqe.dataprep.extract import ItemResult, Settings
+from vqe.dataprep.index import IndexedVideo
+from vqe.dataprep.layout import Item
 
 
 def crash_on_bad_name(item: Item, settings: Settings) -> ItemResult:

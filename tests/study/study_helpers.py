@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m vqe.study serve`` in a subprocess, on a free port of 127.0.0.1."""
+    """``vqe study serve`` in a subprocess, on a free port of 127.0.0.1."""
 
     def __init__(self, study: Path, port: int | None = None) -> None:
         self.study, self.port = study, port or free_port()
@@ -77,7 +77,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vqe.study", "serve", str(self.study), "--port", str(self.port)],
+            [sys.executable, "-m", "vqe.cli.study", "serve", str(self.study), "--port", str(self.port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
         deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from study_helpers import ServerProcess
 
-from vqe.metrics.bt_fit import analyse_votes, read_votes
+from vqe.preference.bradley_terry import analyse_votes, read_votes
 from vqe.study.config import DB_NAME
 from vqe.study.design import DEGRADED, GOLD_DEGRADED, GOLD_SAME
 from vqe.study.export import export_votes

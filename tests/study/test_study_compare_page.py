@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqe.study.__main__ import main
+from vqe.cli.study import main
 from vqe.study.compare_page import (
     PROFILE_HEIGHT,
     PROFILE_MAX_WIDTH,

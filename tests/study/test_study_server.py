@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqe.metrics.bt_fit import analyse_votes, read_votes
+from vqe.preference.bradley_terry import analyse_votes, read_votes
 from vqe.study.config import DB_NAME, VIDEOS_DIR
 from vqe.study.create import create_study
 from vqe.study.design import DEGRADED, GOLD_DEGRADED, GOLD_SAME, PAIR

@@ -36,6 +36,7 @@ GROUPS = (
     "logger",
     "evaluation",
     "experiment",
+    "debug",
 )
 
 

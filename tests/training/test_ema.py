@@ -16,7 +16,7 @@ from config_helpers import compose_config
 from index_helpers import write_train_and_test
 from omegaconf import DictConfig
 
-from vqe.training.checkpoints import ENHANCER_PREFIX, enhancer_from_checkpoint
+from vqe.models.loading import ENHANCER_PREFIX, enhancer_from_checkpoint
 from vqe.training.train import train
 
 DECAY = 0.5  # a short run: with 0.999 the average would barely leave the first step's weights
@@ -106,27 +106,16 @@ def compose_run(output_dir: Path, root: Path, *extra: str) -> DictConfig:
         f"callbacks.ema.decay={DECAY}",
         f"+callbacks.recorder._target_={__name__}.WeightRecorder",
         f"+callbacks.recorder.path={output_dir / 'records.pt'}",
-        "model_vqe=tiny",
+        "debug=fast",  # tiny model, 32² crops, batches of 2, no augmentation, cheap DOVER
         "loss=supervised",
         "dataset=official",
         "dataset.val_videos=2",  # the tiny index holds few synthetic videos
         f"dataset.path={root}",
         "dataset.train_query=\"subset in ['synthetic', 'real']\"",
         "dataset.test_query=\"subset == 'synthetic'\"",  # rows with targets: no critic passes
-        "dataset.crop_size=[32,32]",
-        "augmentation=none",
         "allow_random_critics=true",
-        "evaluation.critics.dover.num_frames=2",
-        "evaluation.critics.dover.num_technical_clips=1",
-        "dataloader.num_workers=0",
-        "dataloader.pin_memory=false",
-        "dataloader.batch_size=2",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=3",
-        "trainer.limit_val_batches=1",
-        "trainer.num_sanity_val_steps=0",
-        "trainer.log_every_n_steps=1",
-        "callbacks.progress_bar.refresh_rate=0",
         "optimizer.lr=1e-2",  # big steps, so the average is far from the last weights
         *extra,
     ]

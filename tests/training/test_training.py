@@ -25,16 +25,17 @@ from omegaconf import DictConfig, OmegaConf
 from submission_checks import RANDOM_CRITICS_ZIP, check_run_submission
 
 from vqe import schema
+from vqe.cli.score import main as codalab_score_main
 from vqe.critics.dover import load_dover
 from vqe.critics.vqa import load_vqa
-from vqe.data.demo import DEMO_DIR_ENV, ensure_demo
+from vqe.dataprep.demo import DEMO_DIR_ENV, ensure_demo
 from vqe.losses import NonFiniteLossError, SupervisedMSE
 from vqe.macs import MacBudgetError
-from vqe.metrics.score import main as codalab_score_main
 from vqe.metrics.score import score_submission
 from vqe.training.train import build_module, train
 
-#: Overrides that make a run tiny: small model, crops and batches, no worker processes.
+#: debug=fast (configs/debug/fast.yaml): one CPU epoch of 2 training and 1 validation batches,
+#: tiny model, crops and batches, no worker processes, cheap DOVER.
 FAST = TINY_RUN
 SUPERVISED_ONLY = "dataset.train_query=\"subset in ['synthetic', 'real']\""
 
@@ -51,17 +52,13 @@ def frames_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def on_frames(root: Path) -> list[str]:
-    """A real (non-demo) dataset.path: random critics must then be allowed explicitly, and the
-    cheapest DOVER setting replaces the official one (32 frames × 3 clips is minutes on a CPU)."""
+    """A real (non-demo) dataset.path: random critics must then be allowed explicitly (FAST
+    already replaces the official DOVER setting, minutes on a CPU, with the cheapest)."""
     return [
         "dataset=official",
         "dataset.val_videos=2",  # the tiny index holds few synthetic videos
         f"dataset.path={root}",
         "allow_random_critics=true",
-        "model_dover.num_frames=2",
-        "model_dover.num_technical_clips=1",
-        "evaluation.critics.dover.num_frames=2",
-        "evaluation.critics.dover.num_technical_clips=1",
     ]
 
 
@@ -142,10 +139,8 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, frames_root: 
         "loss=supervised",
         SUPERVISED_ONLY,
         "test=false",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
     ]
-    results = train(compose_vqe(first, *common, "trainer.max_epochs=1"))
+    results = train(compose_vqe(first, *common))  # FAST: 1 epoch of 2 steps
     assert results["global_step"] == 2
     checkpoints = first / "checkpoints"
     assert (checkpoints / "last.ckpt").is_file() and list(checkpoints.glob("best-epoch000-*.ckpt"))
@@ -184,9 +179,7 @@ def test_critics_stay_unchanged_and_out_of_the_checkpoints(
         *on_frames(frames_root),
         "loss.weights.vqa=1.0",  # the critic term, which the demo leaves out by default
         "test=false",
-        "trainer.max_epochs=1",
         "trainer.limit_train_batches=3",
-        "trainer.limit_val_batches=1",
     )
     assert cfg.loss.weights.vqa > 0
     results = train(cfg)
@@ -221,10 +214,6 @@ def test_training_on_stored_frames_reads_the_vqa_input_features_from_the_cache(
         "dataset.crop_size=null",  # FAST's 32² crops would undo the view's whole frames
         "loss.weights.vqa=1.0",
         "test=false",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
-        "dataloader.batch_size=2",
     ]
     train(compose_vqe(tmp_path / "first", *common))
     (cache,) = (frames_root / ".dover_cache").glob("vqa-*.npz")
@@ -245,9 +234,6 @@ def test_stage_recipe_chains_through_init_from(tmp_path: Path, frames_root: Path
     common = [
         *on_frames(frames_root),
         "test=false",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
     ]
     with pytest.raises(ValueError, match="init_from="):
         train(compose_vqe(tmp_path / "no_init", *common, "experiment=stage2_unet"))
@@ -294,9 +280,9 @@ def test_an_over_budget_model_is_refused_unless_allowed(tmp_path: Path, frames_r
 
 def test_a_missing_dataset_says_how_to_build_one(tmp_path: Path) -> None:
     cfg = compose_vqe(tmp_path / "run", f"dataset.path={tmp_path / 'nowhere'}")
-    with pytest.raises(FileNotFoundError, match="python -m vqe.data.build") as error:
+    with pytest.raises(FileNotFoundError, match="vqe build source_dir=") as error:
         train(cfg)
-    assert "dataset.path=" in str(error.value) and "python -m vqe.data.demo" in str(error.value)
+    assert "dataset.path=" in str(error.value) and "vqe demo" in str(error.value)
 
 
 def test_a_non_finite_loss_stops_the_run_naming_step_and_terms(

@@ -1,1 +1,2 @@
-"""Benchmarks: scripts that print and save measured figures (python -m vqe.benchmarks.<name>)."""
+"""Deprecated aliases: the benchmarks are commands now, in :mod:`vqe.cli.bench` (``vqe bench-NAME``;
+``vqe --help`` lists them). ``python -m vqe.benchmarks.NAME`` still runs them for one release."""

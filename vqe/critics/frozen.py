@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
-from vqe.critics.checkpoints import weights_digest
+from vqe.critics.weights import weights_digest
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 

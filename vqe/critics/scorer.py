@@ -15,7 +15,7 @@ device) and turns (enhanced, input) batches into :class:`CriticScores`.
 
   - ``auto`` (default) — items whose input is a stored frame unchanged (whole frame, no crop,
     flip, jitter or synthesis) take the score the data pipeline delivers in the batch
-    (``dover_input``, from the cache of :mod:`vqe.data.input_scores`, filled once per frame and
+    (``dover_input``, from the cache of :mod:`vqe.data.input_cache`, filled once per frame and
     setting for :attr:`CriticScorer.cache_scorer`); every other item is scored on the batch,
     exactly the view ŷ has. The scorer works on tensors only: it never reads a file.
   - ``cache`` — the same, but an item that is not a stored view is an error (for runs that
@@ -29,7 +29,7 @@ device) and turns (enhanced, input) batches into :class:`CriticScores`.
 * **VQA features of x**: the VQA encodes both frames; the 512 features of a stored input frame
   shown unchanged never change either (frozen encoder, fixed view). ``input_features``:
   ``auto`` (default) takes the features the data pipeline delivers in the batch
-  (``vqa_input``, from the feature cache of :mod:`vqe.data.input_scores`, filled for
+  (``vqa_input``, from the feature cache of :mod:`vqe.data.input_cache`, filled for
   :attr:`CriticScorer.cache_encoder`) and encodes the other items on the batch, without
   gradients (the input is not trained); ``online`` encodes every input on the batch. The
   scores are the same either way (to float32 rounding): one encoder pass fewer per step.

@@ -60,8 +60,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqe.conventions import to_vqa
-from vqe.critics.checkpoints import load_strict, read_state_dict, resolve_weights, weights_digest
 from vqe.critics.frozen import load_once
+from vqe.critics.weights import load_strict, read_state_dict, resolve_weights, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,7 @@ class VQA(nn.Module):
 
 
 class VqaInputEncoder:
-    """The VQA's encoder as a frame scorer of :mod:`vqe.data.input_scores`: internal frames →
+    """The VQA's encoder as a frame scorer of :mod:`vqe.data.input_cache`: internal frames →
     N×512 input features (:meth:`VQA.input_features`), keyed by the weights, so the data side
     can cache and serve the features of stored input frames without knowing the critic."""
 
@@ -513,7 +513,7 @@ def load_vqa(path: str | Path | None, allow_random: bool = False) -> VQA:
 
     ``path`` is ``VQA.ckpt`` (a Lightning checkpoint whose ``state_dict`` keys carry the
     ``_model.`` prefix) or a plain state dict; it is loaded strictly. A path that is not a file
-    raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError`; so does ``None``, unless
+    raises :class:`~vqe.critics.weights.CriticWeightsMissingError`; so does ``None``, unless
     ``allow_random`` is set: then a seeded random critic is returned with a loud warning.
     Its BatchNorms are folded after loading (:meth:`VQA.fold_batchnorms`).
     """

@@ -22,11 +22,18 @@ line. ``on_bad_frame`` says what a missing or undecodable frame does: ``"stop"``
 
 Distributed training: the batch sampler splits batches over ranks itself, so the trainer must
 run with ``use_distributed_sampler=False``; :meth:`VQEDataModule.setup` raises otherwise.
+
+``path: null`` stands for a root made on first use by ``default_root``
+(``configs/dataset/demo.yaml`` passes :func:`vqe.dataprep.demo.ensure_demo`). It is handed in
+rather than imported because making a data set is data preparation, a layer above this one
+(:mod:`vqe.layers`); and it is called here, in :meth:`~VQEDataModule.prepare_data` (one process
+per node, before the others set up), rather than by the trainer's caller, so that ranks started
+together never build the same demo set at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +51,7 @@ from vqe.data.datasets import (
     PairSynthesis,
     read_index,
 )
-from vqe.data.input_scores import (
+from vqe.data.input_cache import (
     DoverScoreCache,
     FeatureCache,
     FrameScorer,
@@ -76,12 +83,10 @@ def _rows_of_videos(table: pd.DataFrame, videos: pd.DataFrame) -> pd.Series:
 
 def check_demo_root(root: Path) -> None:
     """Refuse a root that is not a demo set, saying how to train on the challenge data."""
-    from vqe.data.demo import MANIFEST  # the demo builder's marker file
-
-    if not (root / MANIFEST).is_file():
+    if not (root / schema.DEMO_MANIFEST).is_file():
         raise FileNotFoundError(
-            f"dataset.path {root} holds no {MANIFEST}, so it is not a demo set (dataset=demo, "
-            "the default, expects one: `python -m vqe.data.demo DIR` builds it). For the "
+            f"dataset.path {root} holds no {schema.DEMO_MANIFEST}, so it is not a demo set "
+            "(dataset=demo, the default, expects one: `vqe demo DIR` builds it). For the "
             "challenge data add dataset=official, which brings the real-data settings "
             "(official DOVER, 100 epochs, critic weights required)."
         )
@@ -91,8 +96,10 @@ class VQEDataModule(pl.LightningDataModule):
     """Train / val / test loaders over a data root's frame-index CSVs.
 
     Args:
-        path: data root holding the CSVs and frames; None uses the embedded demo set
-            (:func:`vqe.data.demo.ensure_demo`, resolved in :meth:`prepare_data` / :meth:`setup`).
+        path: data root holding the CSVs and frames; None uses the root ``default_root()``
+            returns (resolved once, in :meth:`prepare_data` / :meth:`setup`).
+        default_root: makes or finds the data root when ``path`` is None, e.g. the embedded
+            demo set's :func:`vqe.dataprep.demo.ensure_demo` (see the module docstring).
         train_csv, test_csv: index file names under the root.
         train_query, val_query, test_query: pandas query expressions selecting each stage's rows.
         val_videos: hold out only the last N videos of the ``val_query`` rows (None: all of them).
@@ -110,13 +117,14 @@ class VQEDataModule(pl.LightningDataModule):
         on_bad_frame: ``"stop"`` (default) or ``"skip"`` for a listed frame that is missing or
             does not decode; skipped frames are logged with their path and CSV line.
         demo_set: the root must be a demo set (hold the ``demo.json`` that
-            :mod:`vqe.data.demo` writes), as ``configs/dataset/demo.yaml`` expects: a challenge
+            :mod:`vqe.dataprep.demo` writes), as ``configs/dataset/demo.yaml`` expects: a challenge
             root given there would silently train with the demo's sizes and random critics.
     """
 
     def __init__(
         self,
         path: str | Path | None = None,
+        default_root: Callable[[], Path] | None = None,
         train_csv: str = schema.TRAIN_CSV,
         test_csv: str = schema.TEST_CSV,
         train_query: str | None = None,
@@ -147,8 +155,11 @@ class VQEDataModule(pl.LightningDataModule):
             )
         self.on_bad_frame = on_bad_frame
         self.demo_set = bool(demo_set)
-        self.save_hyperparameters(logger=False, ignore=["pair_synthesis", "train_pairs"])
+        self.save_hyperparameters(
+            logger=False, ignore=["default_root", "pair_synthesis", "train_pairs"]
+        )
         self.path = path
+        self.default_root = default_root
         self.train_csv, self.test_csv = train_csv, test_csv
         self.train_query, self.val_query, self.test_query = train_query, val_query, test_query
         self.val_videos = val_videos
@@ -173,14 +184,15 @@ class VQEDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ data root
 
     def data_root(self) -> Path:
-        """The data root: ``path``, or the demo set (fetched / unpacked on first use)."""
+        """The data root: ``path``, or what ``default_root()`` makes or finds (on first use)."""
         if self._root is None:
             if self.path is None:
-                from vqe.data.demo import (
-                    ensure_demo,  # only needed when no root is given
-                )
-
-                root = Path(ensure_demo())
+                if self.default_root is None:
+                    raise ValueError(
+                        "dataset.path is null and no default_root is given; point dataset.path "
+                        "at a data root (dataset=demo builds the demo set when it is null)"
+                    )
+                root = Path(self.default_root())
             else:
                 root = Path(self.path).expanduser()
             if not root.is_dir():
@@ -193,7 +205,7 @@ class VQEDataModule(pl.LightningDataModule):
         return self._root
 
     def prepare_data(self) -> None:
-        # Runs on one process per node before setup: unpacks the demo set once.
+        # Runs on one process per node before setup: makes the default root (the demo set) once.
         self.data_root()
 
     # ------------------------------------------------------------------ datasets
@@ -275,7 +287,7 @@ class VQEDataModule(pl.LightningDataModule):
         ``fit`` / ``test`` score the training / test rows (each the DOVER of the critics that
         will read the scores: its :attr:`cache_key` names the settings); ``fit_features`` /
         ``test_features`` are the VQA encoders of those critics. At setup the values come from
-        the caches under the data root (:mod:`vqe.data.input_scores`), computed once for the
+        the caches under the data root (:mod:`vqe.data.input_cache`), computed once for the
         frames they lack — on global rank 0 while the others wait, then read by every rank —
         so that no critic reads a frame file. Items that are not stored views (crops,
         augmentation, synthesis) carry NaN: their critics compute on the batch itself.

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from vqe import schema
 from vqe.conventions import bgr_uint8_to_tensor
-from vqe.data.input_scores import MappedFeatures
+from vqe.data.input_cache import MappedFeatures
 from vqe.data.sampler import FrameKey
 from vqe.data.transforms import PairTransform
 
@@ -137,7 +137,7 @@ def read_index(csv_path: str | Path, query: str | None = None) -> pd.DataFrame:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(
-            f"{csv_path}: frame index not found; build it with vqe.data.build or check dataset.path"
+            f"{csv_path}: frame index not found; build it with `vqe build` or check dataset.path"
         )
     try:
         table = pd.read_csv(csv_path, dtype=_TEXT_COLUMNS, keep_default_na=False)
@@ -188,7 +188,7 @@ class InputFeatures:
 
     ``features`` is one N×D matrix, not one tensor per frame: a tensor (shared by forked loader
     workers) or the memory-mapped matrix of the cache file
-    (:class:`~vqe.data.input_scores.MappedFeatures`, shared by every process on the machine
+    (:class:`~vqe.data.input_cache.MappedFeatures`, shared by every process on the machine
     through the page cache); rows are copied out on demand."""
 
     def __init__(self, sources: Sequence[str], features: torch.Tensor | MappedFeatures) -> None:
@@ -337,7 +337,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
             hint = " or set dataset.on_bad_frame=skip" if self.on_bad_frame == "stop" else ""
             raise UnreadableFrame(
                 f"{path}: frame listed in {self._where(row)} cannot be decoded as an image; "
-                f"rebuild it (vqe.data.build overwrite=true){hint}"
+                f"rebuild it (vqe build overwrite=true){hint}"
             )
         frame = bgr_uint8_to_tensor(image)
         expected = (int(self.index.at[row, schema.HEIGHT]), int(self.index.at[row, schema.WIDTH]))
@@ -394,7 +394,7 @@ class FrameDataset(Dataset[dict[str, Any]]):
         )
         if self.on_bad_frame == "stop":
             raise FileNotFoundError(
-                f"{text}\nrebuild the index (python -m vqe.data.build), restore the files, or "
+                f"{text}\nrebuild the index (vqe build), restore the files, or "
                 "set dataset.on_bad_frame=skip to train without those rows"
             )
         rows = sorted(set(missing["row"]))

@@ -23,7 +23,8 @@ A pipeline first *samples* one :class:`DegradationParams` from :class:`Degradati
 *applies* it, so one sampled set can be applied to every frame of a clip (temporally consistent
 apart from the noise, which is drawn afresh per frame, and the optional flicker). Calling the
 pipeline on a 3×H×W (or T×3×H×W) tensor does both, for datasets that synthesise pairs on the
-fly. The parameter ranges live in ``configs/degradation/realesrgan.yaml``.
+fly. The parameter ranges live in ``configs/degradation/realesrgan.yaml``; :data:`SYNTHETIC_RANGES`
+is the demo set's look, which its training stream draws per sample (:func:`training_degradation`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import cv2
@@ -808,3 +809,48 @@ class DegradationPipeline:
 
     def __repr__(self) -> str:
         return f"DegradationPipeline({self.ranges!r})"
+
+
+# --------------------------------------------------------------------------- the demo set's look
+# Here rather than with the demo set's writer (vqe.dataprep.demo): training draws it at run time.
+
+#: HDRI-only look of the demo's synthetic inputs, Real-ESRGAN ranges scaled to 320×180 frames.
+SYNTHETIC_RANGES = DegradationRanges(
+    color_cast_prob=1.0,
+    red_gain=(0.8, 1.2),
+    blue_gain=(0.8, 1.2),
+    uneven_light_prob=1.0,
+    underexpose_prob=1.0,
+    target_mean=(0.16, 0.24),
+    gamma=(1.0, 1.4),
+    kernel_size=(7, 13),
+    blur_sigma=(0.2, 1.5),
+    resize_probs=(0.2, 0.6, 0.2),
+    resize_scale=(0.5, 1.5),
+    noise_sigma=(1.0, 12.0),
+    poisson_scale=(0.05, 1.0),
+    jpeg_quality=(50, 95),
+    h264_prob=0.0,
+    flicker_prob=1.0,
+    flicker_amplitude=(0.03, 0.08),
+    flicker_frequency=(2.0, 5.0),  # at least half a cycle within the short demo clips
+)
+
+
+def training_degradation(
+    h264_prob: float = 0.0, subject_light_prob: float = 0.0
+) -> DegradationPipeline:
+    """The demo's synthetic clips' degradation for single frames: what the demo's training
+    stream (:class:`vqe.data.photos.CleanPhotoPairs`) applies per sample. Flicker needs a clip,
+    so it is off; everything else is :data:`SYNTHETIC_RANGES`, plus an H.264 re-encode of the
+    frame with probability ``h264_prob`` (CRF from :class:`DegradationRanges`' default range)
+    and, with probability ``subject_light_prob``, a random soft ellipse lit darker than the rest
+    (a backlit subject: the training photos show no people, so any region may stand for one)."""
+    return DegradationPipeline(
+        replace(
+            SYNTHETIC_RANGES,
+            flicker_prob=0.0,
+            h264_prob=h264_prob,
+            subject_light_prob=subject_light_prob,
+        )
+    )

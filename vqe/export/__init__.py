@@ -1,6 +1,3 @@
 """Export: converters of the re-parameterised, NPU-friendly deploy graph (built in
-:mod:`vqe.models.deploy`, re-exported here) to CoreML and ONNX, and the packages' metadata."""
-
-from vqe.models.deploy import DeployEnhancer, build_deploy_model
-
-__all__ = ["DeployEnhancer", "build_deploy_model"]
+:mod:`vqe.models.deploy`) to CoreML and ONNX, and the packages' metadata. The commands are
+``vqe export`` (:mod:`vqe.cli.export`) and ``vqe pack`` (:mod:`vqe.cli.pack`)."""

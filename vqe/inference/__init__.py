@@ -6,7 +6,7 @@ Modules, bottom up: :mod:`~vqe.inference.backends` (the models that can run, fp1
 :mod:`~vqe.inference.stream` (one video as a stream, LUT-weight smoothing),
 :mod:`~vqe.inference.inputs` (files and folders → (input, output) pairs, what is refused),
 :mod:`~vqe.inference.enhance` (:func:`~vqe.inference.enhance.enhance_inputs`, the library call:
-one :mod:`vqe.batch_jobs` job per video or image), :mod:`~vqe.inference.cli` (``python -m
-vqe.inference``, also ``vqe enhance``) and :mod:`~vqe.inference.models_list` (``vqe models``:
-the presets' cost and size, shipped models).
+one :mod:`vqe.batch_jobs` job per video or image) and :mod:`~vqe.inference.presets` (the presets'
+cost and size, the shipped models). The commands are ``vqe enhance`` (:mod:`vqe.cli.enhance`)
+and ``vqe models`` (:mod:`vqe.cli.models`).
 """

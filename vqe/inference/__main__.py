@@ -1,7 +1,6 @@
-"""``python -m vqe.inference``: the enhancement command, :mod:`vqe.inference.cli`."""
+"""Deprecated alias of ``vqe enhance`` (:mod:`vqe.cli.enhance`), kept for one release."""
 
-import sys
+if __name__ == "__main__":
+    from vqe.moved import run_moved
 
-from vqe.inference.cli import main
-
-sys.exit(main())
+    run_moved("vqe.inference", "enhance")

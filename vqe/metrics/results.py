@@ -1,5 +1,5 @@
 """The files a scoring run leaves in its folder — the test loop after training,
-``python -m vqe.evaluate`` and ``python -m vqe.metrics.score_outputs`` write the same layout::
+``python -m vqe.evaluate`` and ``vqe score-outputs`` write the same layout::
 
     <run>/submission/metrics_supervised.csv     official schema: video_i, rmse
     <run>/submission/metrics_unsupervised.csv   official schema: video_i, m_1 … m_12

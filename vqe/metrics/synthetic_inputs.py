@@ -1,7 +1,6 @@
 """Turn the synthetic test inputs (jpg sequences) into mp4s that enhancers take.
 
-    python -m vqe.metrics.synthetic_inputs --data-root ROOT [--split test] --out DIR
-        [--crf 0] [--overwrite]
+    vqe synthetic-inputs --data-root ROOT [--split test] --out DIR [--crf 0] [--overwrite]
 
 Enhancers (``baseline/baseline.py``, ``python -m vqe.inference``) work on folders of mp4s, but the
 synthetic test pairs are jpg sequences. Every ``ROOT/<split>/supervised/synthetic/video_XXXX/x/``
@@ -20,19 +19,17 @@ Then enhance this folder and the unsupervised inputs into one folder, and score 
 
     python baseline/baseline.py --dir_in DIR --dir_out ENHANCED
     python baseline/baseline.py --dir_in ROOT/test/unsupervised --dir_out ENHANCED
-    python -m vqe.metrics.score_outputs --enhanced ENHANCED --data-root ROOT --out RESULTS …
+    vqe score-outputs --enhanced ENHANCED --data-root ROOT --out RESULTS …
 
 Like the other batch jobs, a video that fails is listed and the others still finish (exit
 status 1); an existing mp4 is left alone unless ``--overwrite``; each file is written under a
-temporary name and renamed when complete.
+temporary name and renamed when complete. The command is :mod:`vqe.cli.synthetic_inputs`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +39,8 @@ from tqdm import tqdm
 
 from vqe.batch_jobs import FolderReport
 from vqe.conventions import swap_rgb_bgr_uint8
-from vqe.data.extract import ItemError, Settings, index_frame_pairs
-from vqe.data.layout import Item, list_items
-from vqe.output_paths import check_not_an_input
+from vqe.dataprep.extract import ItemError, Settings, index_frame_pairs
+from vqe.dataprep.layout import Item, list_items
 from vqe.schema import SPLITS, SUBSET_SYNTHETIC
 from vqe.video import OFFICIAL_FPS, VideoError, write_video
 
@@ -83,7 +79,7 @@ def synthetic_items(data_root: Path, split: str) -> list[Item]:
 
 def synthetic_video(item: Item, data_root: Path) -> SyntheticVideo:
     """Validate one synthetic pair exactly as the index builder does (x/ and y/ frames of the
-    same names and sizes); raises :class:`~vqe.data.extract.ItemError` naming the folder."""
+    same names and sizes); raises :class:`~vqe.dataprep.extract.ItemError` naming the folder."""
     if item.problem is not None:
         raise ItemError(f"{item.source}: {item.problem}")
     assert item.target is not None
@@ -165,34 +161,7 @@ def write_synthetic_inputs(
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vqe.metrics.synthetic_inputs",
-        description="Encode the synthetic test inputs (x/*.jpg) as video_XXXX.mp4 for enhancers.",
-    )
-    parser.add_argument("--data-root", type=Path, required=True, help="official layout root")
-    parser.add_argument("--split", choices=SPLITS, default="test")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the mp4s")
-    parser.add_argument(
-        "--crf", type=int, default=LOSSLESS_CRF,
-        help="0 (default): lossless RGB; N > 0: the official yuv420p encoding at CRF N (lossy)",
-    )  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true", help="replace existing mp4s")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.crf < 0:
-        parser.error(f"--crf must be ≥ 0, got {args.crf}")
-    try:
-        check_not_an_input(args.out, "--out", {"--data-root": args.data_root})
-        report = write_synthetic_inputs(
-            args.data_root, args.out, args.split, args.crf, args.overwrite, not args.no_progress
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from vqe.moved import run_moved
+
+    run_moved("vqe.metrics.synthetic_inputs", "synthetic-inputs")

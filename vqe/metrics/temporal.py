@@ -54,14 +54,14 @@ Frames are H×W×3 RGB arrays — uint8 (what :func:`vqe.video.read_frames` yiel
 * the per-video accumulators :class:`FlickerMeter` and :class:`WarpingErrorMeter`
   (``update(output_frame, input_frame)`` frame by frame, then ``value()``);
 * ``compare_videos(enhanced_path, input_path)`` for files: both measures on a common time base.
+
+The command (``vqe temporal``) is :mod:`vqe.cli.temporal`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +73,6 @@ from PIL import Image
 
 from vqe.atomic import atomic_path
 from vqe.conventions import LUMA_WEIGHTS, tensor_to_rgb_uint8
-from vqe.output_paths import check_not_an_input, check_writable
 from vqe.video import probe, read_frames
 
 log = logging.getLogger(__name__)
@@ -547,70 +546,7 @@ def save_profile_plot(
     return path
 
 
-# --------------------------------------------------------------------------- command line
-
-
-def _optional_height(text: str) -> int | None:
-    return None if text.strip().lower() in ("none", "full") else int(text)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vqe.metrics.temporal",
-        description="Flicker and warping error of an enhanced video against its input.",
-    )
-    parser.add_argument("output", type=Path, help="enhanced video")
-    parser.add_argument("input", type=Path, help="the input it was made from")
-    parser.add_argument("--grid", type=int, default=DEFAULT_GRID, help="flicker regions per side")
-    parser.add_argument(
-        "--flow-height", type=_optional_height, default=DEFAULT_FLOW_HEIGHT,
-        help=f"downscale taller frames to this height for the warping error (default "
-        f"{DEFAULT_FLOW_HEIGHT}; 'full' keeps the size)",
-    )  # fmt: skip
-    parser.add_argument("--no-warping", action="store_true", help="skip the warping error")
-    parser.add_argument(
-        "--profile", type=Path,
-        help="save the input and output temporal profiles here (PNG: input above output, "
-        "frames along x)",
-    )  # fmt: skip
-    parser.add_argument("--column", type=int, help="pixel column of the profile (default: middle)")
-    args = parser.parse_args(argv)
-    profiles = (ProfileBuilder(args.column), ProfileBuilder(args.column))
-
-    def add_profiles(output_frame: np.ndarray, input_frame: np.ndarray) -> None:
-        profiles[0].add(input_frame)
-        profiles[1].add(output_frame)
-
-    try:
-        if args.profile is not None:
-            check_writable(args.profile, "--profile")  # before decoding both videos
-            check_not_an_input(
-                args.profile, "--profile", {"output": args.output, "input": args.input}
-            )
-        result = compare_videos(
-            args.output,
-            args.input,
-            args.grid,
-            args.flow_height,
-            warping=not args.no_warping,
-            on_pair=add_profiles if args.profile is not None else None,
-        )
-        for note in result.notes:
-            print(f"note: {note}")
-        print(f"frames {result.frames}")
-        print(f"flicker {result.flicker:.4f}")
-        if not args.no_warping:
-            print(f"warping_error {result.warping_error:.6f}")
-            print(f"input_warping_error {result.input_warping_error:.6f} (the input's own)")
-            print(f"reliable_fraction {result.reliable_fraction:.3f}")
-        if args.profile is not None:
-            panels = [("input", profiles[0].image()), ("output", profiles[1].image())]
-            print(f"wrote {save_profile_plot(panels, args.profile, args.column)}")
-    except (ValueError, RuntimeError, OSError) as error:  # VideoError is a RuntimeError
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from vqe.moved import run_moved
+
+    run_moved("vqe.metrics.temporal", "temporal")

@@ -8,7 +8,7 @@ the ranks' accumulators are merged (:meth:`VideoMetrics.merged`) and averaged pe
 * rows without → ``[p, a1 … a11]`` per frame → ``metrics_unsupervised.csv``: per-video means
   (raw: m_5 = a4 is not inverted here, the score formula does that);
 * rows with a target, optionally → ``[psnr, ssim(, lpips)]`` per frame
-  (:mod:`vqe.metrics.quality`) → ``tables/quality.csv``: per-video means.
+  (:mod:`vqe.metrics.full_reference`) → ``tables/quality.csv``: per-video means.
 
 :class:`TemporalTracker` measures :mod:`vqe.metrics.temporal` flicker and warping error per video
 from frames that arrive in order (one process, unshuffled test loader); a video whose frames
@@ -68,7 +68,8 @@ class VideoMetrics:
     def add_quality(
         self, subsets: Sequence[str], videos: Sequence[str], frames: Sequence[int], values: Tensor
     ) -> None:
-        """Per-frame rows of :class:`~vqe.metrics.quality.FrameQuality` (one width for all)."""
+        """Per-frame rows of :class:`~vqe.metrics.full_reference.FrameQuality` (one width for
+        all)."""
         rows = _rows(values, len(videos), int(values.shape[-1]), "quality")
         for subset, video, frame, row in zip(subsets, videos, frames, rows, strict=True):
             self.quality.setdefault((subset, video), {})[int(frame)] = row

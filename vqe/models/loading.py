@@ -6,15 +6,26 @@
 * **Checkpoints.** :func:`enhancer_from_checkpoint` rebuilds the enhancer a ``train_vqe.py``
   checkpoint was trained with, from the ``model_vqe`` config its hyper-parameters record — checked
   and built by :mod:`vqe.models.config_tree`, never by Hydra, since the file is the user's — and
-  loads its weights strictly. :func:`read_checkpoint` and :func:`enhancer_state_dict` are the
-  reading steps, shared with stage initialisation (:mod:`vqe.training.checkpoints`).
+  loads its weights strictly (evaluation, export, enhancement).
+* **Stage initialisation** (``init_from=<checkpoint>``): :func:`init_enhancer` copies the
+  previous stage's enhancer weights into a freshly built enhancer, stage by stage. Every stage
+  (``lut``, ``unet``) the checkpoint holds is loaded **strictly** into the same stage of the new
+  model (shapes and keys must match: same preset); a stage the new model has but the checkpoint
+  lacks keeps its fresh initialisation (stage 1 → stage 2 adds the U-Net); a stage the checkpoint
+  has but the new model lacks is an error (its weights would be silently dropped).
 
-Training, evaluation, export and enhancement all load through here; a checkpoint that cannot be
-used raises :class:`CheckpointError` (a ValueError naming the file and the config key).
+:func:`read_checkpoint` and :func:`enhancer_state_dict` are the reading steps both share (and
+the resume check of :mod:`vqe.training.checkpoint_guards`). Lightning's own resume
+(``ckpt_path=…``) restores the whole training state instead. Training, evaluation, export and
+enhancement all load through here; a checkpoint that cannot be used raises
+:class:`CheckpointError` (a ValueError naming the file and the config key). Critics are never in
+these checkpoints (:class:`~vqe.critics.frozen.CriticHandle`); their weight files are read by
+:mod:`vqe.critics.weights`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +40,8 @@ from vqe.torch_files import listed, load_error_reason, unsafe_globals
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 #: The LightningModule attribute holding the enhancer, i.e. the key prefix of its weights.
 ENHANCER_PREFIX = "enhancer."
@@ -174,6 +187,48 @@ def enhancer_from_checkpoint(path: str | Path, key: str = "ckpt") -> tuple[Enhan
     return enhancer.eval(), dict(model_config)
 
 
+def _stage_states(state: Mapping[str, Tensor], path: str | Path) -> dict[str, dict[str, Tensor]]:
+    stages: dict[str, dict[str, Tensor]] = {}
+    for name, value in state.items():
+        stage, _, rest = name.partition(".")
+        if stage not in STAGES:
+            raise CheckpointError(f"{path}: unexpected enhancer key {name!r}")
+        stages.setdefault(stage, {})[rest] = value
+    return stages
+
+
+def init_enhancer(enhancer: Enhancer, path: str | Path, key: str = "init_from") -> list[str]:
+    """Load the stages ``path`` holds into ``enhancer`` (strictly, per stage); returns them.
+
+    See the module docstring for the rules.
+    """
+    stages = _stage_states(enhancer_state_dict(read_checkpoint(path, key), path), path)
+    for stage, state in stages.items():
+        module = getattr(enhancer, stage)
+        if module is None:
+            raise CheckpointError(
+                f"{key}={path}: the checkpoint has a {stage!r} stage but model_vqe.{stage} is "
+                "null; use a model_vqe preset with that stage"
+            )
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{key}={path}: its {stage!r} stage does not match model_vqe.{stage} (was it "
+                f"trained with another preset?): {error}"
+            ) from error
+    fresh = [
+        stage for stage in STAGES if getattr(enhancer, stage) is not None and stage not in stages
+    ]
+    log.info(
+        "initialised the enhancer from %s: loaded %s; freshly initialised %s",
+        path,
+        sorted(stages) or "nothing",
+        fresh or "nothing",
+    )
+    return sorted(stages)
+
+
 __all__ = [
     "CONFIG_DIR",
     "ENHANCER_PREFIX",
@@ -184,6 +239,7 @@ __all__ = [
     "enhancer_from_checkpoint",
     "enhancer_from_preset",
     "enhancer_state_dict",
+    "init_enhancer",
     "read_checkpoint",
     "shape_mismatches",
 ]

@@ -1,8 +1,8 @@
 """A local pairwise preference study in the browser, feeding the Bradley–Terry analysis.
 
-``python -m vqe.study`` (:mod:`vqe.study.__main__`): ``create`` a study folder from method
+``vqe study`` (:mod:`vqe.cli.study`): ``create`` a study folder from method
 folders (videos with the same file names), ``serve`` it to raters, ``export`` the votes as the
-CSV :mod:`vqe.metrics.bradley_terry` reads, ``report`` the analysis; ``compare`` writes a static,
+CSV ``vqe bradley-terry`` reads, ``report`` the analysis; ``compare`` writes a static,
 read-only comparison page of the same folders.
 
 Modules, one job each:

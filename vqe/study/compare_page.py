@@ -5,8 +5,8 @@ Per video: the methods side by side with synchronised playback (the study page's
 (:func:`vqe.metrics.temporal.temporal_profile`, inline PNG). Metrics, each only when its
 reference exists:
 
-* PSNR and SSIM against ``targets`` (:func:`vqe.metrics.quality.frame_psnr` / ``frame_ssim``,
-  mean over frames);
+* PSNR and SSIM against ``targets`` (:func:`vqe.metrics.full_reference.frame_psnr` /
+  ``frame_ssim``, mean over frames);
 * flicker against ``inputs`` (the videos the methods enhanced), or against ``targets`` when no
   inputs are given (:func:`vqe.metrics.temporal.video_flicker`);
 * DOVER (mean fused score of up to :data:`CRITIC_FRAMES` evenly spaced frames) with ``dover``
@@ -36,7 +36,7 @@ from vqe.conventions import rgb_uint8_to_tensor
 from vqe.critics.dover import DoverCritic
 from vqe.critics.scorer import CriticScorer
 from vqe.critics.vqa import VQA
-from vqe.metrics.quality import frame_psnr, frame_ssim
+from vqe.metrics.full_reference import frame_psnr, frame_ssim
 from vqe.metrics.temporal import temporal_profile, video_flicker
 from vqe.study.config import StudyError
 from vqe.study.create import common_videos

@@ -77,7 +77,7 @@ def read_config(root: str | Path) -> StudyConfig:
     if not path.is_file():
         raise StudyError(
             f"{path}: not found; {root} is not a study folder (make one with "
-            "`python -m vqe.study create`)"
+            "`vqe study create`)"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,8 +1,9 @@
-"""``export``: the study's votes as the CSV :mod:`vqe.metrics.bradley_terry` reads.
+"""``export``: the study's votes as the CSV ``vqe bradley-terry`` reads.
 
-Columns ``left, right, vote, factor, rater`` (the votes format of :mod:`vqe.metrics.bt_fit`),
-regular comparisons only, raters failing the gold questions left out unless ``keep_all``. The
-optional details CSV holds every answer, gold included, with video, position and timing.
+Columns ``left, right, vote, factor, rater`` (the votes format of
+:mod:`vqe.preference.bradley_terry`), regular comparisons only, raters failing the gold questions
+left out unless ``keep_all``. The optional details CSV holds every answer, gold included, with
+video, position and timing.
 
 Output paths are checked before anything is read or written (:func:`check_output`): a path that
 is, or lies inside, one of the study's own files — ``study.json``, ``study.sqlite`` and its

@@ -2,10 +2,11 @@
 
 Raters whose gold accuracy is below ``min_gold`` (once they answered at least one gold question)
 are excluded from the ranking and the export, and listed. Gold questions never enter the
-Bradley–Terry votes. The fit, the intervals and the plot are :mod:`vqe.metrics.bt_fit` and
-:mod:`vqe.metrics.bt_plot`; the same HTML serves the results page of the server and the file
-``report`` writes. The fit uses bt_fit's weak prior (``prior_strength`` virtual wins and losses
-per method, default :data:`~vqe.metrics.bt_fit.DEFAULT_PRIOR_STRENGTH`), so a pilot whose votes
+Bradley–Terry votes. The fit, the intervals and the plot are
+:mod:`vqe.preference.bradley_terry` and :mod:`vqe.preference.bradley_terry_plot`; the same HTML
+serves the results page of the server and the file ``report`` writes. The fit uses that weak
+prior (``prior_strength`` virtual wins and losses per method, default
+:data:`~vqe.preference.bradley_terry.DEFAULT_PRIOR_STRENGTH`), so a pilot whose votes
 all agree already gets a ranking, a plot and ``bt.json``; the page and the plot title state it.
 """
 
@@ -21,7 +22,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vqe.atomic import atomic_write_bytes, atomic_write_text
-from vqe.metrics.bt_fit import (
+from vqe.preference.bradley_terry import (
     DEFAULT_PRIOR_STRENGTH,
     FACTORS,
     Analysis,
@@ -76,7 +77,7 @@ def gold_table(votes: pd.DataFrame, raters: pd.DataFrame, min_gold: float) -> pd
 
 
 def bt_votes(votes: pd.DataFrame, kept_raters: set[int]) -> pd.DataFrame:
-    """The regular votes of the kept raters as the CSV table ``vqe.metrics.bradley_terry``
+    """The regular votes of the kept raters as the CSV table ``vqe bradley-terry``
     reads: ``left, right, vote, factor, rater``."""
     regular = votes[(votes["kind"] == PAIR) & votes["rater_id"].isin(kept_raters)]
     return pd.DataFrame(
@@ -164,10 +165,11 @@ def study_results(
 
 
 def plot_png(results: StudyResults) -> bytes | None:
-    """The Bradley–Terry interval plot (:func:`vqe.metrics.bt_plot.plot_analysis`) as PNG bytes."""
+    """The Bradley–Terry interval plot
+    (:func:`vqe.preference.bradley_terry_plot.plot_analysis`) as PNG bytes."""
     if results.analysis is None:
         return None
-    from vqe.metrics.bt_plot import plot_analysis  # matplotlib only when plotting
+    from vqe.preference.bradley_terry_plot import plot_analysis  # matplotlib only when plotting
 
     with tempfile.TemporaryDirectory() as folder:  # plot_analysis writes files
         return plot_analysis(results.analysis, Path(folder) / "bt.png").read_bytes()

@@ -61,7 +61,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vqe.metrics.bt_fit import FACTORS
+from vqe.preference.bradley_terry import FACTORS
 from vqe.study.config import (
     DB_NAME,
     GOLD_DIR,

@@ -1,4 +1,5 @@
-"""The training system: LightningModule, ``train(cfg)``, callbacks, critics and checkpoints.
+"""The training system: LightningModule, ``train(cfg)``, ``evaluate(cfg)`` (its test loop on a
+checkpoint), callbacks, critics and the checkpoint guards.
 
 Import the sub-modules directly (``from vqe.training.train import train``).
 """

@@ -39,7 +39,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from vqe.atomic import atomic_path
-from vqe.metrics.quality import FrameQuality, build_frame_quality
+from vqe.metrics.full_reference import FrameQuality, build_frame_quality
 from vqe.metrics.results import CriticsUsed, RunResults, write_results
 from vqe.metrics.temporal import DEFAULT_FLOW_HEIGHT
 from vqe.metrics.video_metrics import TemporalTracker, VideoMetrics

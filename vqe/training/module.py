@@ -10,8 +10,8 @@
   so that :class:`~vqe.training.callbacks.ValidationImageGrid` can draw them.
 * **divergence** — the enhancer's parameters and buffers are checked for NaN / inf at the start
   of each validation and in every checkpoint before it is written
-  (:func:`~vqe.training.checkpoints.check_finite_state`): a diverged model stops the run and is
-  never saved (a BatchNorm statistic can go inf while the training loss stays finite).
+  (:func:`~vqe.training.checkpoint_guards.check_finite_state`): a diverged model stops the run
+  and is never saved (a BatchNorm statistic can go inf while the training loss stays finite).
 * **test** — per frame: the RMSE (rows with a target) or ``[p, a1 … a11]`` from
   ``VQA(ŷ, x, DOVER(ŷ), DOVER(x))`` (rows without, computed in float32 with the metric
   critics); returned to :class:`~vqe.training.callbacks.SubmissionWriter`, which averages per
@@ -36,7 +36,7 @@ from vqe.conventions import vqa_scale_rmse
 from vqe.critics.scorer import CriticScorer
 from vqe.losses import LossInputs, WeightedLoss, check_finite
 from vqe.models.enhancer import Enhancer
-from vqe.training.checkpoints import check_finite_state
+from vqe.training.checkpoint_guards import check_finite_state
 from vqe.training.ranks import raise_on_every_rank
 
 OptimizerFactory = Callable[..., Optimizer]

@@ -43,20 +43,19 @@ from vqe.critics.scorer import CriticScorer
 from vqe.losses import NonFiniteLossError, WeightedLoss, build_loss
 from vqe.macs import MacBudgetError, MacReport, check_budget
 from vqe.models.enhancer import Enhancer
-from vqe.training.callbacks import Interruption, ResumeCheckpoint, SubmissionWriter
-from vqe.training.checkpoints import (
+from vqe.models.loading import (
     ENHANCER_PREFIX,
     CheckpointError,
-    NonFiniteStateError,
     init_enhancer,
     read_checkpoint,
-    read_resume_checkpoint,
     shape_mismatches,
 )
+from vqe.training.callbacks import Interruption, ResumeCheckpoint, SubmissionWriter
+from vqe.training.checkpoint_guards import NonFiniteStateError, read_resume_checkpoint
+from vqe.training.comparison_table import report_comparison
 from vqe.training.config_checks import ConfigError, check_numbers
 from vqe.training.loggers import HistoryCSVLogger
 from vqe.training.module import VQEModule
-from vqe.training.quality_table import report_quality
 from vqe.training.run_dir import prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -123,8 +122,8 @@ def check_dataset_path(path: str | None) -> None:
     raise FileNotFoundError(
         f"dataset.path={path}: no such folder. A dataset root holds train.csv, test.csv and the "
         "frames they list. Build one from the challenge data (official layout) with "
-        "`python -m vqe.data.build source_dir=<challenge data> out_dir=<root>`, or the small demo "
-        "set with `python -m vqe.data.demo <root>`; or leave dataset.path null to train on the "
+        "`vqe build source_dir=<challenge data> out_dir=<root>`, or the small demo set with "
+        "`vqe demo <root>`; or leave dataset.path null to train on the "
         "embedded demo set."
     )
 
@@ -304,7 +303,11 @@ def resume_command(run_dir: str | Path) -> str:
             for o in hydra_cfg.overrides.task
             if not o.startswith(("ckpt_path=", "hydra.run.dir="))
         ]
-        head = [sys.executable, sys.argv[0], f"--config-name={config_name}", *overrides]
+        program = [sys.executable, sys.argv[0]]  # train_vqe.py, run again by this interpreter
+        main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if main_spec is not None and main_spec.name == "vqe.cli.train":  # vqe train, python -m
+            program = ["vqe", "train"]
+        head = [*program, f"--config-name={config_name}", *overrides]
     else:  # train(cfg) called from Python: the caller knows its overrides
         head = ["python", "train_vqe.py", "--config-name=vqe", "<the same overrides>"]
     return shlex.join([*head, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
@@ -393,7 +396,7 @@ def _fit_and_test(
             results["test"] = writers[0].results
         if cfg.get("quality_table") and getattr(datamodule, "test_set", None) is not None:
             # Input vs baseline vs model on the frames the test loop just scored.
-            results["quality_table"] = report_quality(module.enhancer, datamodule.test_set)
+            results["quality_table"] = report_comparison(module.enhancer, datamodule.test_set)
     return results
 
 

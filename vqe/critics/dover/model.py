@@ -29,12 +29,6 @@ from vqe.conventions import (
     OFFICIAL_DOVER_CHANNEL_ORDER,
     DoverChannelOrder,
 )
-from vqe.critics.checkpoints import (
-    load_strict,
-    read_state_dict,
-    resolve_weights,
-    weights_digest,
-)
 from vqe.critics.dover.convnext3d import ConvNeXt3D
 from vqe.critics.dover.swin3d import SwinTransformer3D
 from vqe.critics.dover.views import (
@@ -48,6 +42,12 @@ from vqe.critics.dover.views import (
     image_views,
 )
 from vqe.critics.frozen import freeze, load_once
+from vqe.critics.weights import (
+    load_strict,
+    read_state_dict,
+    resolve_weights,
+    weights_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def load_dover(path: str | Path | None, allow_random: bool = False) -> DOVER:
     """The frozen DOVER network on the CPU (move it with ``.to()``), loaded once per process.
 
     ``path`` is the public ``DOVER.pth`` (a plain state dict), loaded strictly. A path that is
-    not a file raises :class:`~vqe.critics.checkpoints.CriticWeightsMissingError` naming it; so
+    not a file raises :class:`~vqe.critics.weights.CriticWeightsMissingError` naming it; so
     does ``None`` (saying where to get the file and which config key to set), unless
     ``allow_random`` is set: then a seeded random critic is returned with a loud warning that
     its scores are meaningless.
