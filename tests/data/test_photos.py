@@ -256,6 +256,13 @@ def test_pairs_teach_one_well_lit_exposure_by_default() -> None:
     assert rexposed == pytest.approx([WELL_EXPOSED_LUMA] * 2, abs=0.03)
     own = whole_photo_targets(reference_luma=None)
     assert own[0] < 0.3 < own[1]  # rocket dark, chelsea bright: the dusk prior it would teach
+    # Half-way in log luma: the geometric mean of each photo's own and the reference.
+    half = whole_photo_targets(reexpose_strength=0.5)
+    expected = [(luma * WELL_EXPOSED_LUMA) ** 0.5 for luma in own]
+    assert half == pytest.approx(expected, abs=0.03)
+    assert own[0] < half[0] < WELL_EXPOSED_LUMA  # the dusk scene lifted half-way (in log)
+    with pytest.raises(ValueError, match="reexpose_strength"):
+        CleanPhotoPairs(photos=("rocket",), reexpose_strength=1.5)
 
 
 def test_a_folder_of_own_photographs_joins_the_pool(tmp_path) -> None:

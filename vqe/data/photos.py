@@ -395,6 +395,15 @@ def balance_towards_grey(image: torch.Tensor, strength: float) -> torch.Tensor:
     return (image * gains[:, None, None]).clamp(0.0, 1.0)
 
 
+def toward_luma(image: torch.Tensor, luma: float, strength: float) -> float:
+    """The mean luma ``strength`` of the way from the image's own to ``luma``, in log luma
+    (1 gives ``luma``, 0 the image's own; a black or white image gives ``luma``)."""
+    own = mean_luma(image.clamp(0.0, 1.0))
+    if not 0.0 < own < 1.0:
+        return luma
+    return math.exp((1.0 - strength) * math.log(own) + strength * math.log(luma))
+
+
 def reexpose(image: torch.Tensor, luma: float, tolerance: float = 1e-4) -> torch.Tensor:
     """``image ** gamma`` with the one gamma that brings its mean luma to ``luma``.
 
@@ -462,6 +471,9 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             cannot be read from the input, and a dusk scene among four photos would teach the
             model to keep frames dark. Windows keep their brightness relative to the whole
             photo. None keeps the photos as they are.
+        reexpose_strength: how far, in log luma, each photo's mean moves towards
+            ``reference_luma`` (1: all the way, one exposure for every scene; 0.5: half-way,
+            keeping part of each scene's own brightness, which a dim input cannot tell).
         neutral_balance: before re-exposure, each photo's colour balance is moved this far
             (0–1, in log gain) towards grey (:func:`balance_towards_grey`), so that the pool's
             colour bias does not become the model's; 0 keeps the photos' colours.
@@ -485,6 +497,7 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
         reference_luma: float | None = WELL_EXPOSED_LUMA,
         mix_p: float = 0.0,
         neutral_balance: float = 0.0,
+        reexpose_strength: float = 1.0,
     ) -> None:
         self.photos = expand_photos(photos)
         if not self.photos:
@@ -518,8 +531,15 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
         self.neutral_balance = float(neutral_balance)
         if self.neutral_balance:
             self._images = [balance_towards_grey(im, self.neutral_balance) for im in self._images]
+        if not 0.0 <= reexpose_strength <= 1.0:
+            raise ValueError(
+                f"CleanPhotoPairs.reexpose_strength must be in [0, 1], got {reexpose_strength}"
+            )
         if self.reference_luma is not None:
-            self._images = [reexpose(image, self.reference_luma) for image in self._images]
+            self._images = [
+                reexpose(image, toward_luma(image, self.reference_luma, reexpose_strength))
+                for image in self._images
+            ]
         for name, image in zip(self.photos, self._images, strict=True):
             if min(image.shape[1:]) < 16:
                 raise ValueError(
