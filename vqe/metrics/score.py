@@ -201,30 +201,8 @@ def _read_rows(path: Path, max_bytes: int, max_rows: int) -> list[list[str]]:
     return rows
 
 
-def read_metrics_csv(
-    path: str | Path,
-    value_columns: Sequence[str],
-    expected_ids: Sequence[str] | None,
-    strict: bool = False,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> MetricsTable:
-    """Read and validate one metrics CSV.
-
-    ``expected_ids=None`` accepts whatever ids the file holds (a local subset); otherwise ids
-    outside the list are errors and ids absent from the file are reported as missing (an error
-    when ``strict``). Either way every id must be a plain name (:func:`plain_video_name`). A file over
-    ``max_bytes`` bytes or ``max_rows`` data rows is refused.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"{path}: file not found; the results folder must hold it")
-    rows = _read_rows(path, max_bytes, max_rows)
-    if not rows:
-        raise SubmissionError(f"{path}: the file is empty; expected a header row {VIDEO_KEY},...")
-
-    header = rows[0]
-    wanted = (VIDEO_KEY, *value_columns)
+def _header_problems(header: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """What is wrong with a header that must be exactly ``wanted`` (in any order)."""
     problems: list[str] = []
     repeated = sorted(name for name, count in Counter(header).items() if count > 1)
     missing_columns = [name for name in wanted if name not in header]
@@ -235,11 +213,15 @@ def read_metrics_csv(
         problems.append(f"missing columns {missing_columns}")
     if extra_columns:
         problems.append(f"unexpected columns {extra_columns} (write the CSV without an index)")
-    if problems:
-        raise SubmissionError(
-            f"{path}: " + "; ".join(problems) + f"; the header must be {','.join(wanted)}"
-        )
+    return problems
 
+
+def _parse_rows(
+    rows: Sequence[Sequence[str]], value_columns: Sequence[str]
+) -> tuple[dict[str, list[float]], list[str], list[str]]:
+    """The data rows under ``rows[0]`` as {video id: values}, the problems that refuse the file
+    and the values outside their possible range (refused only in strict mode)."""
+    header = rows[0]
     positions = [header.index(name) for name in value_columns]
     key_position = header.index(VIDEO_KEY)
     values: dict[str, list[float]] = {}
@@ -276,6 +258,7 @@ def read_metrics_csv(
             parsed.append(cell)
         values[video_id] = parsed
 
+    problems: list[str] = []
     if bad_rows:
         problems.append(f"rows with the wrong number of fields: {_listing(bad_rows)}")
     if empty_ids:
@@ -289,23 +272,64 @@ def read_metrics_csv(
         problems.append(f"repeated {VIDEO_KEY}: {_listing(repeated_ids)}")
     if bad_cells:
         problems.append(f"invalid values: {_listing(bad_cells)}")
+    return values, problems, out_of_range
 
+
+def _id_problems(
+    values: Mapping[str, list[float]], expected_ids: Sequence[str], strict: bool
+) -> tuple[list[str], tuple[str, ...]]:
+    """Ids outside ``expected_ids`` (always refused) and the expected ids the file lacks
+    (refused when ``strict``): (problems, missing ids)."""
+    problems: list[str] = []
+    expected = set(expected_ids)
+    unknown = [video_id for video_id in values if video_id not in expected]
+    missing_ids = tuple(video_id for video_id in expected_ids if video_id not in values)
+    if unknown:
+        problems.append(
+            f"{len(unknown)} unknown {VIDEO_KEY} (expected {len(expected_ids)} videos "
+            f"{expected_ids[0]} … {expected_ids[-1]}; for a local subset score with "
+            f"subset mode): {_listing(unknown)}"
+        )
+    if strict and missing_ids:
+        problems.append(
+            f"expected {len(expected_ids)} rows, found {len(values)}; "
+            f"{len(missing_ids)} missing {VIDEO_KEY}: {_listing(list(missing_ids))}"
+        )
+    return problems, missing_ids
+
+
+def read_metrics_csv(
+    path: str | Path,
+    value_columns: Sequence[str],
+    expected_ids: Sequence[str] | None,
+    strict: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> MetricsTable:
+    """Read and validate one metrics CSV.
+
+    ``expected_ids=None`` accepts whatever ids the file holds (a local subset); otherwise ids
+    outside the list are errors and ids absent from the file are reported as missing (an error
+    when ``strict``). Either way every id must be a plain name (:func:`plain_video_name`). A file over
+    ``max_bytes`` bytes or ``max_rows`` data rows is refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: file not found; the results folder must hold it")
+    rows = _read_rows(path, max_bytes, max_rows)
+    if not rows:
+        raise SubmissionError(f"{path}: the file is empty; expected a header row {VIDEO_KEY},...")
+    wanted = (VIDEO_KEY, *value_columns)
+    if problems := _header_problems(rows[0], wanted):
+        raise SubmissionError(
+            f"{path}: " + "; ".join(problems) + f"; the header must be {','.join(wanted)}"
+        )
+
+    values, problems, out_of_range = _parse_rows(rows, value_columns)
     missing_ids: tuple[str, ...] = ()
     if expected_ids is not None:
-        expected = set(expected_ids)
-        unknown = [video_id for video_id in values if video_id not in expected]
-        missing_ids = tuple(video_id for video_id in expected_ids if video_id not in values)
-        if unknown:
-            problems.append(
-                f"{len(unknown)} unknown {VIDEO_KEY} (expected {len(expected_ids)} videos "
-                f"{expected_ids[0]} … {expected_ids[-1]}; for a local subset score with "
-                f"subset mode): {_listing(unknown)}"
-            )
-        if strict and missing_ids:
-            problems.append(
-                f"expected {len(expected_ids)} rows, found {len(values)}; "
-                f"{len(missing_ids)} missing {VIDEO_KEY}: {_listing(list(missing_ids))}"
-            )
+        id_problems, missing_ids = _id_problems(values, expected_ids, strict)
+        problems += id_problems
     elif not values and not problems:
         problems.append("no data rows")
 
