@@ -9,6 +9,7 @@ No quality target here — the tiny model trains for two steps per stage; the fu
 from __future__ import annotations
 
 import json
+import shutil
 import math
 from pathlib import Path
 
@@ -144,6 +145,24 @@ def test_tiny_run_leaves_checkpoints_videos_and_a_labelled_strip(
     rows = len(clips)
     # A row per clip: 5 frames, then 4 square crops (input / baseline / final / target).
     assert strip.shape[0] > rows * height and strip.shape[1] >= 5 * width + 4 * height
+
+
+def test_eval_only_remeasures_the_checkpoints_and_keeps_the_recipe(
+    tiny_run: tuple[Path, int], tmp_path: Path
+) -> None:
+    out, _ = tiny_run
+    for name in ("stage1.ckpt", "final.ckpt", "quality.json"):
+        shutil.copy(out / name, tmp_path / name)
+    before = json.loads((out / "quality.json").read_text())
+    assert quality.main(["--tiny", "--eval-only", "--out", str(tmp_path), "--frames", "6"]) == 0
+    after = json.loads((tmp_path / "quality.json").read_text())
+    assert after["recipe"]["stages"] == before["recipe"]["stages"]  # not retrained
+    assert after["recipe"]["mode"].endswith("re-measured with --eval-only")
+    # The same checkpoints on the same clips: the same numbers.
+    for method in ("baseline", "final"):
+        assert after["methods"][method]["means"]["psnr"] == pytest.approx(
+            before["methods"][method]["means"]["psnr"], abs=1e-6
+        )
 
 
 def test_test_clips_are_deterministic_and_cover_only_test_photos(tmp_path: Path) -> None:

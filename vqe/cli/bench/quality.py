@@ -427,26 +427,19 @@ def save_strip(path: Path, clips: Sequence[TestClip], frames: dict[str, dict[str
 # --------------------------------------------------------------------------- the run
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.perf_counter()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / "work"
-    if work.exists():  # videos of an earlier run
-        shutil.rmtree(work)
-
-    # 1. training
+def train_stages(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Step 1: the recipe's stages into ``out`` (or, with ``--eval-only``, the record of the
+    run already there), described as the report's ``recipe``."""
     if args.eval_only:
         print(f"[quality] --eval-only: measuring the checkpoints already in {out}", flush=True)
-    elif args.steps is not None:
-        print(f"[quality] training: {_steps_text(args.steps)}", flush=True)
-    else:
-        print(f"[quality] training within {args.minutes:g} minutes", flush=True)
-    if args.eval_only:
         previous = _previous_run(out)
         recipe = previous.get("recipe") or {"mode": "unknown (no quality.json)", "stages": []}
         recipe = {**recipe, "mode": f"{recipe['mode']}; re-measured with --eval-only"}
     else:
+        if args.steps is not None:
+            print(f"[quality] training: {_steps_text(args.steps)}", flush=True)
+        else:
+            print(f"[quality] training within {args.minutes:g} minutes", flush=True)
         budget = None if args.steps is not None else args.minutes
         stages = run_recipe(out, budget, args.steps, args.tiny, args.overrides)
         mode = _steps_text(args.steps) if budget is None else f"{budget:g}-minute budget"
@@ -454,35 +447,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe["experiments"] = recipe_summary(
         [*(TINY_OVERRIDES if args.tiny else ()), *args.overrides]
     )
-    train_s = time.perf_counter() - started
+    return recipe
 
-    # 2. validation and test clips
-    start = time.perf_counter()
-    width, height = args.size
-    clips = make_split_clips(
-        work / "inputs", args.clips, args.frames, width, height, args.seed,
-        splits=args.splits, max_photos=args.max_photos,
-    )  # fmt: skip
-    clips_s = time.perf_counter() - start
 
-    # 3. the methods' output videos
-    start = time.perf_counter()
+def method_videos(args: argparse.Namespace, out: Path, work: Path, count: int) -> dict[str, Path]:
+    """Step 3: each method's output videos of the ``count`` clips in ``work/inputs``."""
     settings = EnhanceSettings(
         smoothing=not args.no_smoothing, alpha=args.smoothing_alpha, progress=False
     )
-    count = len(clips)
-    folders = {
-        "input": work / "inputs",
-        "baseline": run_baseline(work / "inputs", work / "baseline", count),
-        "stage1": run_enhancer(
-            out / "stage1.ckpt", work / "inputs", work / "stage1", settings, count
-        ),
-        "final": run_enhancer(out / "final.ckpt", work / "inputs", work / "final", settings, count),
+    inputs = work / "inputs"
+    return {
+        "input": inputs,
+        "baseline": run_baseline(inputs, work / "baseline", count),
+        "stage1": run_enhancer(out / "stage1.ckpt", inputs, work / "stage1", settings, count),
+        "final": run_enhancer(out / "final.ckpt", inputs, work / "final", settings, count),
     }
-    enhance_s = time.perf_counter() - start
 
-    # 4. metrics
-    start = time.perf_counter()
+
+def measure_methods(
+    args: argparse.Namespace, clips: Sequence[TestClip], folders: dict[str, Path], out: Path
+) -> tuple[dict[str, Any], dict[str, str], Path]:
+    """Step 4: every method's metrics per clip and their means per split (uniform light, and
+    the person darker than the room apart), the metric notes, and the strip of pictures."""
     lpips = Lpips(args.lpips_backbone)
     notes: dict[str, str] = {}
     if lpips.reason is not None:
@@ -515,25 +501,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for method in METHODS
     }
-    reported = REPORTED_SPLIT if REPORTED_SPLIT in args.splits else args.splits[-1]
+    reported = reported_split(args.splits)
     for entry in methods.values():
         # The reported numbers: the test split's (the last split given without it).
         entry["means"] = entry["means_by_split"][reported]
     strip = save_strip(out / f"{RESULT_NAME}.png", clips, frames)
-    metrics_s = time.perf_counter() - start
+    return methods, notes, strip
 
-    final, baseline = (methods[k]["means"] for k in ("final", "baseline"))
-    gain = final["psnr"] - baseline["psnr"]
-    reported_clips = [
-        clip.name for clip in clips if clip.split == reported and clip.lighting == UNIFORM
-    ]
-    verdicts = judge(methods["final"]["per_clip"], methods["baseline"]["per_clip"], reported_clips)
-    gains = {
-        split: methods["final"]["means_by_split"][split]["psnr"]
-        - methods["baseline"]["means_by_split"][split]["psnr"]
-        for split in args.splits
-    }
-    for split in args.splits:
+
+def reported_split(splits: Sequence[str]) -> str:
+    """The split whose numbers are reported: test, or the last split given without it."""
+    return REPORTED_SPLIT if REPORTED_SPLIT in splits else splits[-1]
+
+
+def print_gains(methods: dict[str, Any], splits: Sequence[str], gains: dict[str, float]) -> None:
+    """One line per split (final − baseline PSNR, final CIEDE2000), then the person-region gain
+    where the person is darker than the room."""
+    reported = reported_split(splits)
+    for split in splits:
         role = "reported" if split == reported else "choose on this, do not report"
         delta_e = methods["final"]["means_by_split"][split]["ciede2000"]
         print(
@@ -549,6 +534,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"person-region PSNR {means['person_psnr'] - base['person_psnr']:+.2f} dB",
                 flush=True,
             )
+
+
+def clip_records(clips: Sequence[TestClip]) -> list[dict[str, Any]]:
+    """What the report keeps of each clip: its source, split, light, person region and the
+    degradation drawn for it."""
+    return [
+        {
+            "name": clip.name,
+            "photo": clip.photo,
+            "split": clip.split,
+            "person": clip.person,
+            "lighting": clip.lighting,
+            "person_region": None
+            if clip.person_region is None
+            else {"center": clip.person_region.center, "radii": clip.person_region.radii},
+            "kind": clip.kind,
+            "degradations": clip.degradations,
+        }
+        for clip in clips
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, make the clips, run every method on them, measure, judge: the report's record."""
+    started = time.perf_counter()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work"
+    if work.exists():  # videos of an earlier run
+        shutil.rmtree(work)
+
+    recipe = train_stages(args, out)
+    train_s = time.perf_counter() - started
+
+    start = time.perf_counter()
+    width, height = args.size
+    clips = make_split_clips(
+        work / "inputs", args.clips, args.frames, width, height, args.seed,
+        splits=args.splits, max_photos=args.max_photos,
+    )  # fmt: skip
+    clips_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    count = len(clips)
+    folders = method_videos(args, out, work, count)
+    enhance_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    methods, notes, strip = measure_methods(args, clips, folders, out)
+    metrics_s = time.perf_counter() - start
+
+    reported = reported_split(args.splits)
+    final, baseline = (methods[k]["means"] for k in ("final", "baseline"))
+    reported_clips = [
+        clip.name for clip in clips if clip.split == reported and clip.lighting == UNIFORM
+    ]
+    verdicts = judge(methods["final"]["per_clip"], methods["baseline"]["per_clip"], reported_clips)
+    gains = {
+        split: methods["final"]["means_by_split"][split]["psnr"]
+        - methods["baseline"]["means_by_split"][split]["psnr"]
+        for split in args.splits
+    }
+    print_gains(methods, args.splits, gains)
     return {
         "benchmark": RESULT_NAME,
         "command": "vqe bench-quality " + " ".join(args.argv),
@@ -569,21 +617,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "device": "cpu",
         },
         "recipe": recipe,
-        "clips": [
-            {
-                "name": clip.name,
-                "photo": clip.photo,
-                "split": clip.split,
-                "person": clip.person,
-                "lighting": clip.lighting,
-                "person_region": None
-                if clip.person_region is None
-                else {"center": clip.person_region.center, "radii": clip.person_region.radii},
-                "kind": clip.kind,
-                "degradations": clip.degradations,
-            }
-            for clip in clips
-        ],
+        "clips": clip_records(clips),
         "test_degradation_ranges": {
             key: value for key, value in vars(TEST_RANGES).items() if key != "kernel_weights"
         },
@@ -592,7 +626,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "targets": {
             "split": reported,
             "psnr_gain_over_baseline_by_split_db": gains,
-            "psnr_gain_over_baseline_db": gain,
+            "psnr_gain_over_baseline_db": final["psnr"] - baseline["psnr"],
             "verdicts": as_records(verdicts),
             "all_met": all(verdict.met for verdict in verdicts),
         },
