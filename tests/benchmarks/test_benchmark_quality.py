@@ -9,8 +9,8 @@ No quality target here — the tiny model trains for two steps per stage; the fu
 from __future__ import annotations
 
 import json
-import shutil
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
