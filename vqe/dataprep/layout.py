@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from vqe.batch_jobs import printable
 from vqe.schema import (
@@ -205,6 +206,10 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
-def select_shard(items: list[Item], index: int, count: int) -> list[Item]:
-    """Shard ``index`` of ``count`` (1-based): every count-th item of the sorted list."""
+T = TypeVar("T")
+
+
+def select_shard(items: list[T], index: int, count: int) -> list[T]:
+    """Shard ``index`` of ``count`` (1-based): every count-th item of the sorted list, starting
+    at the index-th (the frame builder's items, the input caches' sources alike)."""
     return items[index - 1 :: count]

@@ -45,6 +45,7 @@ from vqe.data.input_cache import (
     FrameScorer,
     InputCache,
 )
+from vqe.dataprep.layout import select_shard
 from vqe.schema import IMG_SOURCE
 
 Shard = tuple[int, int]
@@ -71,12 +72,6 @@ def index_sources(index_files: Sequence[Path]) -> list[str]:
     for path in index_files:
         sources.update(pd.read_csv(path, usecols=[IMG_SOURCE], dtype=str)[IMG_SOURCE])
     return sorted(sources)
-
-
-def select_shard(sources: list[str], shard: Shard) -> list[str]:
-    """Shard k of n (1-based): every n-th source, starting at the k-th (as the builder)."""
-    index, count = shard
-    return sources[index - 1 :: count]
 
 
 def shard_from_environment() -> Shard:
@@ -140,7 +135,7 @@ def score_shard(
     cache_type: type[InputCache] = DoverScoreCache,
 ) -> ShardReport:
     """Score the shard's missing inputs into its shard file; resumable (see module doc)."""
-    owned = select_shard(sources, shard)
+    owned = select_shard(sources, *shard)
     cache = cache_type(data_root, critic, batch_size, progress=progress, shard=shard)
     merged = cache_type.read_file(cache_type.path_for(data_root, critic.cache_key))
     missing = [s for s in owned if s not in cache and s not in merged]
