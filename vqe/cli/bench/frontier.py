@@ -378,20 +378,18 @@ def plot(result: dict[str, Any], path: Path) -> Path:
             summary = row["metrics"][key]
             if summary["mean"] is None:
                 continue
+            # Named in the legend, not beside the point: presets of one cost and quality
+            # (lut_unet, spatial_lut, tmobile) would print their names over each other.
             axis.errorbar(
                 row["cpu_ms"], summary["mean"], yerr=summary["spread"] or 0.0,
-                fmt="o", capsize=3,
-            )  # fmt: skip
-            axis.annotate(
-                preset, (row["cpu_ms"], summary["mean"]), textcoords="offset points",
-                xytext=(5, 5), fontsize=8,
+                fmt="o", capsize=3, label=preset,
             )  # fmt: skip
         baseline = result["baseline"]["metrics"][key]["mean"]
         if baseline is not None:
             axis.axhline(baseline, color="grey", linestyle="--", label="baseline (tone curve)")
-            axis.legend(loc="lower right", fontsize=8)
+        axis.legend(loc="best", fontsize=8)
         axis.set_xscale("log")  # the presets span ~1 ms (LUT only) to ~1 s per frame
-        axis.margins(x=0.2, y=0.15)  # room for the labels at the edges
+        axis.margins(x=0.2, y=0.15)
         axis.set_xlabel("CPU ms per 1280×720 frame (log)")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
