@@ -511,43 +511,44 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             raise ValueError(
                 f"CleanPhotoPairs.samples_per_epoch must be >= 1, got {samples_per_epoch}"
             )
-        if not 0.0 <= hflip_p <= 1.0:
-            raise ValueError(f"CleanPhotoPairs.hflip_p must be in [0, 1], got {hflip_p}")
+        for name, p in (("hflip_p", hflip_p), ("mix_p", mix_p),
+                        ("reexpose_strength", reexpose_strength)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"CleanPhotoPairs.{name} must be in [0, 1], got {p}")
         self.crop_size: Size = size
         self.samples_per_epoch = int(samples_per_epoch)
         self.scale = _check_range(scale, "scale", 0.0, 1.0)
         self.ratio = _check_range(ratio, "ratio", 0.0, 1e3)
         self.hflip_p = float(hflip_p)
-        if not 0.0 <= mix_p <= 1.0:
-            raise ValueError(f"CleanPhotoPairs.mix_p must be in [0, 1], got {mix_p}")
         self.mix_p = float(mix_p)
         self.pair_synthesis: PairSynthesis = pair_synthesis or DegradationPipeline()
         self.seed = 0 if seed is None else int(seed)
         #: Set by :meth:`deliver_input_features`: items then carry a NaN ``vqa_input`` row.
         self.input_feature_size: int | None = None
-        # Decoded once here (and so in the main process, before workers fork).
         self.reference_luma = None if reference_luma is None else float(reference_luma)
-        self._images = [photo_tensor(name) for name in self.photos]
         self.neutral_balance = float(neutral_balance)
-        if self.neutral_balance:
-            self._images = [balance_towards_grey(im, self.neutral_balance) for im in self._images]
-        if not 0.0 <= reexpose_strength <= 1.0:
-            raise ValueError(
-                f"CleanPhotoPairs.reexpose_strength must be in [0, 1], got {reexpose_strength}"
-            )
-        if self.reference_luma is not None:
-            self._images = [
-                reexpose(image, toward_luma(image, self.reference_luma, reexpose_strength))
-                for image in self._images
-            ]
-        for name, image in zip(self.photos, self._images, strict=True):
+        # Decoded once here (and so in the main process, before workers fork).
+        self._images = self._prepare_targets(float(reexpose_strength))
+        # What the datamodule's loader reads: every item has this size, so batches stack.
+        self.transform = TrainTransform(self.crop_size)
+        self.csv_path = f"CleanPhotoPairs({', '.join(self.photos)})"  # named in loader errors
+
+    def _prepare_targets(self, reexpose_strength: float) -> list[torch.Tensor]:
+        """The photos decoded, balanced towards grey and re-exposed as configured."""
+        images = [photo_tensor(name) for name in self.photos]
+        for name, image in zip(self.photos, images, strict=True):
             if min(image.shape[1:]) < 16:
                 raise ValueError(
                     f"CleanPhotoPairs: photo {name!r} is too small ({tuple(image.shape)})"
                 )
-        # What the datamodule's loader reads: every item has this size, so batches stack.
-        self.transform = TrainTransform(self.crop_size)
-        self.csv_path = f"CleanPhotoPairs({', '.join(self.photos)})"  # named in loader errors
+        if self.neutral_balance:
+            images = [balance_towards_grey(im, self.neutral_balance) for im in images]
+        if self.reference_luma is not None:
+            images = [
+                reexpose(im, toward_luma(im, self.reference_luma, reexpose_strength))
+                for im in images
+            ]
+        return images
 
     def deliver_input_features(self, size: int) -> None:
         """Give every item a ``vqa_input`` of ``size`` NaNs, so that batches mixing these
