@@ -511,8 +511,11 @@ class CleanPhotoPairs(Dataset[dict[str, Any]]):
             raise ValueError(
                 f"CleanPhotoPairs.samples_per_epoch must be >= 1, got {samples_per_epoch}"
             )
-        for name, p in (("hflip_p", hflip_p), ("mix_p", mix_p),
-                        ("reexpose_strength", reexpose_strength)):
+        for name, p in (
+            ("hflip_p", hflip_p),
+            ("mix_p", mix_p),
+            ("reexpose_strength", reexpose_strength),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"CleanPhotoPairs.{name} must be in [0, 1], got {p}")
         self.crop_size: Size = size

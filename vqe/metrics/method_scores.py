@@ -322,6 +322,46 @@ def expected_frames(enhanced_dir: Path, items: list[Item]) -> int:
     return total
 
 
+def _check_destinations(enhanced_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    """Fail before hours of scoring, not after: no enhanced folder, or results in the way."""
+    if not enhanced_dir.is_dir():
+        raise ValueError(f"{enhanced_dir}: the enhanced-videos folder does not exist")
+    submission_dir = RunLayout(out_dir).submission_dir
+    existing = [path for name in SUBMISSION_FILES if (path := submission_dir / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{', '.join(map(str, existing))} already exist; pass --overwrite to replace them"
+        )
+
+
+def _score_video(
+    item: Item,
+    path: Path,
+    data_root: Path,
+    scorer: CriticScorer,
+    report: OutputsReport,
+    *,
+    fps: float | None,
+    batch_size: int,
+    device: torch.device,
+    quality: FrameQuality | None,
+    bar: tqdm,
+) -> VideoMetrics | None:
+    """One enhanced video's metrics; None (recorded in ``report``) if it is missing or fails."""
+    if not path.is_file():
+        report.missing.append(path)
+        return None
+    try:
+        if item.subset == SUBSET_SYNTHETIC:
+            return _synthetic_metrics(item, data_root, path, batch_size, device, quality, bar)
+        part, note = _unsupervised_metrics(item, path, scorer, fps, batch_size, device, bar)
+        report.notes += [note] if note else []
+        return part
+    except (VideoError, FrameMismatchError, ItemError, OSError) as error:
+        report.failed.append((item.video_id, str(error)))
+        return None
+
+
 def score_outputs(
     enhanced_dir: str | Path,
     data_root: str | Path,
@@ -347,14 +387,7 @@ def score_outputs(
     synthetic videos; ``None`` leaves it out. Raises ValueError / FileExistsError before any
     scoring for a bad folder, an empty split or results that exist without ``overwrite``."""
     enhanced_dir, data_root, out_dir = Path(enhanced_dir), Path(data_root), Path(out_dir)
-    if not enhanced_dir.is_dir():
-        raise ValueError(f"{enhanced_dir}: the enhanced-videos folder does not exist")
-    submission_dir = RunLayout(out_dir).submission_dir
-    existing = [path for name in SUBMISSION_FILES if (path := submission_dir / name).exists()]
-    if existing and not overwrite:  # checked before hours of scoring, not after
-        raise FileExistsError(
-            f"{', '.join(map(str, existing))} already exist; pass --overwrite to replace them"
-        )
+    _check_destinations(enhanced_dir, out_dir, overwrite)
     device = device or torch.device("cpu")
     if quality is not None:
         quality.to(device)
@@ -382,23 +415,18 @@ def score_outputs(
         if item.problem is not None:  # a bad input name or folder: the test loop's index lacks it
             report.failed.append((item.video_id or item.name, f"{item.source}: {item.problem}"))
             continue
-        path = enhanced_path(enhanced_dir, item)
-        part: VideoMetrics | None = None
-        if not path.is_file():
-            report.missing.append(path)
-        else:
-            try:
-                if item.subset == SUBSET_SYNTHETIC:
-                    part = _synthetic_metrics(
-                        item, data_root, path, batch_size, device, quality, bar
-                    )
-                else:
-                    part, note = _unsupervised_metrics(
-                        item, path, scorer, fps, batch_size, device, bar
-                    )
-                    report.notes += [note] if note else []
-            except (VideoError, FrameMismatchError, ItemError, OSError) as error:
-                report.failed.append((item.video_id, str(error)))
+        part = _score_video(
+            item,
+            enhanced_path(enhanced_dir, item),
+            data_root,
+            scorer,
+            report,
+            fps=fps,
+            batch_size=batch_size,
+            device=device,
+            quality=quality,
+            bar=bar,
+        )
         if part is not None:
             parts.append(part)
             report.scored.append(item.video_id)
