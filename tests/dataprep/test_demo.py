@@ -305,6 +305,27 @@ def test_the_training_degradation_darkens_like_the_synthetic_clips() -> None:
     assert float(clean.mean()) > high + 0.1
 
 
+def test_the_training_degradation_casts_within_the_given_gain_range() -> None:
+    import torch
+
+    from vqe.data.degradations import sample_params
+
+    gray = torch.full((3, 32, 32), 0.5)
+    wide = training_degradation(cast_gain=[0.5, 2.0])
+    gains = np.array(
+        [sample_params(wide.ranges, np.random.default_rng(s)).color_gains for s in range(200)]
+    )
+    assert gains[:, [0, 2]].min() >= 0.5 and gains[:, [0, 2]].max() <= 2.0
+    assert gains[:, [0, 2]].min() < 0.7 and gains[:, [0, 2]].max() > 1.5  # wider than the clips'
+    # The drawn gains act: a red gain of about 2 leaves a grey frame redder than blue.
+    red = next(s for s in range(200) if gains[s, 0] > 1.8 and gains[s, 2] < 1.0)
+    tinted = wide(gray, np.random.default_rng(red))
+    assert float(tinted[0].mean()) > float(tinted[2].mean())
+    for bad in ([1.5, 0.5], [0.0, 1.0], "x"):
+        with pytest.raises(ValueError, match="cast_gain"):
+            training_degradation(cast_gain=bad)
+
+
 def test_ensure_demo_rebuilds_an_older_demo_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

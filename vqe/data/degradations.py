@@ -838,19 +838,35 @@ SYNTHETIC_RANGES = DegradationRanges(
 
 
 def training_degradation(
-    h264_prob: float = 0.0, subject_light_prob: float = 0.0
+    h264_prob: float = 0.0,
+    subject_light_prob: float = 0.0,
+    cast_gain: Sequence[float] = SYNTHETIC_RANGES.red_gain,
 ) -> DegradationPipeline:
     """The demo's synthetic clips' degradation for single frames: what the demo's training
     stream (:class:`vqe.data.photos.CleanPhotoPairs`) applies per sample. Flicker needs a clip,
     so it is off; everything else is :data:`SYNTHETIC_RANGES`, plus an H.264 re-encode of the
     frame with probability ``h264_prob`` (CRF from :class:`DegradationRanges`' default range)
     and, with probability ``subject_light_prob``, a random soft ellipse lit darker than the rest
-    (a backlit subject: the training photos show no people, so any region may stand for one)."""
+    (a backlit subject: the training photos show no people, so any region may stand for one).
+    ``cast_gain`` is the [low, high] range of the red and of the blue gain of the colour cast
+    (the clips' own by default); a wider range makes a cast stand out from a scene's colours."""
+    try:
+        low, high = (float(v) for v in cast_gain)
+        valid = 0.0 < low <= high
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"training_degradation: cast_gain must be [low, high] with 0 < low <= high, "
+            f"got {cast_gain!r}"
+        )
     return DegradationPipeline(
         replace(
             SYNTHETIC_RANGES,
             flicker_prob=0.0,
             h264_prob=h264_prob,
             subject_light_prob=subject_light_prob,
+            red_gain=(low, high),
+            blue_gain=(low, high),
         )
     )
