@@ -305,17 +305,33 @@ def clip_table(result: dict[str, Any]) -> list[str]:
 
 def markdown(result: dict[str, Any]) -> str:
     settings = result["settings"]
-    clips = result["clips"]
     lines = [
         "# Quality benchmark",
         "",
-        f"{len(clips)} clips of {settings['frames']} frames at "
+        f"{len(result['clips'])} clips of {settings['frames']} frames at "
         f"{settings['width']}×{settings['height']}: pans over the validation and test "
         "photographs and windows of the test video (never trained on), degraded (dim uneven "
         "light, colour cast, slow flicker, blur, noise, JPEG, H.264); decoded outputs vs the "
         "clean target frames. **Choose on validation, report test** (docs/evaluation.md).",
+        *_split_sections(result),
+        "",
+        "## Per clip",
+        "",
+        *clip_table(result),
+        "",
+        *_targets_section(result),
+        *_recipe_section(result),
     ]
-    for split in settings["splits"]:
+    if settings["tiny"]:
+        lines += ["", "**--tiny: a wiring check; these numbers mean nothing.**"]
+    return "\n".join(lines) + "\n"
+
+
+def _split_sections(result: dict[str, Any]) -> list[str]:
+    """Each split's means table, then each split's backlit clips' table."""
+    clips = result["clips"]
+    lines: list[str] = []
+    for split in result["settings"]["splits"]:
         sources = sorted({clip["photo"] for clip in clips if clip["split"] == split})
         role = "reported" if split == REPORTED_SPLIT else "for choices only"
         lines += [
@@ -338,10 +354,14 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             *_means_table(result["methods"], split, "foreground_means_by_split"),
         ]
-    lines += ["", "## Per clip", "", *clip_table(result), ""]
+    return lines
+
+
+def _targets_section(result: dict[str, Any]) -> list[str]:
+    """The targets' verdicts, how the clips were enhanced and the metrics' notes."""
     targets = result["targets"]
-    smoothing = settings["smoothing"]
-    lines += [
+    smoothing = result["settings"]["smoothing"]
+    return [
         "",
         f"## Targets ({targets['split']} split)",
         "",
@@ -350,11 +370,14 @@ def markdown(result: dict[str, Any]) -> str:
         "Enhancer: `vqe enhance` with LUT-weight smoothing "
         + (f"α = {smoothing['alpha']}" if smoothing["enabled"] else "off")
         + "; flicker is measured against the clean target (0 = as steady as the target).",
+        *(f"{key}: {note}" for key, note in result["metric_notes"].items()),
     ]
-    for key, note in result["metric_notes"].items():
-        lines.append(f"{key}: {note}")
+
+
+def _recipe_section(result: dict[str, Any]) -> list[str]:
+    """The training recipe per stage, its steps and the run's wall times."""
     recipe = result["recipe"]
-    lines += [
+    lines = [
         "",
         "Recipe (`vqe.training.train.train` per stage, each from the previous stage's last "
         "checkpoint; supervised losses only, no critic; the clean-photo training pool):",
@@ -374,7 +397,7 @@ def markdown(result: dict[str, Any]) -> str:
         for stage in recipe["stages"]
     )
     timings = result["timings"]
-    lines += [
+    return lines + [
         "",
         f"Training ({recipe['mode']}): {stages}.",
         f"Wall time: {timings['total_s']:.0f} s (training {timings['train_s']:.0f} s, clips "
@@ -382,9 +405,6 @@ def markdown(result: dict[str, Any]) -> str:
         f"{timings['metrics_s']:.0f} s) on {result['machine']['cpu']}, "
         f"{result['machine']['cpu_threads']} threads.",
     ]
-    if settings["tiny"]:
-        lines += ["", "**--tiny: a wiring check; these numbers mean nothing.**"]
-    return "\n".join(lines) + "\n"
 
 
 #: The methods whose face (or centre) crops the strip shows, then the target's.
