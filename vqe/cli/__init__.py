@@ -68,6 +68,9 @@ TOOLS: dict[str, Tool] = {
     "bench-frontier": Tool(
         "vqe.cli.bench.frontier", "every preset by the quality recipe → quality against ms/frame"
     ),
+    "bench-cast": Tool(
+        "vqe.cli.bench.cast", "share of a pure colour cast each method removes, per photo"
+    ),
     "bench-baseline-bar": Tool(
         "vqe.cli.bench.baseline_bar", "score and RMSE of the baseline and the identity"
     ),
