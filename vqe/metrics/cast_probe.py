@@ -12,12 +12,14 @@ uncast output, says what share of the cast survived:
 1: the cast is gone; 0: left as it came (the identity); below 0: made stronger. Exposure does
 not enter: both shifts are measured at the output's own mean (a cast that changes the mean, as
 magenta and green do, would otherwise move a*b* by brightness alone). A grey-world white balance
-at strength s removes about s of it on a neutral scene (the baseline's 0.6).
+at strength s removes about s of it on a neutral scene (the baseline's 0.6). With no cast in,
+the probe also records the cast the method adds of its own (its bias).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -50,19 +52,28 @@ def _dimmed(image: np.ndarray) -> np.ndarray:
     return _to_uint8(image * (PROBE_MEAN / max(float(image.mean()), 1e-6)))
 
 
-def cast_removed(
+@dataclass(frozen=True)
+class CastProbe:
+    """What a method does to colour balance on one photograph."""
+
+    removed: list[float]  # share of each probe cast removed (NaN: an output without colour)
+    added: tuple[float, float]  # mean (a*, b*) it adds where no cast came in (its own bias)
+
+
+def probe_cast(
     enhance: Enhance, clean: np.ndarray, casts: Sequence[tuple[float, float]] = PROBE_CASTS
-) -> list[float]:
-    """The share of each cast of ``casts`` that ``enhance`` removes from the clean photograph
-    ``clean`` (H×W×3 RGB float in [0, 1]), in the order of ``casts``; NaN where the uncast output
-    is black or white, which no cast can shift."""
+) -> CastProbe:
+    """Probe ``enhance`` on the clean photograph ``clean`` (H×W×3 RGB float in [0, 1]) with each
+    cast of ``casts`` (``removed`` in their order; NaN where the uncast output is black or white,
+    which no cast can shift) and with none (``added``: the output's mean a*b* minus the clean
+    photograph's at the output's mean)."""
     if clean.ndim != 3 or clean.shape[2] != 3:
-        raise ValueError(f"cast_removed: expected an H×W×3 image, got shape {clean.shape}")
+        raise ValueError(f"probe_cast: expected an H×W×3 image, got shape {clean.shape}")
     clean = clean.astype(np.float32)
     uncast = enhance(_dimmed(clean))
     uncast_ab = mean_ab(uncast)
     uncast_float = uncast.astype(np.float32) / 255.0
-    shares = []
+    removed = []
     for red, blue in casts:
         # The cast on the uncast output at that output's mean, as the probe's inputs share one.
         reference = _cast(uncast_float, red, blue)
@@ -70,8 +81,11 @@ def cast_removed(
         cast_shift = mean_ab(_to_uint8(reference)) - uncast_ab
         output_shift = mean_ab(enhance(_dimmed(_cast(clean, red, blue)))) - uncast_ab
         size = float(cast_shift @ cast_shift)  # 0 only for an output without colour to cast
-        shares.append(1.0 - float(output_shift @ cast_shift) / size if size > 1e-6 else np.nan)
-    return shares
+        removed.append(1.0 - float(output_shift @ cast_shift) / size if size > 1e-6 else np.nan)
+    # Against the clean photograph at the output's mean: brightness alone moves a*b*.
+    matched = clean * (float(uncast_float.mean()) / max(float(clean.mean()), 1e-6))
+    added = uncast_ab - mean_ab(_to_uint8(matched))
+    return CastProbe(removed, (float(added[0]), float(added[1])))
 
 
-__all__ = ["PROBE_CASTS", "PROBE_MEAN", "Enhance", "cast_removed", "mean_ab"]
+__all__ = ["PROBE_CASTS", "PROBE_MEAN", "CastProbe", "Enhance", "mean_ab", "probe_cast"]

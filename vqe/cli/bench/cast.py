@@ -6,7 +6,8 @@ MODEL: a checkpoint or a shipped model's name (default: the shipped ``vqe-lut-un
 baseline's tone curve is always measured beside them. Photos: the validation and test
 photographs by default (never trained on), resized to ``--height``, the quality clips' size.
 Writes ``cast.json`` and ``cast.md`` into ``--out``: the share of each probe cast (warm, cool,
-magenta, green) removed, and its mean per photograph and per split.
+magenta, green) removed, its mean per photograph and per split, and the a*b* each method adds
+where no cast came in.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from vqe.cli.bench.report import machine_description, save_report
 from vqe.conventions import rgb_uint8_to_tensor, tensor_to_rgb_uint8
 from vqe.data.photos import TEST_PHOTOS, VALIDATION_PHOTOS, load_photo, split_of
 from vqe.inference.backends import ModelSpec, load_backend
-from vqe.metrics.cast_probe import PROBE_CASTS, Enhance, cast_removed
+from vqe.metrics.cast_probe import PROBE_CASTS, Enhance, probe_cast
 from vqe.models.pretrained import resolve_model
 
 DEFAULT_OUT = Path("outputs/benchmarks")
@@ -62,18 +64,19 @@ def resized_photo(name: str, height: int) -> np.ndarray:
 
 
 def measure(methods: dict[str, Enhance], photos: Sequence[str], height: int) -> dict[str, Any]:
-    """Per method and photo, the share of each probe cast removed."""
+    """Per method and photo: the share of each probe cast removed, and the a*b* it adds."""
     images = {name: resized_photo(name, height) for name in photos}
     return {
-        method: {name: cast_removed(enhance, image) for name, image in images.items()}
+        method: {name: asdict(probe_cast(enhance, image)) for name, image in images.items()}
         for method, enhance in methods.items()
     }
 
 
 def markdown(result: dict[str, Any]) -> str:
-    shares: dict[str, dict[str, list[float]]] = result["shares"]
-    methods = list(shares)
-    photos = list(next(iter(shares.values())))
+    probes: dict[str, dict[str, dict[str, Any]]] = result["probes"]
+    methods = list(probes)
+    photos = list(result["splits"])
+    splits = result["splits"]
     lines = [
         "# Colour cast removed",
         "",
@@ -86,16 +89,29 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|" + "---:|" * len(methods),
     ]
     for photo in photos:
-        cells = [f"{np.nanmean(shares[m][photo]):+.2f}" for m in methods]
-        lines.append(f"| {photo} | {result['splits'][photo]} | " + " | ".join(cells) + " |")
-    for split in dict.fromkeys(result["splits"].values()):
-        members = [p for p in photos if result["splits"][p] == split]
-        cells = [f"**{np.nanmean([shares[m][p] for p in members]):+.2f}**" for m in methods]
+        cells = [f"{np.nanmean(probes[m][photo]['removed']):+.2f}" for m in methods]
+        lines.append(f"| {photo} | {splits[photo]} | " + " | ".join(cells) + " |")
+    for split in dict.fromkeys(splits.values()):
+        members = [p for p in photos if splits[p] == split]
+        cells = [
+            f"**{np.nanmean([probes[m][p]['removed'] for p in members]):+.2f}**" for m in methods
+        ]
         lines.append(f"| mean | {split} | " + " | ".join(cells) + " |")
     lines += ["", "Warm / cool casts alone (the illuminant's axis, which scenes share):", ""]
     for method in methods:
-        warm_cool = [s for p in photos for s in shares[method][p][:2]]
+        warm_cool = [s for p in photos for s in probes[method][p]["removed"][:2]]
         lines.append(f"- {method}: {np.nanmean(warm_cool):+.2f}")
+    lines += [
+        "",
+        "The cast each method adds where none came in (mean a\\*, b\\* of its output minus "
+        "the clean photograph's):",
+        "",
+        "| photo | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for photo in photos:
+        cells = ["{:+.1f}, {:+.1f}".format(*probes[m][photo]["added"]) for m in methods]
+        lines.append(f"| {photo} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -129,14 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         methods = {"baseline": baseline_enhancer()}
         methods |= {str(model): model_enhancer(model) for model in args.models}
-        shares = measure(methods, args.photos, args.height)
+        probes = measure(methods, args.photos, args.height)
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise SystemExit(f"vqe bench-cast: {error}") from None
     result = {
         "height": args.height,
         "casts": dict(zip(CAST_NAMES, PROBE_CASTS, strict=True)),
         "splits": {photo: _split_of(photo) for photo in args.photos},
-        "shares": shares,
+        "probes": probes,
         "machine": machine_description(torch.device("cpu")),
     }
     save_report(args.out, RESULT_NAME, result, markdown(result))
