@@ -48,8 +48,14 @@ def _cast(image: np.ndarray, red: float, blue: float) -> np.ndarray:
     return image * np.array([red, 1.0, blue], dtype=np.float32)
 
 
+def _at_mean(image: np.ndarray, mean: float) -> np.ndarray:
+    """``image`` scaled to mean ``mean`` (brightness alone moves a*b*, so shifts are compared
+    at one mean)."""
+    return image * (mean / max(float(image.mean()), 1e-6))
+
+
 def _dimmed(image: np.ndarray) -> np.ndarray:
-    return _to_uint8(image * (PROBE_MEAN / max(float(image.mean()), 1e-6)))
+    return _to_uint8(_at_mean(image, PROBE_MEAN))
 
 
 @dataclass(frozen=True)
@@ -73,18 +79,16 @@ def probe_cast(
     uncast = enhance(_dimmed(clean))
     uncast_ab = mean_ab(uncast)
     uncast_float = uncast.astype(np.float32) / 255.0
+    uncast_mean = float(uncast_float.mean())
     removed = []
     for red, blue in casts:
-        # The cast on the uncast output at that output's mean, as the probe's inputs share one.
-        reference = _cast(uncast_float, red, blue)
-        reference *= float(uncast_float.mean()) / max(float(reference.mean()), 1e-6)
+        # The cast on the uncast output, at that output's mean: the probe's inputs share one.
+        reference = _at_mean(_cast(uncast_float, red, blue), uncast_mean)
         cast_shift = mean_ab(_to_uint8(reference)) - uncast_ab
         output_shift = mean_ab(enhance(_dimmed(_cast(clean, red, blue)))) - uncast_ab
         size = float(cast_shift @ cast_shift)  # 0 only for an output without colour to cast
         removed.append(1.0 - float(output_shift @ cast_shift) / size if size > 1e-6 else np.nan)
-    # Against the clean photograph at the output's mean: brightness alone moves a*b*.
-    matched = clean * (float(uncast_float.mean()) / max(float(clean.mean()), 1e-6))
-    added = uncast_ab - mean_ab(_to_uint8(matched))
+    added = uncast_ab - mean_ab(_to_uint8(_at_mean(clean, uncast_mean)))
     return CastProbe(removed, (float(added[0]), float(added[1])))
 
 
