@@ -258,3 +258,54 @@ def test_eager_deploy_graph_equals_its_traced_export_graph(
             warnings.simplefilter("ignore")
             retraced = torch.jit.trace(deploy, frames_8)
         assert torch.equal(retraced(frames_8), exported_8)
+
+
+class WithWeights(torch.nn.Module):
+    """The deploy graph with given coefficients, as a module to trace."""
+
+    def __init__(self, deploy: DeployEnhancer) -> None:
+        super().__init__()
+        self.deploy = deploy
+
+    def forward(self, frames: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        return self.deploy.enhance_with_weights(frames, coefficients)
+
+
+@pytest.mark.parametrize("path", ["fused", "atlas", "red-levels", "traced"])
+def test_white_balance_gains_reach_every_lookup_path(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Balance gains far from 1, given as coefficients: every lookup of the deploy graph (the
+    fused kernel, the atlas, the 8-bit red-level atlas, the traced export graph) scales the
+    blended table as the training graph does."""
+    from vqe.models import deploy as deploy_module
+    from vqe.models.lut_kernel import fused_lookup_available
+
+    if path == "fused" and not fused_lookup_available():
+        pytest.skip("the fused LUT lookup could not be built here (no C++ compiler or ninja)")
+    if path != "fused":
+        monkeypatch.setattr(deploy_module, "fused_lookup_available", lambda: False)
+    enhancer = trained_like(enhancer_from_preset("tiny", ["lut.white_balance=true"]))
+    deploy = build_deploy_model(enhancer)
+    assert deploy.lut is not None
+    deploy.lut.eight_bit_frames = path == "red-levels"
+    frames = eight_bit(natural_frames(24, 40))
+    coefficients = enhancer.predict_lut_weights(frames).detach()
+    balance = torch.log(torch.tensor([[1.3, 1.0, 0.7], [0.75, 1.1, 1.4]]))
+    coefficients[:, 3:6] = balance  # after the 3 blending weights
+    with torch.no_grad():
+        expected = enhancer.forward_with_weights(frames, lut_weights=coefficients).frames
+        unbalanced = coefficients.clone()
+        unbalanced[:, 3:6] = 0.0
+        plain = enhancer.forward_with_weights(frames, lut_weights=unbalanced).frames
+        assert (expected - plain).abs().max() > 0.05  # the gains change the picture
+        if path == "traced":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(WithWeights(deploy), (frames, coefficients))
+            kinds = {node.kind() for node in traced.inlined_graph.nodes()}
+            assert "aten::grid_sampler" in kinds and "vqe::trilinear_lut" not in kinds
+            got = traced(frames, coefficients)
+        else:
+            got = deploy.enhance_with_weights(frames, coefficients)
+    assert (got - expected).abs().max().item() < 1e-4

@@ -11,6 +11,7 @@ from vqe.models.lut import (
     NUM_STATISTICS,
     STAT_PERCENTILES,
     LutStage,
+    balance_luts,
     degradation_statistics,
     gain_map,
     identity_lut,
@@ -289,3 +290,53 @@ def test_gain_map_learns_to_undo_uneven_key_light() -> None:
         optimiser.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_white_balance_starts_at_one_and_scales_each_output_channel() -> None:
+    torch.manual_seed(0)
+    stage = LutStage(3, 5, predictor_channels=(4, 8), predictor_input_size=16,
+                     predictor_pooled_grid=2, statistics=True, gain_grid=[2, 3],
+                     white_balance=True)
+    assert stage.num_coefficients == 3 + 3 + 6
+    frames = torch.rand(2, 3, 20, 30)
+    with torch.no_grad():
+        assert torch.allclose(stage(frames).frames, frames, atol=1e-3)
+    blending = torch.tensor([[1.0, 0.0, 0.0]] * 2)
+    balance = torch.log(torch.tensor([[0.5, 1.0, 2.0], [1.25, 0.8, 1.0]]))
+    map_gains = 0.3 * torch.randn(2, 6)
+    with torch.no_grad():
+        balanced = stage(frames, torch.cat([blending, balance, map_gains], dim=1)).frames
+        plain = stage(frames, torch.cat([blending, torch.zeros(2, 3), map_gains], dim=1)).frames
+    expected = plain * torch.exp(balance).view(2, 3, 1, 1)
+    assert torch.allclose(balanced, expected, atol=1e-5)
+    # The same scaling of any table with the output channel on axis 1 (LUTs, atlases).
+    atlases = torch.rand(2, 3, 7, 9)
+    assert torch.allclose(balance_luts(atlases, balance)[1, 0], 1.25 * atlases[1, 0])
+
+
+def test_white_balance_learns_to_undo_a_cast_the_frame_shows() -> None:
+    """Frames under a warm or a cool cast: the predictor reads which one from the statistics
+    and the balance gains take it out, a gradient reaching their head rows from step 1."""
+    torch.manual_seed(0)
+    stage = LutStage(1, 3, predictor_channels=(4,), predictor_input_size=8,
+                     predictor_pooled_grid=2, statistics=True, white_balance=True)
+    target = 0.2 + 0.5 * torch.rand(8, 3, 16, 16)
+    casts = torch.tensor([[1.25, 1.0, 0.8], [0.8, 1.0, 1.25]]).repeat(4, 1).view(8, 3, 1, 1)
+    frames = target * casts
+    optimiser = torch.optim.Adam(stage.parameters(), lr=0.02)
+    losses = []
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = (stage(frames).frames - target).square().mean()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.05 * losses[0]
+    with torch.no_grad():
+        _, balance, _ = stage.split_coefficients(stage.predict_weights(frames))
+    assert balance is not None
+    # The warm/cool axis (red against blue) is the balance's: the one basis only shares in
+    # the level, which gain is 1 being a matter of exposure.
+    red_over_blue = torch.exp(balance[:2, 0] - balance[:2, 2])
+    cast_red_over_blue = casts[:2, 0, 0, 0] / casts[:2, 2, 0, 0]
+    assert torch.allclose(red_over_blue * cast_red_over_blue, torch.ones(2), atol=0.1)

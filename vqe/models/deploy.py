@@ -38,6 +38,9 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   up to a quarter texel). Anything traced — the CoreML and ONNX exports, the MAC count —
   records :func:`atlas_lookup` whatever the flag.
 
+* Balance. A stage with ``white_balance`` scales the blended table's output channels
+  (:func:`~vqe.models.lut.balance_luts`) — the 5-D LUT for the fused kernel, the atlas or the
+  red-level atlas alike, as all keep the output channel on axis 1.
 * Gain map. A stage with ``gain_grid`` multiplies the looked-up frames by
   :func:`~vqe.models.lut.gain_map` of the log-gains that follow the N blending weights in the
   coefficient vector (so ``enhance_with_weights`` with time-smoothed coefficients smooths the
@@ -71,7 +74,13 @@ from torch import nn
 from vqe.models.blocks import reparameterize_blocks
 from vqe.models.enhancer import Enhancer, check_frames
 from vqe.models.execution import eager_cpu_inference, is_exporting, memory_format_of
-from vqe.models.lut import LutStage, LutWeightPredictor, gain_map
+from vqe.models.lut import (
+    LutStage,
+    LutWeightPredictor,
+    balance_luts,
+    gain_map,
+    split_coefficients,
+)
 from vqe.models.lut_kernel import fused_lookup_available, fused_trilinear_lookup
 from vqe.models.resblocks import ResidualBlocksStage
 from vqe.models.spatial_lut import SpatialLutStage, blend_lookups, weight_maps
@@ -233,6 +242,7 @@ class DeployLutStage(nn.Module):
         self.lut_size = stage.lut_size
         self.num_luts = stage.num_luts
         self.num_coefficients = stage.num_coefficients
+        self.white_balance = stage.white_balance
         self.gain_grid = stage.gain_grid
         self.predictor: LutWeightPredictor = copy.deepcopy(stage.predictor)
         basis = stage.basis.detach().clone()
@@ -250,7 +260,8 @@ class DeployLutStage(nn.Module):
         self.register_buffer("basis_red_levels", red_levels.flatten(1), persistent=False)
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
-        """B×K coefficients: N blending weights, then the gain map's log-gains (if any)."""
+        """B×K coefficients: N blending weights, then the balance and the gain map's log-gains
+        (each if the stage has it)."""
         return self.predictor(frames)
 
     def apply_weights(
@@ -260,7 +271,8 @@ class DeployLutStage(nn.Module):
         memory_format: torch.memory_format | None = None,
     ) -> torch.Tensor:
         """Look ``frames`` up in the LUT blended with ``weights`` (B×K, e.g. time-smoothed: the
-        N blending weights, then the log-gains of the gain map, which multiplies the result).
+        N blending weights, the balance log-gains that scale it, the log-gains of the gain map
+        that multiplies the result; :func:`~vqe.models.lut.split_coefficients`).
 
         Run eagerly, the result is laid out in ``memory_format`` (default: the input's), so a
         channels-last U-Net can be handed its layout without another pass; traced, the graph
@@ -268,30 +280,33 @@ class DeployLutStage(nn.Module):
         if not is_exporting() and (weights.ndim != 2 or weights.shape[1] != self.num_coefficients):
             raise ValueError(
                 f"DeployLutStage: expected B×{self.num_coefficients} coefficients ("
-                f"{self.num_luts} LUT weights, then the gain map's log-gains), "
+                f"{self.num_luts} LUT weights, then the balance and gain map's log-gains), "
                 f"got {tuple(weights.shape)}"
             )
-        gains = weights[:, self.num_luts :] if self.gain_grid is not None else None
-        weights = weights[:, : self.num_luts]
+        weights, balance, gains = split_coefficients(
+            weights, self.num_luts, self.white_balance, self.gain_grid
+        )
         if is_exporting():
-            looked_up = atlas_lookup(frames, self.blended_atlases(weights), self.lut_size)
+            looked_up = atlas_lookup(frames, self.blended_atlases(weights, balance), self.lut_size)
             if gains is None:
                 return looked_up
             return looked_up * gain_map(gains, self.gain_grid, frames.shape[-2:])
         layout = memory_format if memory_format is not None else memory_format_of(frames)
         if eager_cpu_inference(frames, weights) and fused_lookup_available():
-            luts = blend(weights, self.basis_luts, self.lut_shape)
+            luts = self.balanced(blend(weights, self.basis_luts, self.lut_shape), balance)
             looked_up = fused_trilinear_lookup(frames, luts, layout)
         else:
             if self.eight_bit_frames and frames.dtype in (torch.float32, torch.float64):
                 red_levels = blend(weights, self.basis_red_levels, self.red_level_shape)
+                red_levels = self.balanced(red_levels, balance)
                 looked_up = red_level_lookup(frames, red_levels, self.lut_size)
             else:
                 # NCHW planes, a channels-last input converted for it and back after (identical
                 # values): at 720p on one thread up to 1.6× faster than on channels-last frames
                 # when the machine is loaded, about even on a quiet one.
                 planar = frames.contiguous()
-                looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
+                atlases = self.blended_atlases(weights, balance)
+                looked_up = atlas_lookup(planar, atlases, self.lut_size)
             looked_up = looked_up.contiguous(memory_format=layout)
         if gains is None:
             return looked_up
@@ -301,20 +316,28 @@ class DeployLutStage(nn.Module):
             return looked_up * gain
         return looked_up.mul_(gain)
 
-    def blended_atlases(self, weights: torch.Tensor) -> torch.Tensor:
-        """B×N weights → B×3×Ha×Wa atlases of the blended LUTs (what the export looks up)."""
-        return blend(weights, self.basis_atlases, self.atlas_shape)
+    @staticmethod
+    def balanced(tables: torch.Tensor, balance: torch.Tensor | None) -> torch.Tensor:
+        """Blended tables (5-D LUTs or atlases, channel axis 1) with the balance gains applied."""
+        return tables if balance is None else balance_luts(tables, balance)
+
+    def blended_atlases(
+        self, weights: torch.Tensor, balance: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """B×N weights (and B×3 balance log-gains) → B×3×Ha×Wa atlases of the blended LUTs
+        (what the export looks up)."""
+        return self.balanced(blend(weights, self.basis_atlases, self.atlas_shape), balance)
 
     def exported_form(self, frames: torch.Tensor) -> torch.Tensor:
         """The stage as CoreML and ONNX run it (the atlas lookup on NCHW planes), eagerly: to
         time it beside the eager paths (``vqe bench-inference``)."""
         planar = frames.contiguous()
-        coefficients = self.predict_weights(planar)
-        weights = coefficients[:, : self.num_luts]
-        looked_up = atlas_lookup(planar, self.blended_atlases(weights), self.lut_size)
-        if self.gain_grid is None:
+        weights, balance, gains = split_coefficients(
+            self.predict_weights(planar), self.num_luts, self.white_balance, self.gain_grid
+        )
+        looked_up = atlas_lookup(planar, self.blended_atlases(weights, balance), self.lut_size)
+        if gains is None:
             return looked_up
-        gains = coefficients[:, self.num_luts :]
         return looked_up * gain_map(gains, self.gain_grid, planar.shape[-2:])
 
     def forward(

@@ -28,7 +28,7 @@ from vqe.models.unet import UNetStage
 class EnhancerOutput:
     frames: torch.Tensor  # B×3×H×W enhanced frames in [0, 1]
     lut_frames: torch.Tensor | None  # B×3×H×W after stage 1 (None without a LUT stage)
-    # B×K LUT-stage coefficients used: N blending weights, then the gain map's log-gains
+    # B×K LUT-stage coefficients used (vqe.models.lut.split_coefficients)
     lut_weights: torch.Tensor | None
     # B×3×D×D×D blended LUTs used (a spatial stage: B×cells×3×D×D×D, each cell's LUT)
     luts: torch.Tensor | None

@@ -23,11 +23,13 @@ LUT layout and coordinates (used everywhere in vqe):
 * So the identity LUT is ``lut[0, b, g, r] = r/(D−1)``, ``lut[1, b, g, r] = g/(D−1)``,
   ``lut[2, b, g, r] = b/(D−1)``, and trilinear interpolation reproduces any input exactly.
 
-Two options make the stage read and fix what the capture did rather than what the scene is
+Three options make the stage read and fix what the capture did rather than what the scene is
 (:class:`LutStage`): ``statistics`` feeds the predictor's head scene-independent cues of the
-cast and exposure (:func:`degradation_statistics`), and ``gain_grid`` multiplies the result by a
-smooth low-resolution gain map (:func:`gain_map`) for uneven key light, which no global colour
-map can undo. Both are on in the ``lut_unet`` preset; both start as the identity.
+cast and exposure (:func:`degradation_statistics`), ``white_balance`` scales each output channel
+of the blended LUT by a predicted gain (:func:`balance_luts`: a von Kries correction of the
+cast, which the bases learn slowly), and ``gain_grid`` multiplies the result
+by a smooth low-resolution gain map (:func:`gain_map`) for uneven key light, which no global
+colour map can undo. All start as the identity.
 
 The lookup is ``grid_sample`` on the 5-D LUT with ``align_corners=True``: the grid's last axis
 holds (x, y, z) = (r, g, b), which index the LUT's (W, H, D) = (r, g, b) axes. It is
@@ -280,6 +282,21 @@ class LutWeightPredictor(nn.Module):
         return self.head(pooled)
 
 
+#: Coefficients of the ``white_balance`` option: one log-gain per output channel (R, G, B).
+NUM_BALANCE_GAINS = 3
+
+
+def balance_luts(luts: torch.Tensor, log_gains: torch.Tensor) -> torch.Tensor:
+    """B×3×… LUTs (or their atlases) with output channel c scaled by exp(log_gains[:, c]).
+
+    A colour cast is a gain per channel (von Kries); the inverse gain on the LUT's output is
+    exact for any layout that keeps the output channel on axis 1, so the training graph, the
+    fused kernel and the atlas lookups of the deploy graph all apply it to the blended table
+    before the lookup — three multiplies per lattice point, none per pixel."""
+    shape = (-1, NUM_BALANCE_GAINS) + (1,) * (luts.ndim - 2)
+    return luts * torch.exp(log_gains).reshape(shape).to(luts.dtype)
+
+
 def gain_map(coefficients: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """B×(gh·gw) log-gains on a coarse grid → B×1×H×W multiplicative gain map.
 
@@ -292,7 +309,7 @@ def gain_map(coefficients: torch.Tensor, grid: tuple[int, int], size: tuple[int,
 @dataclass
 class LutStageOutput:
     frames: torch.Tensor  # B×3×H×W, the frames after the LUT (and the gain map)
-    weights: torch.Tensor  # B×K, the stage's coefficients used: N blending weights, then gains
+    weights: torch.Tensor  # B×K, the stage's coefficients used (see LutStage.split_coefficients)
     luts: torch.Tensor  # B×3×D×D×D, the blended LUTs used
     log_gains: torch.Tensor | None = None  # B×1×gh×gw coarse log-gain grid (None without one)
 
@@ -305,12 +322,19 @@ class LutStage(nn.Module):
     * ``statistics``: the predictor also reads :func:`degradation_statistics` (channel means,
       log-space percentiles, log-chroma histogram) — the cast and exposure to undo, which the
       scene-describing CNN features alone confuse with the scene (a warm wall vs. a warm cast).
+    * ``white_balance``: three more coefficients, log-gains of the blended LUT's output
+      channels (:func:`balance_luts`). Through the bases alone a cast correction must be
+      learned as a basis shape times a predicted weight, and the recipe's 520 steps took out
+      about a third of a known cast, with 3 bases or 6 alike (``vqe bench-cast``); one
+      predicted gain per channel has a direct gradient. Start at ≈ 0 (gain ≈ 1).
     * ``gain_grid`` (gh, gw): after the LUT, the frame is multiplied by a smooth gain map,
       exp of gh×gw predicted log-gains upsampled bilinearly (:func:`gain_map`). A global LUT
       cannot fix uneven key light (a fall-off, a spot): the same colour needs a different
-      correction in different places. Its coefficients follow the N blending weights in the
-      predicted vector (``num_coefficients`` = N + gh·gw), so whatever smooths the weights over
-      time (the video stream) smooths the gain map too. They start at ≈ 0 (gain ≈ 1).
+      correction in different places. They start at ≈ 0 (gain ≈ 1).
+
+    All coefficients are one predicted vector — N blending weights, then the three balance
+    log-gains, then the gh·gw map log-gains (:meth:`split_coefficients`) — so whatever smooths
+    the weights over time (the video stream) smooths the balance and the gain map too.
     """
 
     def __init__(
@@ -322,15 +346,18 @@ class LutStage(nn.Module):
         predictor_pooled_grid: int = 4,
         statistics: bool = False,
         gain_grid: Sequence[int] | None = None,
+        white_balance: bool = False,
     ) -> None:
         super().__init__()
         if num_luts < 1:
             raise ValueError(f"LutStage: num_luts must be >= 1, got {num_luts}")
         self.num_luts = int(num_luts)
         self.lut_size = int(lut_size)
+        self.white_balance = bool(white_balance)
         self.gain_grid = parse_gain_grid(gain_grid)
         num_gains = self.gain_grid[0] * self.gain_grid[1] if self.gain_grid else 0
-        self.num_coefficients = self.num_luts + num_gains
+        num_balance = NUM_BALANCE_GAINS if self.white_balance else 0
+        self.num_coefficients = self.num_luts + num_balance + num_gains
         self.basis = initial_basis(self.num_luts, self.lut_size)
         self.predictor = LutWeightPredictor(
             self.num_coefficients,
@@ -341,8 +368,8 @@ class LutStage(nn.Module):
         )
 
     def predict_weights(self, frames: torch.Tensor) -> torch.Tensor:
-        """B×K coefficients for B×3×H×W frames: N blending weights, then the gh·gw log-gains
-        (smooth these over time for video)."""
+        """B×K coefficients for B×3×H×W frames (:meth:`split_coefficients`; smooth these over
+        time for video)."""
         return self.predictor(frames)
 
     def check_weights(self, weights: torch.Tensor) -> None:
@@ -352,6 +379,13 @@ class LutStage(nn.Module):
                 f"LUT weights + {self.num_coefficients - self.num_luts} gains), "
                 f"got {tuple(weights.shape)}"
             )
+
+    def split_coefficients(
+        self, coefficients: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """B×K coefficients → (B×N blending weights, B×3 balance log-gains or None, B×(gh·gw)
+        map log-gains or None)."""
+        return split_coefficients(coefficients, self.num_luts, self.white_balance, self.gain_grid)
 
     def blend(self, weights: torch.Tensor) -> torch.Tensor:
         """B×N weights → B×3×D×D×D LUTs, the weighted sum of the basis."""
@@ -367,16 +401,32 @@ class LutStage(nn.Module):
         if weights is None:
             weights = self.predict_weights(frames)
         self.check_weights(weights)
-        luts = self.blend(weights[:, : self.num_luts])
+        blending, balance, gains = self.split_coefficients(weights)
+        luts = self.blend(blending)
+        if balance is not None:
+            luts = balance_luts(luts, balance)
         looked_up = trilinear_lookup(frames, luts)
         log_gains = None
-        if self.gain_grid is not None:
-            gains = weights[:, self.num_luts :]
+        if gains is not None and self.gain_grid is not None:
             looked_up = looked_up * gain_map(gains, self.gain_grid, frames.shape[-2:]).to(
                 looked_up.dtype
             )
             log_gains = gains.reshape(-1, 1, *self.gain_grid)
         return LutStageOutput(frames=looked_up, weights=weights, luts=luts, log_gains=log_gains)
+
+
+def split_coefficients(
+    coefficients: torch.Tensor,
+    num_luts: int,
+    white_balance: bool,
+    gain_grid: tuple[int, int] | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A global LUT stage's B×K coefficient vector → its parts (see :class:`LutStage`)."""
+    blending = coefficients[:, :num_luts]
+    start = num_luts + (NUM_BALANCE_GAINS if white_balance else 0)
+    balance = coefficients[:, num_luts:start] if white_balance else None
+    gains = coefficients[:, start:] if gain_grid is not None else None
+    return blending, balance, gains
 
 
 def parse_gain_grid(grid: Sequence[int] | None) -> tuple[int, int] | None:
