@@ -42,9 +42,9 @@ in a 2-D *atlas* instead, an exact reformulation of the trilinear lookup:
   (:func:`~vqe.models.lut.balance_luts`) — the 5-D LUT for the fused kernel, the atlas or the
   red-level atlas alike, as all keep the output channel on axis 1.
 * Gain map. A stage with ``gain_grid`` multiplies the looked-up frames by
-  :func:`~vqe.models.lut.gain_map` of the log-gains that follow the N blending weights in the
-  coefficient vector (so ``enhance_with_weights`` with time-smoothed coefficients smooths the
-  gain map too); eagerly in place on the lookup's result, keeping its layout; traced, as the
+  :func:`~vqe.models.lut.gain_map` of the log-gains that end the coefficient vector
+  (:func:`~vqe.models.lut.split_coefficients`; so ``enhance_with_weights`` with time-smoothed
+  coefficients smooths the gain map too); eagerly in place on the lookup's result, keeping its layout; traced, as the
   4-D ``exp`` + bilinear upsample + multiply of the training graph. The predictor's
   degradation statistics are the training graph's own ops (4-D, no sort), copied as they are.
 
