@@ -158,10 +158,13 @@ def test_eval_only_remeasures_the_checkpoints_and_keeps_the_recipe(
     after = json.loads((tmp_path / "quality.json").read_text())
     assert after["recipe"]["stages"] == before["recipe"]["stages"]  # not retrained
     assert after["recipe"]["mode"].endswith("re-measured with --eval-only")
-    # The same checkpoints on the same clips: the same numbers.
+    # The same checkpoints on the same clips: the same numbers — up to the methods' own H.264
+    # encode, which (encoder defaults, as in a submission) is not bit-exact across thread
+    # settings: one clip moved 0.02 dB between a process that trained first and one that did not.
+    assert after["clips"] == before["clips"]
     for method in ("baseline", "final"):
         assert after["methods"][method]["means"]["psnr"] == pytest.approx(
-            before["methods"][method]["means"]["psnr"], abs=1e-6
+            before["methods"][method]["means"]["psnr"], abs=0.05
         )
 
 
@@ -176,6 +179,17 @@ def test_test_clips_are_deterministic_and_cover_only_test_photos(tmp_path: Path)
     assert first[0].degradations["flicker"] and first[0].degradations["h264_crf"]
     # The input is darker than its clean target (dim key light).
     assert np.mean(a) < np.mean(first[0].target)
+
+
+def test_a_clip_is_drawn_from_its_source_not_its_place_in_the_list(tmp_path: Path) -> None:
+    # Adding a photograph to a split must not redraw the clips of the others.
+    first = make_clip(tmp_path / "a", 0, "astronaut", 4, 64, 48, seed=3)
+    later = make_clip(tmp_path / "b", 7, "astronaut", 4, 64, 48, seed=3)
+    second_draw = make_clip(tmp_path / "c", 0, "astronaut", 4, 64, 48, seed=3, copy=1)
+    assert first.degradations == later.degradations
+    a, b = list(read_frames(first.input_path)), list(read_frames(later.input_path))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert second_draw.degradations != first.degradations
 
 
 def test_clip_sources_are_validation_then_test_photos_and_the_video() -> None:
@@ -268,9 +282,9 @@ def test_a_backlit_clip_darkens_the_person_and_the_person_psnr_sees_it(tmp_path:
         luma = np.mean([frame.mean(axis=2) for frame in frames], axis=0)
         return float(luma[inside].mean() / luma[~inside].mean())
 
-    target_ratio = person_to_room(backlit.target)
-    assert person_to_room(list(read_frames(backlit.input_path))) < 0.8 * target_ratio
-    assert person_to_room(list(read_frames(uniform.input_path))) > 0.8 * target_ratio
+    # Every other draw is shared, so the person's light alone sets the two clips apart.
+    backlit_ratio = person_to_room(list(read_frames(backlit.input_path)))
+    assert backlit_ratio < 0.8 * person_to_room(list(read_frames(uniform.input_path)))
     # The person-region PSNR counts only the person: a room left wrong does not change it.
     wrong_room = [np.where(inside[..., None], t, 0).astype(np.uint8) for t in backlit.target]
     assert quality.person_psnr(wrong_room, backlit.target, backlit.person_region) > 60

@@ -62,12 +62,14 @@ def test_onnxruntime_matches_pytorch(default_export: tuple[Enhancer, OnnxExport]
         expected_with = deploy.enhance_with_weights(frame, torch.from_numpy(weights)).numpy()
     (got,) = session(out).run(None, {"frame": frame.numpy()})
     assert np.abs(expected - frame.numpy()).mean() > 0.01  # the model does change the frame
-    assert np.abs(got - expected).max() <= 1e-4
+    # The exporter's own tolerance: the runtimes may sum convolutions in another order (with
+    # another thread count: 1.003e-4 was seen under pytest -n 2), a twentieth of an 8-bit step.
+    assert np.abs(got - expected).max() <= onnx_export.PARITY_TOLERANCE
     lut_graph, with_graph = stage_paths(out)
     (got_weights,) = session(lut_graph).run(None, {"frame": frame.numpy()})
     (got_with,) = session(with_graph).run(None, {"frame": frame.numpy(), "lut_weights": weights})
     assert np.abs(got_weights + 0.3 - weights).max() <= 1e-5
-    assert np.abs(got_with - expected_with).max() <= 1e-4
+    assert np.abs(got_with - expected_with).max() <= onnx_export.PARITY_TOLERANCE
 
 
 def test_graph_io_and_metadata(default_export: tuple[Enhancer, OnnxExport]) -> None:

@@ -1,20 +1,21 @@
-"""A clean-photo pool from the photographs scikit-image, matplotlib, scikit-learn and OpenCV's
-sample data ship, split into train, validation and test.
+"""A clean-photo pool from the photographs scikit-image, matplotlib, mahotas, scikit-learn and
+OpenCV's sample data ship, split into train, validation and test.
 
-The natural colour photographs bundled with scikit-image, the portrait matplotlib ships, the
-two photographs of scikit-learn and the colour photographs of OpenCV's sample data (Debian's
-``opencv-doc``: :data:`OPENCV_SAMPLES`, or ``$VQE_OPENCV_SAMPLES``) serve as clean targets (no
-download, no network): the demo set and :class:`CleanPhotoPairs` degrade them into inputs. The
-three splits hold *different photographs* (near-duplicate pairs such as leuvenA/B or
+The natural colour photographs bundled with scikit-image, the portraits matplotlib and mahotas
+ship, the two photographs of scikit-learn and the colour photographs of OpenCV's sample data
+(Debian's ``opencv-doc``: :data:`OPENCV_SAMPLES`, or ``$VQE_OPENCV_SAMPLES``) serve as clean
+targets (no download, no network): the demo set and :class:`CleanPhotoPairs` degrade them into
+inputs. The three splits hold *different photographs* (near-duplicate pairs such as leuvenA/B or
 aero1/3 contribute one side only), so a model trained on the train photos and measured on the
 others is measured on content it has never seen — not on new crops of memorised pictures.
 
 * ``TEST_PHOTOS`` — the people a video call is about: astronaut (a portrait) and
   ``opencv:messi5`` (a footballer on a pitch), plus :data:`TEST_VIDEOS`: OpenCV's ``vtest.avi``
   (people walking across a campus: real people, real motion). Reported, never chosen on.
-* ``VALIDATION_PHOTOS`` — grace_hopper (matplotlib's portrait: a face, a dark neutral uniform),
-  ``opencv:home`` (an indoor room) and ``opencv:leuvenA`` (a street of façades): where recipe
-  choices are made.
+* ``VALIDATION_PHOTOS`` — two people: grace_hopper (matplotlib's portrait: a face, a dark
+  neutral uniform) and luispedro (mahotas' demo portrait: a man outdoors in evening light,
+  glass façade behind); ``opencv:home`` (an indoor room) and ``opencv:leuvenA`` (a street of
+  façades): where recipe choices are made.
 * ``TRAIN_PHOTOS`` — all the rest: chelsea, coffee, rocket, stereo_motorcycle (left view),
   china, flower and OpenCV's colour photographs (:data:`OPENCV_PHOTOS`: those of its ``data``
   folder, and street scenes, a robin and a plant from its other example folders).
@@ -88,12 +89,13 @@ OPENCV_PHOTOS: dict[str, str] = {
 OPENCV_VIDEOS: dict[str, str] = {f"{OPENCV_PREFIX}vtest": "vtest.avi"}
 #: Pool names that show people (the faces a call is about).
 PEOPLE: frozenset[str] = frozenset(
-    {"astronaut", "grace_hopper", f"{OPENCV_PREFIX}messi5", f"{OPENCV_PREFIX}vtest"}
+    {"astronaut", "grace_hopper", "luispedro", f"{OPENCV_PREFIX}messi5", f"{OPENCV_PREFIX}vtest"}
 )
 
 _ALL_TEST: tuple[str, ...] = ("astronaut", f"{OPENCV_PREFIX}messi5")
 _ALL_VALIDATION: tuple[str, ...] = (
     "grace_hopper",
+    "luispedro",
     f"{OPENCV_PREFIX}home",
     f"{OPENCV_PREFIX}leuvenA",
 )
@@ -170,10 +172,12 @@ _NOT_IMAGES = frozenset({"download_all", "file_hash", "lbp_frontal_face_cascade_
 
 
 #: Photographs bundled with another installed dependency: name → (package, file inside the
-#: installed package). matplotlib ships one colour portrait, the face the skimage photos lack;
-#: scikit-learn two photographs of other scenes (a temple, a flower) for its image examples.
+#: installed package). matplotlib and mahotas ship one colour portrait each, the faces the
+#: skimage photos lack (mahotas is a dependency for it; its other demo images are a drawing
+#: and the retired "lena"); scikit-learn two photographs of other scenes (a temple, a flower).
 OTHER_BUNDLED: dict[str, tuple[str, str]] = {
     "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    "luispedro": ("mahotas", "demos/data/luispedro.jpg"),
     "china": ("sklearn", "datasets/images/china.jpg"),
     "flower": ("sklearn", "datasets/images/flower.jpg"),
 }

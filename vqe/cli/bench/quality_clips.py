@@ -17,8 +17,10 @@ exposure (mean 0.16–0.24, near the challenge's 50/255) with a slow light flick
 itself (CRF 28–34, webcam-like) — so what the enhancers decode is exactly the degraded video,
 as in a submission.
 
-Everything is drawn from ``np.random.default_rng([seed, clip])``: the same seed gives the same
-clips on every run.
+Everything a clip draws comes from :func:`clip_rng` — the seed, the source's name and the
+clip's number among that source's clips — so the same seed gives the same clips on every run,
+adding a photograph to a split changes no other photograph's clips, and a backlit clip shares
+every draw with the uniform clip of the same number but the person's light.
 
 :func:`comparison_strip` lays out labelled frames; :func:`face_box` finds the largest frontal
 face (OpenCV's bundled Haar cascade) so the strip can show it enlarged, and :func:`face_crop`
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +142,12 @@ def _safe_name(source: str) -> str:
     return source.replace(":", "_").replace("/", "_")
 
 
+def clip_rng(seed: int, source: str, copy: int) -> np.random.Generator:
+    """The draws of clip ``copy`` of ``source``: keyed by the source's name (CRC-32, the same
+    in every process), not by the clip's position in a list that grows with the splits."""
+    return np.random.default_rng([seed, zlib.crc32(source.encode()), copy])
+
+
 def clip_person(frames: Sequence[np.ndarray]) -> Ellipse | None:
     """The person of a clip: the largest of the regions found on its first, middle and last
     frames (the camera moves little; one frame alone may miss the face or take a small false
@@ -214,11 +223,13 @@ def make_clip(
     seed: int,
     ranges: DegradationRanges = TEST_RANGES,
     lighting: str = UNIFORM,
+    copy: int = 0,
 ) -> TestClip:
-    """Write clip ``index`` (a pan over ``photo``) as ``folder/<name>.mp4``; return it.
-    ``lighting`` FOREGROUND also darkens the person (the photo needs a face)."""
+    """Write clip ``index`` (a pan over ``photo``, its ``copy``-th draw: :func:`clip_rng`) as
+    ``folder/<name>.mp4``; return it. ``lighting`` FOREGROUND also darkens the person (the
+    photo needs a face)."""
     _check_clip(num_frames, width, height)
-    rng = np.random.default_rng([seed, index])
+    rng = clip_rng(seed, photo, copy)
     framed = framed_on_face(load_photo(photo), width / height)
     clean = pan_zoom_clip(
         tensor_to_image(rgb_uint8_to_tensor(framed)), num_frames, width, height, rng
@@ -270,9 +281,10 @@ def make_video_clip(
     ranges: DegradationRanges = TEST_RANGES,
 ) -> TestClip:
     """Write clip ``index``: window ``window`` (``num_frames`` frames from
-    :data:`VIDEO_FIRST_FRAME` on) of ``video``, fitted to width×height and degraded."""
+    :data:`VIDEO_FIRST_FRAME` on) of ``video``, fitted to width×height and degraded with the
+    draws of :func:`clip_rng` for that window."""
     _check_clip(num_frames, width, height)
-    rng = np.random.default_rng([seed, index])
+    rng = clip_rng(seed, video, window)
     start = VIDEO_FIRST_FRAME + window * num_frames
     frames = load_video_window(video, start, num_frames)
     clean = [fit_frame(frame, width, height) for frame in frames]
@@ -295,9 +307,12 @@ def make_clips(
         raise ValueError("no test photographs to make clips from")
     folder.mkdir(parents=True, exist_ok=True)
     return [
-        make_clip(folder, index, photos[index % len(photos)], num_frames, width, height, seed)
+        make_clip(
+            folder, index, photos[index % len(photos)], num_frames, width, height, seed,
+            copy=index // len(photos),
+        )
         for index in range(count)
-    ]
+    ]  # fmt: skip
 
 
 def split_sources(splits: Sequence[str], max_photos: int | None = None) -> list[tuple[str, str]]:
@@ -342,20 +357,20 @@ def make_split_clips(
                     folder, index, source, num_frames, width, height, seed, window=copy
                 )
             else:
-                clip = make_clip(folder, index, source, num_frames, width, height, seed)
+                clip = make_clip(folder, index, source, num_frames, width, height, seed, copy=copy)
             clips.append(clip)
     if foreground:
         people = [
             s for s, kind in split_sources(splits, max_photos) if kind == "photo" and s in PEOPLE
         ]
         for source in people:
-            for _ in range(per_source):
+            for copy in range(per_source):
                 try:
                     clips.append(
                         make_clip(folder, len(clips), source, num_frames, width, height, seed,
-                                  lighting=FOREGROUND)
+                                  lighting=FOREGROUND, copy=copy)
                     )  # fmt: skip
-                except NoPersonError as error:  # tiny frames: the face is too small to find
+                except NoPersonError as error:  # tiny frames, or a close-up that cuts the face
                     log.warning("no foreground clip: %s", error)
     return clips
 
@@ -434,6 +449,7 @@ __all__ = [
     "face_crop",
     "fit_frame",
     "framed_on_face",
+    "clip_rng",
     "make_clip",
     "make_clips",
     "make_split_clips",
