@@ -576,6 +576,53 @@ def clip_records(clips: Sequence[TestClip]) -> list[dict[str, Any]]:
     ]
 
 
+def settings_record(args: argparse.Namespace, count: int) -> dict[str, Any]:
+    """The run's options as the report records them (``count``: clips made)."""
+    width, height = args.size
+    return {
+        "minutes": None if args.steps is not None or args.eval_only else args.minutes,
+        "steps": list(args.steps) if args.steps is not None else None,
+        "eval_only": args.eval_only,
+        "tiny": args.tiny,
+        "clips": count,
+        "clips_per_source": args.clips,
+        "splits": list(args.splits),
+        "max_photos": args.max_photos,
+        "frames": args.frames,
+        "width": width,
+        "height": height,
+        "seed": args.seed,
+        "smoothing": {"enabled": not args.no_smoothing, "alpha": args.smoothing_alpha},
+        "device": "cpu",
+    }
+
+
+def targets_record(
+    splits: Sequence[str], clips: Sequence[TestClip], methods: dict[str, Any]
+) -> dict[str, Any]:
+    """Judge the final model against the baseline on the reported split's uniform clips (the
+    targets), print the gains per split, and return the report's ``targets``."""
+    reported = reported_split(splits)
+    final, baseline = (methods[k]["means"] for k in ("final", "baseline"))
+    reported_clips = [
+        clip.name for clip in clips if clip.split == reported and clip.lighting == UNIFORM
+    ]
+    verdicts = judge(methods["final"]["per_clip"], methods["baseline"]["per_clip"], reported_clips)
+    gains = {
+        split: methods["final"]["means_by_split"][split]["psnr"]
+        - methods["baseline"]["means_by_split"][split]["psnr"]
+        for split in splits
+    }
+    print_gains(methods, splits, gains)
+    return {
+        "split": reported,
+        "psnr_gain_over_baseline_by_split_db": gains,
+        "psnr_gain_over_baseline_db": final["psnr"] - baseline["psnr"],
+        "verdicts": as_records(verdicts),
+        "all_met": all(verdict.met for verdict in verdicts),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train, make the clips, run every method on them, measure, judge: the report's record."""
     started = time.perf_counter()
@@ -605,37 +652,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     methods, notes, strip = measure_methods(args, clips, folders, out)
     metrics_s = time.perf_counter() - start
 
-    reported = reported_split(args.splits)
-    final, baseline = (methods[k]["means"] for k in ("final", "baseline"))
-    reported_clips = [
-        clip.name for clip in clips if clip.split == reported and clip.lighting == UNIFORM
-    ]
-    verdicts = judge(methods["final"]["per_clip"], methods["baseline"]["per_clip"], reported_clips)
-    gains = {
-        split: methods["final"]["means_by_split"][split]["psnr"]
-        - methods["baseline"]["means_by_split"][split]["psnr"]
-        for split in args.splits
-    }
-    print_gains(methods, args.splits, gains)
+    targets = targets_record(args.splits, clips, methods)
     return {
         "benchmark": RESULT_NAME,
         "command": "vqe bench-quality " + " ".join(args.argv),
-        "settings": {
-            "minutes": None if args.steps is not None or args.eval_only else args.minutes,
-            "steps": list(args.steps) if args.steps is not None else None,
-            "eval_only": args.eval_only,
-            "tiny": args.tiny,
-            "clips": count,
-            "clips_per_source": args.clips,
-            "splits": list(args.splits),
-            "max_photos": args.max_photos,
-            "frames": args.frames,
-            "width": width,
-            "height": height,
-            "seed": args.seed,
-            "smoothing": {"enabled": not args.no_smoothing, "alpha": args.smoothing_alpha},
-            "device": "cpu",
-        },
+        "settings": settings_record(args, count),
         "recipe": recipe,
         "clips": clip_records(clips),
         "test_degradation_ranges": {
@@ -643,13 +664,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "methods": methods,
         "metric_notes": notes,
-        "targets": {
-            "split": reported,
-            "psnr_gain_over_baseline_by_split_db": gains,
-            "psnr_gain_over_baseline_db": final["psnr"] - baseline["psnr"],
-            "verdicts": as_records(verdicts),
-            "all_met": all(verdict.met for verdict in verdicts),
-        },
+        "targets": targets,
         "checkpoints": {
             "stage1": str(out / "stage1.ckpt"),
             "final": str(out / "final.ckpt"),
