@@ -172,6 +172,21 @@ def dark_and_bluish_frames(count: int, size: int) -> tuple[torch.Tensor, torch.T
     return torch.cat([0.5 * dark_target, bluish]), torch.cat([dark_target, bluish_target])
 
 
+def fit_losses(
+    stage: LutStage, frames: torch.Tensor, targets: torch.Tensor, steps: int, lr: float
+) -> list[float]:
+    """Adam on the stage's MSE to ``targets`` for ``steps`` steps: the loss before each step."""
+    optimiser = torch.optim.Adam(stage.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = (stage(frames).frames - targets).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def test_every_basis_and_head_row_learns() -> None:
     torch.manual_seed(0)
     stage = LutStage(3, 9, predictor_channels=(8, 16), predictor_input_size=16,
@@ -179,14 +194,7 @@ def test_every_basis_and_head_row_learns() -> None:
     frames, targets = dark_and_bluish_frames(count=4, size=16)
     basis_init = stage.basis.detach().clone()
     head_init = stage.predictor.head.weight.detach().clone()
-    optimizer = torch.optim.Adam(stage.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(60):
-        loss = (stage(frames).frames - targets).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_losses(stage, frames, targets, steps=60, lr=1e-2)
 
     # (a) every basis LUT moved well beyond its init noise (std 1e-3) …
     basis_moved = (stage.basis.detach() - basis_init).abs().flatten(1).mean(dim=1)
@@ -281,14 +289,7 @@ def test_gain_map_learns_to_undo_uneven_key_light() -> None:
     target = 0.2 + 0.6 * torch.rand(4, 3, 16, 16)
     fall_off = torch.linspace(1.0, 0.5, 16).view(1, 1, 1, 16)
     frames = target * fall_off
-    optimiser = torch.optim.Adam(stage.parameters(), lr=0.05)
-    losses = []
-    for _ in range(60):
-        optimiser.zero_grad()
-        loss = (stage(frames).frames - target).square().mean()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses = fit_losses(stage, frames, target, steps=60, lr=0.05)
     assert losses[-1] < 0.1 * losses[0]
 
 
@@ -323,14 +324,7 @@ def test_white_balance_learns_to_undo_a_cast_the_frame_shows() -> None:
     target = 0.2 + 0.5 * torch.rand(8, 3, 16, 16)
     casts = torch.tensor([[1.25, 1.0, 0.8], [0.8, 1.0, 1.25]]).repeat(4, 1).view(8, 3, 1, 1)
     frames = target * casts
-    optimiser = torch.optim.Adam(stage.parameters(), lr=0.02)
-    losses = []
-    for _ in range(150):
-        optimiser.zero_grad()
-        loss = (stage(frames).frames - target).square().mean()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses = fit_losses(stage, frames, target, steps=150, lr=0.02)
     assert losses[-1] < 0.05 * losses[0]
     with torch.no_grad():
         _, balance, _ = stage.split_coefficients(stage.predict_weights(frames))
